@@ -1,0 +1,62 @@
+"""From cell effects to reported effects: observation-weighted averages (NumPy layer).
+
+Every reported effect (ATT overall, by cohort, by group, by cohort x group, by event time)
+is a weighted average of the treated-cell effects, with weights equal to the cells'
+(weighted) numbers of treated observations. The map is one matrix ``M`` (effects x cells)
+whose rows sum to one, so effect draws are ``tau_draws @ M.T``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..results import group_label
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """Rows: (estimand, group, n_obs); ``matrix``: effects x cells, rows summing to one."""
+
+    estimand: list[str]
+    group: list[str]
+    n_obs: np.ndarray
+    matrix: np.ndarray
+
+    @property
+    def labels(self) -> list[str]:
+        return [f"{e}|{g}" for e, g in zip(self.estimand, self.group)]
+
+
+def aggregation(cells: pd.DataFrame, groups: list[str], event_time: bool) -> Aggregation:
+    """Build the averaging matrix for a cell table with columns cohort, groups..., k,
+    n_obs and weight."""
+    weight = cells["weight"].to_numpy(dtype=float)
+    n_obs = cells["n_obs"].to_numpy()
+    estimand, group, counts, rows = [], [], [], []
+
+    def add(kind: str, label: str, mask: np.ndarray) -> None:
+        w = np.where(mask, weight, 0.0)
+        if w.sum() <= 0:
+            return
+        estimand.append(kind)
+        group.append(label)
+        counts.append(int(n_obs[mask].sum()))
+        rows.append(w / w.sum())
+
+    add("att", "overall", np.ones(len(cells), dtype=bool))
+    for c in sorted(cells["cohort"].unique()):
+        add("att", group_label(cohort=c), cells["cohort"].to_numpy() == c)
+    for g in groups:
+        for level in sorted(cells[g].unique(), key=str):
+            add("att", group_label(**{g: level}), cells[g].to_numpy() == level)
+    for g in groups:
+        for (c, level), _ in cells.groupby(["cohort", g], sort=True, observed=True):
+            mask = (cells["cohort"].to_numpy() == c) & (cells[g].to_numpy() == level)
+            add("att", group_label(cohort=c, **{g: level}), mask)
+    if event_time:
+        for k in sorted(cells["k"].unique()):
+            add("event_time", group_label(k=k), cells["k"].to_numpy() == k)
+    return Aggregation(estimand, group, np.asarray(counts), np.vstack(rows))

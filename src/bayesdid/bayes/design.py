@@ -1,0 +1,255 @@
+"""prepare(panel, spec) -> DiDDesign: the arrays a Bayesian DID model needs, no PyMC.
+
+The model is the clean-comparison (imputation / saturated-interaction) DID:
+
+    y_it = a_i + g_t + x_it' b + D_it * tau_c(it) + e_it
+
+with one effect per treated cell c = (cohort, pooled groups..., event time k), and
+tau_c = mu + u_cohort + u_group... (+ u_event) + u_cell, each u a zero-mean Gaussian
+block with its own scale. Everything except the unit effects a_i is stacked into one
+coefficient vector ``phi`` whose columns are described by :attr:`DiDDesign.blocks`.
+
+Outcome and covariates are standardised (``y_scale``, ``x_scale``) so that default priors
+are on a unit scale; results are reported back on the original scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..errors import DesignError
+from ..panel import Panel
+from ..results import group_label
+
+FIXED_PRIOR_SD = 10.0  # sd of the (nearly flat) priors on unit, period and covariate effects,
+# in standard deviations of the outcome: proper, so the dense and marginal forms agree exactly.
+
+
+@dataclass(frozen=True)
+class Block:
+    """A contiguous slice of ``phi``: name, size, and whether its scale is sampled."""
+
+    name: str
+    start: int
+    size: int
+    kind: str  # "fixed" (sd FIXED_PRIOR_SD), "mean" (sd = prior on mu), "random" (sampled sd)
+
+    @property
+    def slice(self) -> slice:
+        return slice(self.start, self.start + self.size)
+
+
+@dataclass(frozen=True, eq=False)
+class DiDDesign:
+    """Arrays and coordinates of the hierarchical DID (frozen; built by :func:`prepare`)."""
+
+    n_obs: int
+    n_units: int
+    y_mean: float
+    y_scale: float
+    x_mean: np.ndarray
+    x_scale: np.ndarray
+    blocks: tuple[Block, ...]
+    coords: dict[str, list]
+    cells: pd.DataFrame  # one row per treated cell: labels, n_obs, weight, block indices
+    # row level (dense model): standardised y, unit/time/cell indices, covariates
+    y: np.ndarray
+    unit_idx: np.ndarray
+    time_idx: np.ndarray
+    cell_idx: np.ndarray  # -1 for untreated rows
+    X: np.ndarray
+    prev_row: np.ndarray  # index of the same unit's previous period, -1 if none
+    # sufficient statistics of W = [Z_phi | y] for the marginal likelihood
+    stats: dict[str, np.ndarray] = field(repr=False)
+    contiguous: bool = True
+
+    @property
+    def n_phi(self) -> int:
+        return sum(b.size for b in self.blocks)
+
+    def block(self, name: str) -> Block:
+        for b in self.blocks:
+            if b.name == name:
+                return b
+        raise KeyError(name)
+
+    @property
+    def random_blocks(self) -> list[Block]:
+        return [b for b in self.blocks if b.kind == "random"]
+
+
+def prepare(panel: Panel, pool: tuple[str, ...], event_time: bool,
+            covariates: tuple[str, ...]) -> DiDDesign:
+    """Build the design of the clean-comparison DID from a validated panel."""
+    df = panel.frame
+    unknown = [g for g in pool if g not in ("cohort", *panel.groups)]
+    if unknown:
+        raise DesignError(
+            f"pool={pool!r} names {unknown}, which are not group columns of the panel",
+            column=unknown[0], hint=f"pass groups={unknown} to Panel.from_frame "
+            f"(panel groups: {list(panel.groups)})")
+    missing_cov = [c for c in covariates if c not in panel.covariates]
+    if missing_cov:
+        raise DesignError(f"covariates {missing_cov} were not declared on the panel",
+                          column=missing_cov[0],
+                          hint="pass them as covariates=[...] to Panel.from_frame")
+    groups = [g for g in pool if g != "cohort"]
+
+    times = np.sort(df[panel.time].unique())
+    time_idx = np.searchsorted(times, df[panel.time].to_numpy())
+    unit_codes, unit_labels = pd.factorize(df[panel.unit], sort=False)
+    unit_idx = unit_codes.astype(np.int64)
+
+    y_raw = df[panel.outcome].to_numpy(dtype=float)
+    y_mean = float(y_raw.mean())
+    y_scale = float(y_raw.std()) or 1.0
+    y = (y_raw - y_mean) / y_scale
+    X_raw = df[list(covariates)].to_numpy(dtype=float) if covariates else np.zeros((len(df), 0))
+    x_mean = X_raw.mean(axis=0)
+    x_scale = X_raw.std(axis=0)
+    constant = np.flatnonzero(x_scale == 0)
+    if constant.size:
+        raise DesignError(f"covariate {covariates[constant[0]]!r} is constant",
+                          column=covariates[constant[0]])
+    X = (X_raw - x_mean) / x_scale
+
+    treated = df["treated"].to_numpy() == 1
+    cell_keys = ["cohort", *groups, "rel_time"]
+    tr = df.loc[treated, cell_keys].copy()
+    tr["cohort"] = tr["cohort"].astype(int)
+    tr["rel_time"] = tr["rel_time"].astype(int)
+    w = df[panel.weights].to_numpy(dtype=float) if panel.weights else np.ones(len(df))
+    tr["_w"] = w[treated]
+    cells = (tr.groupby(cell_keys, sort=True, observed=True)
+             .agg(n_obs=("_w", "size"), weight=("_w", "sum")).reset_index())
+    cell_of_row = np.full(len(df), -1, dtype=np.int64)
+    cell_of_row[treated] = (tr[cell_keys].merge(cells[cell_keys].reset_index(), on=cell_keys,
+                                                 how="left")["index"].to_numpy())
+    cells = cells.rename(columns={"rel_time": "k"})
+
+    # column blocks of phi
+    cohorts = sorted(cells["cohort"].unique().tolist())
+    levels = {g: sorted(cells[g].unique().tolist(), key=str) for g in groups}
+    ks = sorted(cells["k"].unique().tolist())
+    blocks: list[Block] = []
+    coords: dict[str, list] = {"time": times[1:].tolist(), "covariate": list(covariates)}
+
+    def add(name: str, size: int, kind: str) -> Block:
+        start = blocks[-1].start + blocks[-1].size if blocks else 0
+        blocks.append(Block(name, start, size, kind))
+        return blocks[-1]
+
+    add("time", len(times) - 1, "fixed")
+    add("beta", len(covariates), "fixed")
+    add("mu", 1, "mean")
+    if "cohort" in pool:
+        add("cohort", len(cohorts), "random")
+        coords["cohort"] = cohorts
+    for g in groups:
+        add(g, len(levels[g]), "random")
+        coords[g] = levels[g]
+    if event_time:
+        add("event", len(ks), "random")
+        coords["event"] = ks
+    add("cell", len(cells), "random")
+    coords["cell"] = [_cell_label(row, groups) for row in cells.itertuples(index=False)]
+    blocks_t = tuple(b for b in blocks if b.size > 0 or b.name in ("mu",))
+
+    # indices of each cell in the pooled blocks
+    cells["cohort_idx"] = [cohorts.index(c) for c in cells["cohort"]]
+    for g in groups:
+        cells[f"{g}_idx"] = [levels[g].index(v) for v in cells[g]]
+    cells["event_idx"] = [ks.index(k) for k in cells["k"]]
+    cells["label"] = coords["cell"]
+
+    Z = _phi_matrix(time_idx, X, cell_of_row, cells, blocks_t, groups, len(df))
+    prev_row, contiguous = _previous_rows(unit_idx, time_idx)
+    stats = _sufficient_stats(Z, y, unit_idx, prev_row)
+    return DiDDesign(
+        n_obs=len(df), n_units=len(unit_labels), y_mean=y_mean, y_scale=y_scale,
+        x_mean=x_mean, x_scale=x_scale, blocks=blocks_t, coords=coords, cells=cells,
+        y=y, unit_idx=unit_idx, time_idx=time_idx, cell_idx=cell_of_row, X=X,
+        prev_row=prev_row, stats=stats, contiguous=contiguous)
+
+
+def _cell_label(row, groups: list[str]) -> str:
+    parts = {"cohort": row.cohort, **{g: getattr(row, g) for g in groups}, "k": row.k}
+    return group_label(**parts)
+
+
+def _phi_matrix(time_idx, X, cell_of_row, cells, blocks, groups, n) -> sp.csr_matrix:
+    """Sparse (n x n_phi) design of everything but the unit effects."""
+    by_name = {b.name: b for b in blocks}
+    rows, cols, vals = [], [], []
+    t = by_name["time"]
+    has_t = time_idx > 0
+    rows.append(np.flatnonzero(has_t)); cols.append(t.start + time_idx[has_t] - 1)
+    vals.append(np.ones(has_t.sum()))
+    for j in range(X.shape[1]):
+        rows.append(np.arange(n)); cols.append(np.full(n, by_name["beta"].start + j))
+        vals.append(X[:, j])
+    tr = np.flatnonzero(cell_of_row >= 0)
+    c = cell_of_row[tr]
+    pieces = [("mu", np.zeros(len(c), dtype=np.int64)), ("cell", c)]
+    if "cohort" in by_name:
+        pieces.append(("cohort", cells["cohort_idx"].to_numpy()[c]))
+    for g in groups:
+        pieces.append((g, cells[f"{g}_idx"].to_numpy()[c]))
+    if "event" in by_name:
+        pieces.append(("event", cells["event_idx"].to_numpy()[c]))
+    for name, offset in pieces:
+        rows.append(tr); cols.append(by_name[name].start + offset); vals.append(np.ones(len(c)))
+    m = sum(b.size for b in blocks)
+    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                         shape=(n, m))
+
+
+def _previous_rows(unit_idx: np.ndarray, time_idx: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Row index of the same unit's previous observed row (rows sorted by unit, time),
+    and whether every unit's rows are consecutive grid periods (needed for AR(1))."""
+    prev = np.full(len(unit_idx), -1, dtype=np.int64)
+    same_unit = np.r_[False, unit_idx[1:] == unit_idx[:-1]]
+    prev[same_unit] = np.flatnonzero(same_unit) - 1
+    consecutive = np.r_[False, time_idx[1:] == time_idx[:-1] + 1]
+    return prev, bool(np.all(consecutive[same_unit]))
+
+
+def _sufficient_stats(Z: sp.csr_matrix, y: np.ndarray, unit_idx: np.ndarray,
+                      prev_row: np.ndarray) -> dict[str, np.ndarray]:
+    """Cross-products of W = [Z | y] that make the AR(1) marginal likelihood exact.
+
+    Rows of a unit are split into its first row and the rest ("cur") paired with their
+    predecessor ("lag"). When each unit's rows are consecutive periods, the Prais-Winsten transformed
+    cross-product is A0 - rho (A1 + A1') + rho^2 A2 + (1 - rho^2) F, and the unit-effect
+    column of unit i projects on W through f_i, s_i, l_i (first row, sum of cur, sum of lag).
+    Units are grouped by their number of rows L, which fixes the unit effect's precision
+    D_L(rho). (With gaps the lag pairs are not one period apart: valid for rho = 0 only.)
+    """
+    W = sp.hstack([Z, sp.csr_matrix(y[:, None])], format="csr")
+    cur = np.flatnonzero(prev_row >= 0)
+    lag = prev_row[cur]
+    first = np.flatnonzero(prev_row < 0)
+    Wc, Wl, Wf = W[cur], W[lag], W[first]
+    dense = lambda a: np.asarray(a.todense())  # noqa: E731
+    n_units = int(unit_idx.max()) + 1
+    run_len = np.bincount(unit_idx, minlength=n_units)
+    agg_cur = sp.csr_matrix((np.ones(len(cur)), (unit_idx[cur], np.arange(len(cur)))),
+                            shape=(n_units, len(cur)))
+    G = {"f": Wf, "s": agg_cur @ Wc, "l": agg_cur @ Wl}
+    lengths = np.unique(run_len)
+    Q = np.empty((len(lengths), 3, 3, W.shape[1], W.shape[1]))
+    for li, L in enumerate(lengths):
+        sel = np.flatnonzero(run_len == L)
+        parts = [G[k][sel] for k in "fsl"]
+        for a in range(3):
+            for b in range(3):
+                Q[li, a, b] = dense(parts[a].T @ parts[b])
+    return {
+        "F": dense(Wf.T @ Wf), "A0": dense(Wc.T @ Wc), "A1": dense(Wc.T @ Wl),
+        "A2": dense(Wl.T @ Wl), "Q": Q, "run_lengths": lengths.astype(float),
+        "units_per_length": np.array([(run_len == L).sum() for L in lengths], dtype=float),
+    }

@@ -1,0 +1,115 @@
+"""build_pymc(design, ...) -> pm.Model for the hierarchical DID, in two exact forms.
+
+* ``marginal``: NUTS sees only sigma, rho and the pooling sds; every linear coefficient is
+  integrated out (:mod:`.likelihoods`). Gaussian iid or AR(1) errors.
+* ``dense``: every coefficient is a sampled parameter (unit effects centred, pooled effects
+  non-centred). Needed for Student-t errors; the reference the marginal form is tested
+  against.
+
+Both use the same priors, so for Gaussian errors they define the same posterior.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from .design import FIXED_PRIOR_SD, DiDDesign
+from .likelihoods import marginal_loglik_pt
+from .priors import DiDPriors
+
+LAM_FIXED = 1.0 / FIXED_PRIOR_SD**2
+
+
+def _coords(design: DiDDesign) -> dict[str, list]:
+    coords = {k: v for k, v in design.coords.items() if k != "cell"}
+    coords["cell"] = design.coords["cell"]
+    return coords
+
+
+def _hyperparameters(design: DiDDesign, errors: str, priors: DiDPriors):
+    sigma = pm.HalfNormal("sigma", priors.sigma_sd)
+    rho = pm.Uniform("rho", -1.0, 1.0) if errors == "ar1" else pt.constant(0.0)
+    sds = {b.name: pm.HalfNormal(f"sd_{b.name}", priors.effect_sd) for b in design.random_blocks}
+    return sigma, rho, sds
+
+
+def prior_precision(design: DiDDesign, priors: DiDPriors, sds: dict):
+    """Symbolic vector of prior precisions of phi, block by block."""
+    parts = []
+    for b in design.blocks:
+        if b.kind == "fixed":
+            parts.append(pt.ones(b.size) * LAM_FIXED)
+        elif b.kind == "mean":
+            parts.append(pt.ones(1) / priors.effect_mean_sd**2)
+        else:
+            parts.append(pt.ones(b.size) / sds[b.name] ** 2)
+    return pt.concatenate(parts)
+
+
+def prior_precision_draws(design: DiDDesign, priors: DiDPriors, sds: dict) -> np.ndarray:
+    """NumPy twin of :func:`prior_precision` for many draws: ``sds[name]`` has shape (n,)."""
+    n = len(next(iter(sds.values()))) if sds else 1
+    parts = []
+    for b in design.blocks:
+        if b.kind == "fixed":
+            parts.append(np.full((n, b.size), LAM_FIXED))
+        elif b.kind == "mean":
+            parts.append(np.full((n, 1), 1.0 / priors.effect_mean_sd**2))
+        else:
+            parts.append(np.repeat((1.0 / sds[b.name] ** 2)[:, None], b.size, axis=1))
+    return np.concatenate(parts, axis=1)
+
+
+def build_marginal(design: DiDDesign, errors: str, priors: DiDPriors) -> pm.Model:
+    """Marginal form: coefficients integrated out exactly (Gaussian iid or AR(1))."""
+    with pm.Model(coords=_coords(design)) as model:
+        sigma, rho, sds = _hyperparameters(design, errors, priors)
+        lam_phi = prior_precision(design, priors, sds)
+        pm.Potential("marginal_loglik", marginal_loglik_pt(
+            design.stats, design.n_obs, sigma, rho, LAM_FIXED, lam_phi))
+    return model
+
+
+def build_dense(design: DiDDesign, errors: str, priors: DiDPriors) -> pm.Model:
+    """Dense form: every coefficient sampled; supports iid, AR(1) and Student-t errors."""
+    coords = _coords(design)
+    coords["unit"] = list(range(design.n_units))
+    with pm.Model(coords=coords) as model:
+        sigma, rho, sds = _hyperparameters(design, errors, priors)
+        a = pm.Normal("unit_effect", 0.0, FIXED_PRIOR_SD, dims="unit")
+        gamma = pm.Normal("time_effect_std", 0.0, FIXED_PRIOR_SD, dims="time")
+        mean = a[design.unit_idx] + pt.concatenate([pt.zeros(1), gamma])[design.time_idx]
+        if design.X.shape[1]:
+            beta = pm.Normal("beta_std", 0.0, FIXED_PRIOR_SD, dims="covariate")
+            mean = mean + pt.dot(design.X, beta)
+        mu = pm.Normal("mu_std", 0.0, priors.effect_mean_sd)
+        tau = mu + pt.zeros(len(design.cells))
+        cells = design.cells
+        for b in design.random_blocks:
+            z = pm.Normal(f"z_{b.name}", 0.0, 1.0, shape=b.size)
+            u = sds[b.name] * z
+            if b.name == "cell":
+                tau = tau + u
+            elif b.name == "event":
+                tau = tau + u[cells["event_idx"].to_numpy()]
+            else:
+                tau = tau + u[cells[f"{b.name}_idx"].to_numpy()]
+        tau = pm.Deterministic("tau_cell_std", tau, dims="cell")
+        treated = np.flatnonzero(design.cell_idx >= 0)
+        mean = pt.inc_subtensor(mean[treated], tau[design.cell_idx[treated]])
+        resid = design.y - mean
+        if errors == "student_t":
+            nu = pm.Deterministic("nu", 2.0 + pm.Exponential("nu_minus_2", priors.nu_rate))
+            pm.Potential("loglik", pm.logp(pm.StudentT.dist(nu, 0.0, sigma), resid).sum())
+        elif errors == "ar1":
+            has_prev = np.flatnonzero(design.prev_row >= 0)
+            first = np.flatnonzero(design.prev_row < 0)
+            innov = resid[has_prev] - rho * resid[design.prev_row[has_prev]]
+            pm.Potential("loglik", pm.logp(pm.Normal.dist(0.0, sigma), innov).sum()
+                         + pm.logp(pm.Normal.dist(0.0, sigma / pt.sqrt(1 - rho**2)),
+                                   resid[first]).sum())
+        else:
+            pm.Potential("loglik", pm.logp(pm.Normal.dist(0.0, sigma), resid).sum())
+    return model

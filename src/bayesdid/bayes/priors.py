@@ -1,0 +1,35 @@
+"""Priors of the hierarchical DID, as a JSON-serialisable config object.
+
+All scales are in standard deviations of the outcome (the model standardises it), so the
+defaults are weakly informative whatever the outcome's units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from ..errors import BayesDidError
+
+
+@dataclass(frozen=True)
+class DiDPriors:
+    """Prior scales.
+
+    sigma_sd : HalfNormal scale of the error (innovation) sd.
+    effect_mean_sd : Normal sd of the grand mean treatment effect ``mu``.
+    effect_sd : HalfNormal scale of every pooling sd (cohort, groups, event time, cell).
+    nu_rate : rate of the Exponential prior on ``nu - 2`` (Student-t errors only).
+    """
+
+    sigma_sd: float = 1.0
+    effect_mean_sd: float = 1.0
+    effect_sd: float = 0.5
+    nu_rate: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not (isinstance(value, int | float) and value > 0):
+                raise BayesDidError(f"prior {name} must be a positive number, got {value!r}")
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)

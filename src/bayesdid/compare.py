@@ -1,0 +1,258 @@
+"""Posterior vs classical, side by side.
+
+:func:`compare` aligns several :class:`~bayesdid.results.EffectResult` objects (classical or
+Bayesian) on (estimand, group) and returns a :class:`Comparison`: one long table, a wide
+table, Markdown/LaTeX/HTML renderings and a forest plot.
+
+>>> from bayesdid.results import EffectResult
+>>> row = dict(estimand="att", group="overall", se_or_sd=0.02, level=0.95, n_obs=100)
+>>> twfe = EffectResult.from_rows([dict(row, estimate=0.10, lower=0.06, upper=0.14,
+...                                     interval="confidence")], method="twfe")
+>>> bayes = EffectResult.from_rows([dict(row, estimate=0.12, lower=0.08, upper=0.16,
+...                                      interval="hdi")], method="hierarchical_did")
+>>> cmp = compare(twfe, bayes)
+>>> cmp.labels
+('twfe', 'hierarchical_did')
+>>> cmp.wide().loc[0, "hierarchical_did: interval"]
+'[0.080, 0.160]'
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from .errors import ComparisonError
+from .report.tables import (
+    order_rows,
+    render_html,
+    render_latex,
+    render_markdown,
+    wide_table,
+)
+from .results import EFFECT_COLUMNS, EffectResult
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["compare", "Comparison", "COMPARISON_COLUMNS"]
+
+logger = logging.getLogger(__name__)
+
+COMPARISON_COLUMNS = [
+    "estimand", "group", "method", "estimate", "se_or_sd", "lower", "upper",
+    "interval", "level", "n_obs",
+]
+
+
+def _dedupe(labels: Sequence[str]) -> list[str]:
+    """``["twfe", "twfe"] -> ["twfe", "twfe (2)"]`` (never clashing with a given label)."""
+    taken = set(labels)
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        count = seen.get(label, 0) + 1
+        seen[label] = count
+        if count == 1:
+            out.append(label)
+            continue
+        n = count
+        while f"{label} ({n})" in taken:
+            n += 1
+        new = f"{label} ({n})"
+        taken.add(new)
+        out.append(new)
+    return out
+
+
+def _check_results(results: tuple[Any, ...]) -> None:
+    if not results:
+        raise ComparisonError(
+            "compare() needs at least one result", hint="compare(bayes_res, twfe_res)")
+    for i, r in enumerate(results):
+        if isinstance(r, EffectResult):
+            continue
+        if isinstance(r, (list, tuple)) and r and all(isinstance(x, EffectResult) for x in r):
+            raise ComparisonError(
+                f"argument {i} is a {type(r).__name__} of results; pass them separately",
+                hint="compare(*results)")
+        raise ComparisonError(
+            f"argument {i} is a {type(r).__module__}.{type(r).__qualname__} ({r!r:.80}), "
+            "not an EffectResult",
+            hint="pass what an estimator's fit()/function returns (an EffectResult)")
+
+
+def _labels(results: tuple[EffectResult, ...], labels: Sequence[str] | str | None) -> list[str]:
+    if labels is None:
+        return _dedupe([str(r.method) for r in results])
+    if isinstance(labels, str):
+        labels = [labels]
+    labels = list(labels)
+    if len(labels) != len(results):
+        raise ComparisonError(
+            f"got {len(labels)} label(s) {labels} for {len(results)} result(s)",
+            hint="give one label per result, or labels=None to use each result's method")
+    bad = [lb for lb in labels if not isinstance(lb, str) or not lb.strip()]
+    if bad:
+        raise ComparisonError(f"labels must be non-empty strings, got {bad}")
+    return _dedupe(labels)
+
+
+def _effects(result: EffectResult, level: float | None) -> pd.DataFrame:
+    """``result.effects(level=level)``; keyword ``level`` only, so classical and Bayesian
+    results (``effects(level=, interval=)``) are called the same way."""
+    try:
+        params = inspect.signature(result.effects).parameters
+    except (TypeError, ValueError):  # builtins or odd callables: just try
+        params = {"level": None}
+    takes_level = "level" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    if not takes_level:
+        logger.warning("%s.effects() takes no level; using its own intervals",
+                       type(result).__name__)
+        return result.effects()
+    return result.effects(level=level)
+
+
+def _long_table(results: tuple[EffectResult, ...], labels: list[str],
+                level: float | None) -> pd.DataFrame:
+    frames = []
+    for label, result in zip(labels, results):
+        table = _effects(result, level)
+        missing = [c for c in EFFECT_COLUMNS if c not in table.columns]
+        if missing:
+            raise ComparisonError(
+                f"effects() of {label!r} lacks columns {missing}", column=missing[0])
+        dup = table[table.duplicated(["estimand", "group"], keep=False)]
+        if len(dup):
+            raise ComparisonError(
+                f"result {label!r} reports the same (estimand, group) more than once",
+                rows=dup[EFFECT_COLUMNS])
+        table = table[EFFECT_COLUMNS].copy()
+        table["method"] = label
+        frames.append(table[COMPARISON_COLUMNS])
+    long = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=COMPARISON_COLUMNS)
+    long["n_obs"] = long["n_obs"].astype("Int64")
+    return order_rows(long, labels)
+
+
+@dataclass(frozen=True, eq=False)
+class Comparison:
+    """Several results aligned on (estimand, group).
+
+    Attributes
+    ----------
+    table : long table, one row per reported (estimand, group, method), columns
+        ``COMPARISON_COLUMNS`` (``method`` holds the label). Rows: estimands in order of
+        first appearance; groups overall, cohort, region, cohort x region, event time.
+    labels : the method labels, in the order the results were given.
+    level : the interval level asked for (None: each result's own).
+    methods : each result's ``.method``, in the same order as ``labels``.
+    """
+
+    table: pd.DataFrame
+    labels: tuple[str, ...]
+    level: float | None = 0.95
+    methods: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "table", self.table.copy())
+        object.__setattr__(self, "labels", tuple(self.labels))
+
+    # -- tables ---------------------------------------------------------------------------
+    def wide(self, digits: int = 3) -> pd.DataFrame:
+        """One row per (estimand, group) (outer join over methods): per method the columns
+        ``"<label>: estimate"`` (NaN if the method does not report that row) and
+        ``"<label>: interval"`` (``"[lo, hi]"``, blank if missing)."""
+        return wide_table(self.table, self.labels, digits)
+
+    def to_markdown(self, digits: int = 3) -> str:
+        """A Markdown table, with a note saying which intervals are confidence and which
+        credible (HDI/ETI)."""
+        return render_markdown(self.table, self.labels, digits)
+
+    def to_latex(self, digits: int = 3, *, caption: str | None = None,
+                 label: str | None = None) -> str:
+        """A booktabs LaTeX table (``\\usepackage{booktabs}``), special characters escaped."""
+        return render_latex(self.table, self.labels, digits, caption=caption, label=label)
+
+    def to_html(self, digits: int = 3, *, caption: str | None = None) -> str:
+        """A standalone HTML ``<table>`` whose caption explains the interval kinds."""
+        return render_html(self.table, self.labels, digits, caption=caption)
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    def __repr__(self) -> str:
+        return (f"<Comparison labels={list(self.labels)} rows={len(self.table)}>\n"
+                + self.to_markdown())
+
+    # -- plots ----------------------------------------------------------------------------
+    def forest(self, estimand: str | Sequence[str] | None = None,
+               groups: Sequence[str] | None = None, ax: Axes | None = None,
+               title: str | None = None) -> Figure:
+        """Forest plot: one row per (estimand, group), methods side by side.
+
+        See :func:`bayesdid.report.plots.forest_plot`.
+        """
+        from .report.plots import forest_plot
+
+        return forest_plot(self.table, estimand=estimand, groups=groups,
+                           methods=self.labels, ax=ax, title=title)
+
+    # -- files ----------------------------------------------------------------------------
+    def save(self, folder: str | Path, stem: str = "comparison", *, digits: int = 3,
+             dpi: int = 150) -> dict[str, Path]:
+        """Write ``<stem>.md``, ``.tex``, ``.html``, ``.csv`` (the long table) and
+        ``forest.png`` into ``folder`` (created if needed); returns ``{kind: path}``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = {kind: folder / f"{stem}.{kind}" for kind in ("md", "tex", "html", "csv")}
+        paths["md"].write_text(self.to_markdown(digits), encoding="utf-8")
+        paths["tex"].write_text(self.to_latex(digits), encoding="utf-8")
+        paths["html"].write_text(self.to_html(digits), encoding="utf-8")
+        self.table.to_csv(paths["csv"], index=False)
+        paths["png"] = folder / "forest.png"
+        self.forest().savefig(paths["png"], dpi=dpi)
+        logger.info("comparison written to %s", folder)
+        return paths
+
+
+def compare(*results: EffectResult, labels: Sequence[str] | None = None,
+            level: float | None = 0.95) -> Comparison:
+    """Align results on (estimand, group), posterior beside classical.
+
+    Parameters
+    ----------
+    *results : EffectResult (classical) or BayesResult objects.
+    labels : one label per result; default each result's ``.method``, de-duplicated
+        (``"twfe"``, ``"twfe (2)"``).
+    level : interval level passed to every ``effects(level=...)``; None keeps each
+        result's own level.
+
+    Raises
+    ------
+    ComparisonError : no results, an argument that is not an EffectResult, a label count
+        that does not match, or a result reporting one (estimand, group) twice.
+
+    Examples
+    --------
+    >>> from bayesdid.results import EffectResult
+    >>> r = EffectResult.from_rows([dict(estimand="att", group="overall", estimate=0.1,
+    ...     se_or_sd=0.02, lower=0.06, upper=0.14, level=0.95, interval="confidence",
+    ...     n_obs=100)], method="twfe")
+    >>> compare(r, r).labels
+    ('twfe', 'twfe (2)')
+    """
+    _check_results(results)
+    names = _labels(results, labels)
+    table = _long_table(results, names, level)
+    return Comparison(table=table, labels=tuple(names), level=level,
+                      methods=tuple(str(r.method) for r in results))

@@ -1,0 +1,39 @@
+"""Shipped real datasets and simulated panels with known truth.
+
+Real data (provenance, licences and column dictionaries in ``data/SOURCES.md``):
+
+- ``castle``: castle-doctrine laws and homicide, 50 US states, 2000-2010
+  (Cheng & Hoekstra 2013), staggered adoption.
+- ``prop99``: California's Proposition 99 and cigarette sales, 39 states, 1970-2000
+  (Abadie, Diamond & Hainmueller 2010), one treated unit.
+
+Simulated data: :func:`simulate_staggered`, an LCCP-like city panel whose heterogeneous
+treatment effect is known exactly.
+
+Examples
+--------
+>>> from bayesdid import datasets
+>>> datasets.list()["name"].tolist()
+['castle', 'prop99']
+>>> df = datasets.load("castle")
+>>> kwargs = datasets.info("castle")["panel_kwargs"]
+>>> kwargs["outcome"], len(df)
+('l_homicide', 550)
+"""
+
+from __future__ import annotations
+
+from ._registry import data_path, info, list_datasets, load
+from ._registry import list_datasets as list  # noqa: A001 - the public name is datasets.list
+from .simulate import REGIONS, SimulatedPanel, simulate_staggered
+
+# ``list`` is deliberately left out of __all__ so that ``import *`` cannot shadow the builtin.
+__all__ = [
+    "load",
+    "list_datasets",
+    "info",
+    "data_path",
+    "simulate_staggered",
+    "SimulatedPanel",
+    "REGIONS",
+]

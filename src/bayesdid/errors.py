@@ -1,0 +1,120 @@
+"""Typed errors raised by bayesdid.
+
+Every error is a ``ValueError`` subclass, names the offending column and, where rows are
+at fault, shows them. Catch :class:`BayesDidError` to catch them all.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+__all__ = [
+    "BayesDidError",
+    "ColumnError",
+    "DuplicateRowsError",
+    "MissingValueError",
+    "NonFiniteValueError",
+    "TimeColumnError",
+    "TreatmentError",
+    "DesignError",
+    "WeightsError",
+    "EmptyPanelError",
+    "PolicyListError",
+    "SpecError",
+    "ModelMismatchError",
+    "ComparisonError",
+    "DatasetError",
+]
+
+_MAX_ROWS_SHOWN = 10
+
+
+def _show(rows: pd.DataFrame | None) -> str:
+    if rows is None or len(rows) == 0:
+        return ""
+    shown = rows.head(_MAX_ROWS_SHOWN).to_string()
+    more = len(rows) - _MAX_ROWS_SHOWN
+    tail = f"\n... and {more} more row(s)" if more > 0 else ""
+    return f"\nOffending rows ({len(rows)}):\n{shown}{tail}"
+
+
+class BayesDidError(ValueError):
+    """Base class: a user-facing input or configuration problem.
+
+    Attributes
+    ----------
+    column : the column at fault, when there is one.
+    rows : the offending rows (a copy), when there are any.
+    """
+
+    def __init__(self, message: str, *, column: str | None = None,
+                 rows: pd.DataFrame | None = None, hint: str | None = None):
+        self.column = column
+        self.rows = None if rows is None else rows.copy()
+        text = message
+        if hint:
+            text += f"\nHint: {hint}"
+        text += _show(rows)
+        super().__init__(text)
+
+
+class ColumnError(BayesDidError):
+    """A column is unknown, or has the wrong type."""
+
+
+class DuplicateRowsError(BayesDidError):
+    """The same (unit, time) pair appears more than once."""
+
+
+class MissingValueError(BayesDidError):
+    """A required value is missing (NaN/None)."""
+
+
+class NonFiniteValueError(BayesDidError):
+    """A numeric value is +/-inf."""
+
+
+class TimeColumnError(BayesDidError):
+    """The time column is missing, non-numeric, or has a single period."""
+
+
+class TreatmentError(BayesDidError):
+    """The treatment assignment is not a valid staggered-adoption design."""
+
+
+class DesignError(BayesDidError):
+    """The design cannot identify the effect (no comparison cells, no pre-period...)."""
+
+
+class WeightsError(BayesDidError):
+    """Weights are negative, missing or non-finite."""
+
+
+class EmptyPanelError(BayesDidError):
+    """The frame has no rows."""
+
+
+class PolicyListError(BayesDidError):
+    """A policy list is malformed or names units that are not in the panel."""
+
+
+class SpecError(BayesDidError):
+    """A study specification has an unknown key or a value of the wrong type."""
+
+
+class ModelMismatchError(BayesDidError):
+    """A saved result does not match the model asked to load it."""
+
+
+class ComparisonError(BayesDidError):
+    """Results cannot be compared or plotted side by side (none given, wrong type, bad labels)."""
+
+
+class DatasetError(BayesDidError, KeyError):
+    """A shipped dataset is unknown, or its file cannot be found.
+
+    Also a ``KeyError``, so ``except KeyError`` around a dataset lookup works too.
+    """
+
+    def __str__(self) -> str:  # KeyError would otherwise show the repr of the message
+        return BaseException.__str__(self)
