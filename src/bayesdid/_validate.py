@@ -3,7 +3,8 @@ column and showing the offending rows."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,15 +25,24 @@ def check_nonempty(df: pd.DataFrame) -> None:
         raise EmptyPanelError("the frame has no rows", hint="check the filters applied before")
 
 
-def check_columns_exist(df: pd.DataFrame, columns: Sequence[str]) -> None:
-    for col in columns:
+def check_columns_exist(df: pd.DataFrame, columns: Sequence[str] | Mapping[str, str]) -> None:
+    """Every named column exists exactly once. ``columns`` may map argument names to
+    columns (``{"outcome": "y"}``) so that the message says which argument is wrong."""
+    items = columns.items() if isinstance(columns, Mapping) else ((None, c) for c in columns)
+    for role, col in items:
+        where = f" (passed as {role}=)" if role else ""
         if not isinstance(col, str) and col not in df.columns:
-            raise ColumnError(f"column names must be strings, got {col!r}", column=str(col))
+            raise ColumnError(f"column names must be strings, got {col!r}{where}", column=str(col))
         if col not in df.columns:
-            close = [c for c in map(str, df.columns) if c.lower() == str(col).lower()]
+            names = list(map(str, df.columns))
+            close = [c for c in names if c.lower() == str(col).lower()]
+            close = close or difflib.get_close_matches(str(col), names, n=1, cutoff=0.75)
             hint = f"did you mean {close[0]!r}?" if close else (
-                f"available columns: {', '.join(map(str, list(df.columns)[:30]))}")
-            raise ColumnError(f"unknown column {col!r}", column=col, hint=hint)
+                f"available columns: {', '.join(names[:30])}{', ...' if len(names) > 30 else ''}")
+            raise ColumnError(f"unknown column {col!r}{where}", column=col, hint=hint)
+        if len(df.columns.get_indexer_for([col])) > 1:
+            raise ColumnError(f"column {col!r}{where} appears more than once in the frame",
+                              column=col, hint="rename or drop the duplicate columns")
 
 
 def check_no_missing(df: pd.DataFrame, col: str, hint: str | None = None) -> None:
@@ -48,13 +58,22 @@ def coerce_time(df: pd.DataFrame, col: str) -> pd.Series:
     if len(missing):
         raise TimeColumnError(f"time column {col!r} has {len(missing)} missing value(s)",
                               column=col, rows=missing)
-    if pd.api.types.is_bool_dtype(raw) or not pd.api.types.is_numeric_dtype(raw):
-        values = pd.to_numeric(raw, errors="coerce")
+    dtype = raw.dtype
+    if (pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype)
+            or isinstance(dtype, pd.PeriodDtype) or pd.api.types.is_bool_dtype(dtype)):
+        raise TimeColumnError(
+            f"time column {col!r} must hold integer periods (e.g. years), got dtype {dtype}",
+            column=col, rows=df.head(),
+            hint=f"convert it first, e.g. df[{col!r}] = df[{col!r}].dt.year")
+    if not pd.api.types.is_numeric_dtype(dtype):
+        values = pd.to_numeric(raw.astype(object), errors="coerce")
         bad = df.loc[values.isna()]
         if len(bad):
-            raise TimeColumnError(f"time column {col!r} must be numeric (e.g. years)",
-                                  column=col, rows=bad,
-                                  hint="convert dates to integer periods, e.g. df[col].dt.year")
+            raise TimeColumnError(
+                f"time column {col!r} must be numeric (integer periods such as years); "
+                f"{len(bad)} value(s) are not", column=col, rows=bad,
+                hint=f"convert dates to integer periods, e.g. df[{col!r}] = df[{col!r}].dt.year")
+        values = values.astype(float)
     else:
         values = raw.astype(float)
     bad = df.loc[~np.isfinite(values) | (values % 1 != 0)]
@@ -68,8 +87,10 @@ def check_no_duplicates(df: pd.DataFrame, unit: str, time: str) -> None:
     dup = df.duplicated([unit, time], keep=False)
     if dup.any():
         raise DuplicateRowsError(
-            f"{int(dup.sum())} rows share a ({unit}, {time}) pair; each unit has one row per period",
-            column=unit, rows=df.loc[dup].sort_values([unit, time]))
+            f"{int(dup.sum())} rows share a ({unit!r}, {time!r}) pair; each unit needs exactly "
+            "one row per period",
+            column=unit, rows=df.loc[dup].sort_values([unit, time], kind="stable"),
+            hint=f"aggregate or drop them, e.g. df.drop_duplicates([{unit!r}, {time!r}])")
 
 
 def check_several_periods(df: pd.DataFrame, time: str) -> None:
@@ -88,7 +109,8 @@ def coerce_numeric(df: pd.DataFrame, col: str) -> pd.Series:
     values = pd.to_numeric(raw, errors="coerce")
     bad = df.loc[values.isna() & raw.notna()]
     if len(bad):
-        raise ColumnError(f"column {col!r} must be numeric", column=col, rows=bad)
+        raise ColumnError(f"column {col!r} must be numeric; {len(bad)} value(s) cannot be read "
+                          "as numbers", column=col, rows=bad)
     return values.astype(float)
 
 

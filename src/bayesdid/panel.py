@@ -9,7 +9,7 @@ transformation applied (winsorizing, interpolation) is recorded in :attr:`Panel.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -32,6 +32,8 @@ __all__ = ["Panel", "LogEntry"]
 
 # canonical internal column names (user columns keep their own names beside these)
 UNIT, TIME, Y, D, COHORT, REL, NEVER = "_unit", "_time", "_y", "_d", "_cohort", "_rel", "_never"
+# derived columns added to ``Panel.data``; user columns in data roles may not carry these names
+DERIVED = ("treated", "cohort", "rel_time", "never_treated")
 
 
 @dataclass(frozen=True)
@@ -117,25 +119,54 @@ class Panel:
         if not isinstance(df, pd.DataFrame):
             raise BayesDidError(f"expected a pandas DataFrame, got {type(df).__name__}")
         v.check_nonempty(df)
-        given = [name for name, val in (("treat", treat), ("cohort", cohort),
-                                         ("policy_lists", policy_lists)) if val is not None]
+        given = {name: val for name, val in (("treat", treat), ("cohort", cohort),
+                                              ("policy_lists", policy_lists)) if val is not None}
         if len(given) != 1:
+            shown = ", ".join(f"{k}={'{...}' if k == 'policy_lists' else repr(val)}"
+                              for k, val in given.items())
             raise TreatmentError(
-                f"give exactly one of treat=, cohort=, policy_lists= (got {given or 'none'})")
+                "give exactly one of treat= (a 0/1 column), cohort= (a first-treated-period "
+                f"column) or policy_lists= ({{year: [units]}}); got {shown or 'none'}",
+                column=treat if treat is not None else cohort)
         if start not in ("next_year", "same_year"):
             raise TreatmentError(f"start must be 'next_year' or 'same_year', got {start!r}")
+        if isinstance(groups, str) or isinstance(covariates, str):
+            raise ColumnError("groups= and covariates= take a list of column names, not a string",
+                              column=groups if isinstance(groups, str) else covariates,
+                              hint=f"write groups=[{groups!r}]" if isinstance(groups, str)
+                              else f"write covariates=[{covariates!r}]")
         groups, covariates = tuple(groups), tuple(covariates)
-        named = [unit, time, outcome, treat, cohort, weights, cluster, *groups, *covariates]
-        v.check_columns_exist(df, [c for c in named if c is not None])
+        winsorize = _check_quantiles(winsorize)
+        roles = {"unit": unit, "time": time, "outcome": outcome, "treat": treat,
+                 "cohort": cohort, "weights": weights, "cluster": cluster,
+                 **{f"groups[{i}]": g for i, g in enumerate(groups)},
+                 **{f"covariates[{i}]": c for i, c in enumerate(covariates)}}
+        roles = {k: c for k, c in roles.items() if c is not None}
+        v.check_columns_exist(df, roles)
+        for role, col in roles.items():
+            if col in DERIVED and role not in ("treat", "cohort"):
+                raise ColumnError(
+                    f"column {col!r} (passed as {role}=) has the name of a column the panel "
+                    f"derives ({', '.join(DERIVED)})", column=col,
+                    hint=f"rename it first, e.g. df.rename(columns={{{col!r}: '{col}_'}})")
 
-        keep = list(dict.fromkeys(c for c in named if c is not None))
+        keep = list(dict.fromkeys(roles.values()))
         data = df[keep].copy()
+        if not data.index.is_unique:  # keep the caller's row labels in errors when we can
+            data = data.reset_index(drop=True)
         log: list[LogEntry] = []
 
         v.check_no_missing(data, unit)
         data[time] = v.coerce_time(data, time)
         v.check_no_duplicates(data, unit, time)
-        data = data.sort_values([unit, time], kind="stable").reset_index(drop=True)
+        try:
+            data = data.sort_values([unit, time], kind="stable")
+        except TypeError:
+            kinds = data[unit].map(lambda x: type(x).__name__)
+            raise ColumnError(f"unit column {unit!r} mixes value types "
+                              f"({', '.join(sorted(kinds.unique()))})", column=unit,
+                              rows=data.loc[kinds != kinds.mode().iloc[0]],
+                              hint=f"make them one type, e.g. df[{unit!r}].astype(str)") from None
         v.check_several_periods(data, time)
 
         numeric = [outcome, *covariates]
@@ -162,20 +193,32 @@ class Panel:
             first = _cohort_from_column(data, unit, cohort)
         else:
             first = _cohort_from_policy_lists(data, unit, policy_lists, start)
-            log.append(LogEntry("policy_lists", f"{sum(len(u) for u in policy_lists.values())} "
-                                f"units listed in {len(policy_lists)} batch(es); start={start}"))
+            log.append(LogEntry("policy_lists", f"{len(first)} units listed in "
+                                f"{len(policy_lists)} batch(es); start={start}", len(first)))
+
+        last = data[time].max()
+        late = first[first > last]
+        if len(late):  # first treated after the sample ends: untreated in every observed period
+            first = first[first <= last]
+            log.append(LogEntry(
+                "cohort_after_sample", f"{len(late)} unit(s) first treated after the last period "
+                f"{last} (cohorts {sorted(set(map(int, late)))}) are never treated within the "
+                "sample and are coded as never-treated", len(late)))
+            logger.info("%d unit(s) treated after the sample ends coded never-treated", len(late))
 
         data[COHORT] = data[unit].map(first).astype("Int64")
         data[D] = (data[COHORT].notna() & (data[time] >= data[COHORT])).astype("int64")
         data[REL] = (data[time] - data[COHORT]).astype("Int64")
         data[NEVER] = data[COHORT].isna()
-        _check_design(data, unit, time)
+        source = (f"treat column {treat!r}" if treat is not None else
+                  f"cohort column {cohort!r}" if cohort is not None else "policy_lists")
+        _check_design(data, unit, time, source)
 
         data["treated"] = data[D]
         data["cohort"] = data[COHORT]
         data["rel_time"] = data[REL]
         data["never_treated"] = data[NEVER]
-        data = data.drop(columns=[D, COHORT, REL, NEVER])
+        data = data.drop(columns=[D, COHORT, REL, NEVER]).reset_index(drop=True)
         return cls(frame=data, unit=unit, time=time, outcome=outcome, groups=groups,
                    covariates=covariates, weights=weights, cluster=cluster,
                    start=start if policy_lists is not None else "same_year",
@@ -298,43 +341,59 @@ def _cohort_from_column(data: pd.DataFrame, unit: str, cohort: str) -> pd.Series
 def _cohort_from_policy_lists(data: pd.DataFrame, unit: str,
                               policy_lists: Mapping[int, Sequence], start: str) -> pd.Series:
     if not isinstance(policy_lists, Mapping) or not policy_lists:
-        raise PolicyListError("policy_lists must be a non-empty mapping {listing_year: [units]}")
+        raise PolicyListError("policy_lists must be a non-empty mapping {listing_year: [units]}, "
+                              f"got {type(policy_lists).__name__}", column=unit)
     offset = 1 if start == "next_year" else 0
-    first: dict = {}
-    present = set(data[unit].unique())
-    absent: list[tuple] = []
-    for year, members in sorted(policy_lists.items()):
+    entries: list[tuple[int, object]] = []
+    for year, members in policy_lists.items():
         try:
-            year_int = int(year)
+            year_num = float(year)
         except (TypeError, ValueError):
-            raise PolicyListError(f"policy list key {year!r} is not a year") from None
-        if isinstance(members, (str, bytes)) or not isinstance(members, Sequence | set):
-            raise PolicyListError(f"policy list for {year!r} must be a list of units")
-        for member in members:
-            if member in first:
-                raise PolicyListError(
-                    f"unit {member!r} is listed twice (batches {first[member] - offset} and "
-                    f"{year_int}); a unit joins once", column=unit)
-            if member not in present:
-                absent.append((year_int, member))
-            first[member] = year_int + offset
-    if absent:
-        rows = pd.DataFrame(absent, columns=["batch", unit])
+            year_num = np.nan
+        if not np.isfinite(year_num) or year_num % 1 != 0 or isinstance(year, bool):
+            raise PolicyListError(f"policy list key {year!r} is not a year (a whole period)",
+                                  column=unit)
+        if (isinstance(members, (str, bytes, Mapping)) or not isinstance(members, Iterable)):
+            raise PolicyListError(f"policy list for {year!r} must be a list of {unit!r} values, "
+                                  f"got {type(members).__name__}", column=unit,
+                                  hint=f"write {{{year!r}: [{members!r}]}}"
+                                  if isinstance(members, str) else None)
+        entries.extend((int(year_num), member) for member in members)
+    listed = pd.DataFrame(entries, columns=["batch", unit])
+    twice = listed.loc[listed.duplicated(unit, keep=False)].sort_values([unit, "batch"],
+                                                                        kind="stable")
+    if len(twice):
+        names = list(dict.fromkeys(twice[unit]))
+        raise PolicyListError(
+            f"{len(names)} unit(s) of column {unit!r} are listed more than once in policy_lists "
+            f"({', '.join(map(repr, names[:5]))}{', ...' if len(names) > 5 else ''}); "
+            "a unit joins in one batch only", column=unit, rows=twice,
+            hint="keep each unit in the batch of its first listing")
+    present = set(data[unit].unique())
+    absent = listed.loc[~listed[unit].isin(present)]
+    if len(absent):
         raise PolicyListError(
             f"{len(absent)} unit(s) in policy_lists are not in column {unit!r}",
-            column=unit, rows=rows, hint="check spelling and that the unit survived sample filters")
-    return pd.Series(first, dtype="int64")
+            column=unit, rows=absent,
+            hint="check spelling and type (e.g. 101 vs '101') and that the unit survived "
+                 "sample filters")
+    return pd.Series(listed["batch"].to_numpy() + offset, index=listed[unit].to_numpy(),
+                     dtype="int64")
 
 
-def _check_design(data: pd.DataFrame, unit: str, time: str) -> None:
+def _check_design(data: pd.DataFrame, unit: str, time: str, source: str) -> None:
     if not (data[D] == 1).any():
-        raise TreatmentError("no treated observations: every unit is untreated in every period")
+        raise TreatmentError(f"no treated observations: by {source}, every unit of column "
+                             f"{unit!r} is untreated in every period of column {time!r}",
+                             column=unit)
     first_seen = data.groupby(unit)[time].transform("min")
     no_pre = data.loc[data[COHORT].notna() & (data[COHORT] <= first_seen)]
     if len(no_pre):
+        names = list(dict.fromkeys(no_pre[unit]))
         raise DesignError(
-            f"{no_pre[unit].nunique()} treated unit(s) have no pre-treatment period "
-            "(treated from their first observation); their effects are not identified",
+            f"{len(names)} treated unit(s) of column {unit!r} have no pre-treatment period "
+            f"({', '.join(map(repr, names[:5]))}{', ...' if len(names) > 5 else ''}): "
+            f"treated from their first observed {time!r}, so their effects are not identified",
             column=unit, rows=no_pre[[unit, time, COHORT]].rename(columns={COHORT: "cohort"}),
             hint="drop these units (always-treated) before building the panel")
     untreated_by_time = (data[D] == 0).groupby(data[time]).sum()
@@ -342,22 +401,29 @@ def _check_design(data: pd.DataFrame, unit: str, time: str) -> None:
     if len(empty):
         rows = data.loc[data[time].isin(empty), [unit, time, COHORT]]
         raise DesignError(
-            f"no untreated comparison cells in period(s) {list(map(int, empty))}: every unit "
-            "is treated there, so no estimator can separate the effect from the period effect",
+            f"no untreated comparison cells in period(s) {list(map(int, empty))} of column "
+            f"{time!r}: every observed unit is treated there, so no estimator can separate the "
+            "effect from the period effect",
             column=time, rows=rows.rename(columns={COHORT: "cohort"}),
             hint="add never-treated units or end the sample before the last cohort is treated")
 
 
 # ---------------------------------------------------------------------- transformations
 def _interpolate(data: pd.DataFrame, unit: str, time: str, cols: Sequence[str]) -> list[LogEntry]:
+    """Fill interior gaps linearly in ``time`` (not in row position) within each unit;
+    edge gaps (before a unit's first or after its last observed value) stay missing."""
     entries = []
     for col in cols:
         missing = data[col].isna()
         if not missing.any():
             continue
-        filled = data.groupby(unit, group_keys=False)[[time, col]].apply(
-            lambda g: g.set_index(time)[col].interpolate(method="index", limit_area="inside")
-            .set_axis(g.index))
+        filled = data[col].copy()
+        for _, idx in data.groupby(unit, sort=False).groups.items():
+            series = pd.Series(data.loc[idx, col].to_numpy(dtype=float),
+                               index=data.loc[idx, time].to_numpy(dtype=float))
+            if series.isna().any():
+                filled.loc[idx] = series.interpolate(method="index",
+                                                     limit_area="inside").to_numpy()
         data[col] = filled
         n = int((missing & data[col].notna()).sum())
         entries.append(LogEntry("interpolate", f"{col}: {n} interior gap value(s) filled "
@@ -366,16 +432,28 @@ def _interpolate(data: pd.DataFrame, unit: str, time: str, cols: Sequence[str]) 
     return entries
 
 
+def _check_quantiles(quantiles) -> tuple[float, float] | None:
+    if quantiles is None:
+        return None
+    try:
+        lo_q, hi_q = (float(q) for q in quantiles)
+    except (TypeError, ValueError):
+        raise BayesDidError(f"winsorize must be a pair of quantiles such as (0.01, 0.99), "
+                            f"got {quantiles!r}") from None
+    if not (0 <= lo_q < hi_q <= 1):
+        raise BayesDidError("winsorize quantiles must satisfy 0 <= lower < upper <= 1, "
+                            f"got {quantiles!r}")
+    return lo_q, hi_q
+
+
 def _winsorize(data: pd.DataFrame, cols: Sequence[str],
                quantiles: tuple[float, float]) -> list[LogEntry]:
     lo_q, hi_q = quantiles
-    if not (0 <= lo_q < hi_q <= 1):
-        raise BayesDidError(f"winsorize quantiles must satisfy 0 <= lower < upper <= 1, got {quantiles}")
     entries = []
     for col in cols:
         lo, hi = data[col].quantile([lo_q, hi_q])
         clipped = int(((data[col] < lo) | (data[col] > hi)).sum())
         data[col] = data[col].clip(lo, hi)
         entries.append(LogEntry("winsorize", f"{col}: clipped {clipped} value(s) to "
-                                f"[{lo:.6g}, {hi:.6g}] ({lo_q:.0%}/{hi_q:.0%})", clipped))
+                                f"[{lo:.6g}, {hi:.6g}] (quantiles {lo_q:g}/{hi_q:g})", clipped))
     return entries

@@ -5,7 +5,7 @@ The model is the clean-comparison (imputation / saturated-interaction) DID:
     y_it = a_i + g_t + x_it' b + D_it * tau_c(it) + e_it
 
 with one effect per treated cell c = (cohort, pooled groups..., event time k), and
-tau_c = mu + u_cohort + u_group... (+ u_event) + u_cell, each u a zero-mean Gaussian
+tau_c = mu + u_cohort + u_group... + u_event + u_cell, each u a zero-mean Gaussian
 block with its own scale. Everything except the unit effects a_i is stacked into one
 coefficient vector ``phi`` whose columns are described by :attr:`DiDDesign.blocks`.
 
@@ -82,8 +82,7 @@ class DiDDesign:
         return [b for b in self.blocks if b.kind == "random"]
 
 
-def prepare(panel: Panel, pool: tuple[str, ...], event_time: bool,
-            covariates: tuple[str, ...]) -> DiDDesign:
+def prepare(panel: Panel, pool: tuple[str, ...], covariates: tuple[str, ...]) -> DiDDesign:
     """Build the design of the clean-comparison DID from a validated panel."""
     df = panel.frame
     unknown = [g for g in pool if g not in ("cohort", *panel.groups)]
@@ -152,9 +151,10 @@ def prepare(panel: Panel, pool: tuple[str, ...], event_time: bool,
     for g in groups:
         add(g, len(levels[g]), "random")
         coords[g] = levels[g]
-    if event_time:
-        add("event", len(ks), "random")
-        coords["event"] = ks
+    # the event-time level is always in the hierarchy: without it, cells far from adoption
+    # (few observations, often the largest effects) are shrunk toward a time-constant mean
+    add("event", len(ks), "random")
+    coords["event"] = ks
     add("cell", len(cells), "random")
     coords["cell"] = [_cell_label(row, groups) for row in cells.itertuples(index=False)]
     blocks_t = tuple(b for b in blocks if b.size > 0 or b.name in ("mu",))
@@ -248,8 +248,11 @@ def _sufficient_stats(Z: sp.csr_matrix, y: np.ndarray, unit_idx: np.ndarray,
         for a in range(3):
             for b in range(3):
                 Q[li, a, b] = dense(parts[a].T @ parts[b])
+    F, A0, A1, A2 = (dense(Wf.T @ Wf), dense(Wc.T @ Wc), dense(Wc.T @ Wl), dense(Wl.T @ Wl))
+    basis = np.concatenate([np.stack([A0, A1 + A1.T, A2, F]),
+                            Q.reshape(-1, W.shape[1], W.shape[1])])
     return {
-        "F": dense(Wf.T @ Wf), "A0": dense(Wc.T @ Wc), "A1": dense(Wc.T @ Wl),
-        "A2": dense(Wl.T @ Wl), "Q": Q, "run_lengths": lengths.astype(float),
+        "F": F, "A0": A0, "A1": A1, "A2": A2, "Q": Q,
+        "basis": basis.reshape(len(basis), -1), "run_lengths": lengths.astype(float),
         "units_per_length": np.array([(run_len == L).sum() for L in lengths], dtype=float),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -32,7 +33,8 @@ class HierarchicalDiD:
 
     Untreated potential outcomes follow unit + period (+ covariate) effects; every treated
     cell (cohort x pooled groups x event time) has its own effect, partially pooled toward
-    cohort, group (and event-time) means. This is the imputation / saturated-interaction
+    cohort, group and event-time means (non-centred in the dense form; integrated out
+    exactly in the marginal form). This is the imputation / saturated-interaction
     estimator (Borusyak-Jaravel-Spiess; Wooldridge) with shrinkage. Reported effects are
     observation-weighted averages of cell effects (panel weights, if any, weight them).
 
@@ -40,7 +42,8 @@ class HierarchicalDiD:
     ----------
     pool : pooling dimensions, among ``"cohort"`` and the panel's group columns.
         Default: ``("cohort", *panel.groups)``.
-    event_time : add an event-time pooling level and report effects by event time.
+    event_time : also report effects by event time (the event-time pooling level is always
+        part of the model).
     errors : ``"ar1"`` (default; AR(1) within unit, calibrated under serial correlation),
         ``"iid"`` Gaussian, or ``"student_t"`` (iid, heavy tails; dense model, slower).
     covariates : covariates to control for; default all the panel's covariates.
@@ -97,7 +100,7 @@ class HierarchicalDiD:
                                 "build one with Panel.from_frame(df, ...)")
         pool = self.pool if self.pool is not None else ("cohort", *panel.groups)
         covs = self.covariates if self.covariates is not None else panel.covariates
-        design = prepare(panel, pool, self.event_time, covs)
+        design = prepare(panel, pool, covs)
         if self.errors == "ar1" and not design.contiguous:
             raise DesignError(
                 "AR(1) errors need each unit's periods to be consecutive; some units have gaps",
@@ -138,10 +141,15 @@ class HierarchicalDiD:
         model = self._build(design)
         cores = cores or min(chains, os.cpu_count() or 1)
         # one BLAS thread per chain: small dense solves oversubscribe cores otherwise
-        with model, threadpool_limits(1):
+        with model, threadpool_limits(1), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*object mode.*MarginalLoglik",
+                                    category=UserWarning)
             idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores,
                               random_seed=random_seed, progressbar=progress,
-                              target_accept=target_accept, compute_convergence_checks=False)
+                              target_accept=target_accept, compute_convergence_checks=False,
+                              # the C backend runs the likelihood Op without numba's
+                              # object-mode round trips (about 25% faster here)
+                              compile_kwargs={"mode": "FAST_RUN"})
         sampled = [rv.name for rv in model.free_RVs if rv.name in ("sigma", "rho")
                    or rv.name.startswith("sd_") or rv.name == "nu_minus_2"]
         idata = self._add_effects(idata, design, panel, random_seed)
