@@ -42,16 +42,33 @@ class _ProgressFormatter(logging.Formatter):
         return f"{time.perf_counter() - self.start:6.1f}s  {msg}"
 
 
-def _configure_logging(quiet: bool) -> logging.Handler:
+def _configure_logging(quiet: bool) -> dict:
+    """Progress lines from bayesdid (INFO) and PyMC; warnings from everything.
+
+    The handler sits on the root logger, so a library's ``logging.basicConfig`` call
+    (pyfixest makes one on import) becomes a no-op instead of echoing every INFO record.
+    Returns what :func:`_restore_logging` needs to undo it.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_ProgressFormatter())
-    root = logging.getLogger("bayesdid")
+    root = logging.getLogger()
+    names = ("bayesdid", "pymc")
+    saved = {"handler": handler, "root": root.level,
+             "levels": {n: logging.getLogger(n).level for n in names}}
     root.addHandler(handler)
-    root.setLevel(logging.WARNING if quiet else logging.INFO)
-    root.propagate = False
-    # PyMC's own INFO lines ("Initializing NUTS...") are noise under --quiet
-    logging.getLogger("pymc").setLevel(logging.WARNING if quiet else logging.INFO)
-    return handler
+    root.setLevel(logging.WARNING)
+    level = logging.WARNING if quiet else logging.INFO
+    for name in names:
+        logging.getLogger(name).setLevel(level)
+    return saved
+
+
+def _restore_logging(saved: dict) -> None:
+    root = logging.getLogger()
+    root.removeHandler(saved["handler"])
+    root.setLevel(saved["root"])
+    for name, level in saved["levels"].items():
+        logging.getLogger(name).setLevel(level)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -122,14 +139,14 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help, --version, usage errors
         return int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
-    handler = None
+    saved = None
     try:
         if args.command == "datasets":
             return _datasets()
         import matplotlib
 
         matplotlib.use("Agg")  # the CLI only writes image files
-        handler = _configure_logging(args.quiet)
+        saved = _configure_logging(args.quiet)
         if args.command == "run":
             return _run(args.spec, args.out, args.quiet)
         from .study import shipped_model
@@ -145,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         print("bayesdid: interrupted", file=sys.stderr)
         return 130
     finally:
-        if handler is not None:
-            logging.getLogger("bayesdid").removeHandler(handler)
+        if saved is not None:
+            _restore_logging(saved)
 
 
 if __name__ == "__main__":  # pragma: no cover

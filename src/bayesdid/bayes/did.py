@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from typing import Literal
 
 import numpy as np
@@ -141,9 +140,7 @@ class HierarchicalDiD:
         model = self._build(design)
         cores = cores or min(chains, os.cpu_count() or 1)
         # one BLAS thread per chain: small dense solves oversubscribe cores otherwise
-        with model, threadpool_limits(1), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*object mode.*MarginalLoglik",
-                                    category=UserWarning)
+        with model, threadpool_limits(1):
             idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores,
                               random_seed=random_seed, progressbar=progress,
                               target_accept=target_accept, compute_convergence_checks=False,

@@ -102,7 +102,7 @@ def build_dense(design: DiDDesign, errors: str, priors: DiDPriors) -> pm.Model:
         resid = design.y - mean
         if errors == "student_t":
             nu = pm.Deterministic("nu", 2.0 + pm.Exponential("nu_minus_2", priors.nu_rate))
-            pm.Potential("loglik", pm.logp(pm.StudentT.dist(nu, 0.0, sigma), resid).sum())
+            pm.Potential("loglik", pm.logp(pm.StudentT.dist(nu=nu, mu=0.0, sigma=sigma), resid).sum())
         elif errors == "ar1":
             has_prev = np.flatnonzero(design.prev_row >= 0)
             first = np.flatnonzero(design.prev_row < 0)

@@ -19,6 +19,8 @@ normal and the gradient against finite differences.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.graph.basic import Apply
@@ -27,6 +29,11 @@ from scipy.linalg import lapack
 from pytensor.gradient import DisconnectedType
 
 LOG_2PI = float(np.log(2 * np.pi))
+
+# Under PyTensor's numba backend the Op below runs its NumPy/LAPACK body in object mode by
+# design; the generic fallback warning would only alarm users.
+warnings.filterwarnings("ignore", message=".*object mode to run MarginalLoglik",
+                        category=UserWarning)
 
 
 def _weights(rho, lengths, lam_a, sigma2, xp):

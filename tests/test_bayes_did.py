@@ -1,0 +1,247 @@
+"""HierarchicalDiD: design units, model structure, exact log-density, aggregation, sampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from scipy import stats
+
+from bayesdid import Panel
+from bayesdid.bayes.aggregate import aggregation
+from bayesdid.bayes.design import _phi_matrix
+from bayesdid.bayes.did import HierarchicalDiD
+from bayesdid.bayes.likelihoods import (
+    marginal_loglik_grad_np,
+    marginal_loglik_np,
+    marginal_loglik_pt,
+)
+from bayesdid.bayes.result import BayesResult
+from bayesdid.datasets import simulate_staggered
+from bayesdid.errors import BayesDidError, DesignError, ModelMismatchError
+
+SMALL = dict(n_units=40, years=(2005, 2014), batches={2008: 6, 2010: 6})
+
+
+@pytest.fixture(scope="module")
+def small_sim():
+    return simulate_staggered(**SMALL, random_seed=3)
+
+
+@pytest.fixture(scope="module")
+def small_panel(small_sim):
+    return Panel.from_frame(small_sim.data, **small_sim.panel_kwargs)
+
+
+def _dense_covariance(design, sigma, rho, lam_a, lam_phi, groups):
+    """Covariance of y implied by the model with every coefficient integrated out."""
+    Z = _phi_matrix(design.time_idx, design.X, design.cell_idx, design.cells,
+                    design.blocks, groups, design.n_obs).toarray()
+    U = np.eye(design.n_units)[design.unit_idx]
+    T = np.bincount(design.unit_idx)[0]
+    lags = np.abs(np.subtract.outer(np.arange(T), np.arange(T)))
+    ar = rho**lags / (1 - rho**2)
+    return (sigma**2 * np.kron(np.eye(design.n_units), ar) + U @ U.T / lam_a
+            + Z @ np.diag(1 / lam_phi) @ Z.T)
+
+
+# ---------------------------------------------------------------------- design units
+@pytest.mark.unit
+def test_design_blocks_and_cells(small_panel, small_sim):
+    design = HierarchicalDiD().prepare(small_panel)
+    names = [b.name for b in design.blocks]
+    assert names == ["time", "beta", "mu", "cohort", "region", "event", "cell"]
+    assert design.block("time").size == 9  # 10 years, first dropped
+    assert design.block("beta").size == 3
+    # every treated row sits in exactly one cell; cell counts add up to the treated rows
+    treated = small_panel.data["treated"].to_numpy() == 1
+    assert (design.cell_idx[treated] >= 0).all() and (design.cell_idx[~treated] == -1).all()
+    assert design.cells["n_obs"].sum() == treated.sum()
+    # each cell is (cohort, region, k) and its rows agree
+    rows = small_panel.data.loc[treated]
+    for idx, cell in design.cells.iterrows():
+        sel = rows.loc[design.cell_idx[treated] == idx]
+        assert (sel["cohort"] == cell["cohort"]).all()
+        assert (sel["region"] == cell["region"]).all()
+        assert (sel["rel_time"] == cell["k"]).all()
+
+
+@pytest.mark.unit
+def test_design_rejects_unknown_pool_and_gappy_ar1(small_panel, small_sim):
+    with pytest.raises(DesignError, match="not group columns"):
+        HierarchicalDiD(pool=("cohort", "province")).prepare(small_panel)
+    df = small_sim.data
+    gappy = df.drop(index=df.index[(df["city"] == df["city"].iloc[0]) & (df["year"] == 2009)])
+    panel = Panel.from_frame(gappy, **small_sim.panel_kwargs)
+    with pytest.raises(DesignError, match="consecutive"):
+        HierarchicalDiD(errors="ar1").prepare(panel)
+    HierarchicalDiD(errors="iid").prepare(panel)  # fine without serial correlation
+
+
+@pytest.mark.unit
+def test_bad_configuration_is_a_typed_error():
+    with pytest.raises(BayesDidError):
+        HierarchicalDiD(errors="gaussian")
+    with pytest.raises(BayesDidError):
+        HierarchicalDiD(errors="student_t", likelihood="marginal")
+    with pytest.raises(BayesDidError, match="tuple"):
+        HierarchicalDiD(pool="cohort")
+    with pytest.raises(BayesDidError, match="Panel"):
+        HierarchicalDiD().prepare(pd.DataFrame({"a": [1]}))
+
+
+# ---------------------------------------------------------------------- model structure
+@pytest.mark.model
+def test_marginal_model_samples_only_hyperparameters(small_panel):
+    model = HierarchicalDiD(errors="ar1").build(small_panel)
+    names = {rv.name for rv in model.free_RVs}
+    assert names == {"sigma", "rho", "sd_cohort", "sd_region", "sd_event", "sd_cell"}
+    assert np.isfinite(model.compile_logp()(model.initial_point()))
+    iid = HierarchicalDiD(errors="iid").build(small_panel)
+    assert "rho" not in {rv.name for rv in iid.free_RVs}
+
+
+@pytest.mark.model
+def test_dense_model_has_every_coefficient(small_panel):
+    h = HierarchicalDiD(errors="student_t")
+    assert h.form() == "dense"
+    model = h.build(small_panel)
+    design = h.prepare(small_panel)
+    assert model.named_vars["unit_effect"].eval().shape == (design.n_units,)
+    assert "nu" in model.named_vars and "z_cell" in model.named_vars
+    assert len(model.coords["cell"]) == len(design.cells)
+    assert np.isfinite(model.compile_logp()(model.initial_point()))
+
+
+# ---------------------------------------------------------------------- exact log-density
+@pytest.mark.model
+@pytest.mark.parametrize("rho", [0.0, 0.45, -0.3])
+def test_marginal_loglik_equals_dense_multivariate_normal(small_panel, rho):
+    design = HierarchicalDiD().prepare(small_panel)
+    rng = np.random.default_rng(0)
+    sigma, lam_a = 0.8, 0.05
+    lam_phi = rng.uniform(0.1, 3.0, design.n_phi)
+    cov = _dense_covariance(design, sigma, rho, lam_a, lam_phi, ["region"])
+    ref = stats.multivariate_normal(np.zeros(design.n_obs), cov).logpdf(design.y)
+    got = marginal_loglik_np(design.stats, design.n_obs, sigma, rho, lam_a, lam_phi)
+    assert got == pytest.approx(ref, rel=1e-10, abs=1e-8)
+    s, r, lam = pt.dscalar(), pt.dscalar(), pt.dvector()
+    f = pytensor.function([s, r, lam], marginal_loglik_pt(design.stats, design.n_obs, s, r,
+                                                          lam_a, lam), mode="FAST_RUN")
+    assert float(f(sigma, rho, lam_phi)) == pytest.approx(ref, rel=1e-10, abs=1e-8)
+
+
+@pytest.mark.model
+def test_marginal_gradient_matches_finite_differences(small_panel):
+    design = HierarchicalDiD().prepare(small_panel)
+    rng = np.random.default_rng(1)
+    lam_phi = rng.uniform(0.1, 3.0, design.n_phi)
+    sigma, rho, lam_a, eps = 0.7, 0.35, 0.01, 1e-6
+
+    def f(s, r, lam):
+        return marginal_loglik_np(design.stats, design.n_obs, s, r, lam_a, lam)
+
+    _, g_s, g_r, g_lam = marginal_loglik_grad_np(design.stats, design.n_obs, sigma, rho,
+                                                 lam_a, lam_phi)
+    assert g_s == pytest.approx((f(sigma + eps, rho, lam_phi) - f(sigma - eps, rho, lam_phi))
+                                / (2 * eps), rel=1e-5)
+    assert g_r == pytest.approx((f(sigma, rho + eps, lam_phi) - f(sigma, rho - eps, lam_phi))
+                                / (2 * eps), rel=1e-5)
+    for j in rng.choice(design.n_phi, 5, replace=False):
+        e = np.zeros(design.n_phi)
+        e[j] = eps
+        fd = (f(sigma, rho, lam_phi + e) - f(sigma, rho, lam_phi - e)) / (2 * eps)
+        assert g_lam[j] == pytest.approx(fd, rel=1e-4, abs=1e-7)
+    # the symbolic gradient of the model graph is the analytic one
+    s, r, lam = pt.dscalar(), pt.dscalar(), pt.dvector()
+    out = marginal_loglik_pt(design.stats, design.n_obs, s, r, lam_a, lam)
+    grad = pytensor.function([s, r, lam], pytensor.grad(out, [s, r]), mode="FAST_RUN")
+    np.testing.assert_allclose(grad(sigma, rho, lam_phi), [g_s, g_r], rtol=1e-10)
+
+
+# ---------------------------------------------------------------------- aggregation
+@pytest.mark.unit
+def test_aggregation_from_a_constant_posterior(small_panel):
+    design = HierarchicalDiD().prepare(small_panel)
+    agg = aggregation(design.cells, ["region"], event_time=True)
+    np.testing.assert_allclose(agg.matrix.sum(axis=1), 1.0)
+    tau = np.arange(len(design.cells), dtype=float)  # a "posterior" with one constant draw
+    eff = dict(zip(agg.labels, agg.matrix @ tau))
+    cells = design.cells.assign(tau=tau)
+    w = cells["n_obs"]
+    assert eff["att|overall"] == pytest.approx((cells["tau"] * w).sum() / w.sum())
+    for c, sub in cells.groupby("cohort"):
+        assert eff[f"att|cohort={c}"] == pytest.approx(np.average(sub["tau"], weights=sub["n_obs"]))
+    for k, sub in cells.groupby("k"):
+        assert eff[f"event_time|k={k}"] == pytest.approx(np.average(sub["tau"], weights=sub["n_obs"]))
+    assert {"att|region=East", "att|cohort=2009, region=East"} <= set(eff)
+
+
+# ---------------------------------------------------------------------- sampling
+@pytest.fixture(scope="module")
+def small_fit(small_panel):
+    return HierarchicalDiD(event_time=True).fit(small_panel, draws=400, tune=400, chains=2,
+                                                random_seed=11, progress=False)
+
+
+@pytest.mark.sampling
+def test_fit_recovers_truth_on_a_small_panel(small_fit, small_sim):
+    eff = small_fit.effects().merge(small_sim.truth, on=["estimand", "group"])
+    overall = eff.query("group == 'overall'").iloc[0]
+    assert overall["lower"] <= overall["value"] <= overall["upper"]
+    # the posterior is informative: the interval is far narrower than the outcome's spread
+    assert overall["upper"] - overall["lower"] < small_sim.data["eco_eff"].std()
+    assert set(eff["interval"]) == {"hdi"}
+    eti = small_fit.effects(interval="eti", level=0.9)
+    assert set(eti["interval"]) == {"eti"} and np.allclose(eti["level"], 0.9)
+    assert (eti["upper"] - eti["lower"]).mean() < (eff["upper"] - eff["lower"]).mean()
+
+
+@pytest.mark.sampling
+def test_same_seed_same_posterior(small_panel, small_fit):
+    again = HierarchicalDiD(event_time=True).fit(small_panel, draws=400, tune=400, chains=2,
+                                                 random_seed=11, progress=False)
+    pd.testing.assert_frame_equal(again.effects(), small_fit.effects())
+    np.testing.assert_array_equal(again.idata.posterior["tau_cell"].values,
+                                  small_fit.idata.posterior["tau_cell"].values)
+
+
+@pytest.mark.sampling
+def test_save_load_round_trip(small_fit, small_panel, tmp_path):
+    path = small_fit.save(tmp_path / "fit.nc")
+    back = BayesResult.load(path, model=HierarchicalDiD(event_time=True))
+    pd.testing.assert_frame_equal(back.effects(), small_fit.effects())
+    pd.testing.assert_frame_equal(back.effects(interval="eti"), small_fit.effects(interval="eti"))
+    assert back.info["config_hash"] == small_fit.info["config_hash"]
+    with pytest.raises(ModelMismatchError):
+        BayesResult.load(path, model=HierarchicalDiD(errors="iid"))
+
+
+@pytest.mark.sampling
+def test_diagnostics_table(small_fit):
+    diag = small_fit.diagnostics(warn=False)
+    assert {"parameter", "r_hat", "ess_bulk", "ess_tail"} <= set(diag.columns)
+    assert "sigma" in set(diag["parameter"]) and "att|overall" in set(diag["parameter"])
+    assert diag["r_hat"].max() < 1.05
+    assert diag.attrs["divergences"] >= 0
+
+
+@pytest.mark.sampling
+@pytest.mark.parametrize("errors", ["iid", "ar1"])
+def test_marginal_and_dense_forms_give_the_same_posterior(errors):
+    """Exactness of the fast likelihood: same ATT posterior as the dense model, within
+    Monte Carlo error (a few hundred rows; both with fixed seeds)."""
+    sim = simulate_staggered(n_units=24, years=(2005, 2012), batches={2008: 5, 2010: 5},
+                             n_covariates=1, random_seed=5)
+    panel = Panel.from_frame(sim.data, **sim.panel_kwargs)
+    kw = dict(draws=1000, tune=1000, chains=2, random_seed=2, progress=False)
+    fast = HierarchicalDiD(errors=errors).fit(panel, **kw)
+    dense = HierarchicalDiD(errors=errors, likelihood="dense").fit(panel, **kw)
+    a, b = fast.draws(), dense.draws()
+    ess = min(fast.diagnostics(warn=False).set_index("parameter").loc["att|overall", "ess_bulk"],
+              dense.diagnostics(warn=False).set_index("parameter").loc["att|overall", "ess_bulk"])
+    mcse = np.sqrt(a.var() / ess + b.var() / ess)
+    assert abs(a.mean() - b.mean()) < 4 * mcse
+    assert b.std() == pytest.approx(a.std(), rel=0.15)
