@@ -8,6 +8,7 @@ from typing import Literal
 
 import numpy as np
 import pymc as pm
+import pytensor
 import xarray as xr
 from threadpoolctl import threadpool_limits
 
@@ -140,13 +141,12 @@ class HierarchicalDiD:
         model = self._build(design)
         cores = cores or min(chains, os.cpu_count() or 1)
         # one BLAS thread per chain: small dense solves oversubscribe cores otherwise
-        with model, threadpool_limits(1):
+        # the C backend runs the likelihood Op without numba's object-mode round trips and
+        # caches its compiled pieces on disk (numba recompiles every model: seconds per fit)
+        with model, threadpool_limits(1), pytensor.config.change_flags(linker="cvm"):
             idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores,
                               random_seed=random_seed, progressbar=progress,
-                              target_accept=target_accept, compute_convergence_checks=False,
-                              # the C backend runs the likelihood Op without numba's
-                              # object-mode round trips (about 25% faster here)
-                              compile_kwargs={"mode": "FAST_RUN"})
+                              target_accept=target_accept, compute_convergence_checks=False)
         sampled = [rv.name for rv in model.free_RVs if rv.name in ("sigma", "rho")
                    or rv.name.startswith("sd_") or rv.name == "nu_minus_2"]
         idata = self._add_effects(idata, design, panel, random_seed)

@@ -31,7 +31,10 @@ def _coords(design: DiDDesign) -> dict[str, list]:
 def _hyperparameters(design: DiDDesign, errors: str, priors: DiDPriors):
     sigma = pm.HalfNormal("sigma", priors.sigma_sd)
     rho = pm.Uniform("rho", -1.0, 1.0) if errors == "ar1" else pt.constant(0.0)
-    sds = {b.name: pm.HalfNormal(f"sd_{b.name}", priors.effect_sd) for b in design.random_blocks}
+    # Gamma(2) keeps pooling sds off zero (few cohorts/regions give little information
+    # about them); it also makes their log-scale posterior nearly Gaussian for NUTS.
+    sds = {b.name: pm.Gamma(f"sd_{b.name}", alpha=2.0, beta=2.0 / priors.effect_sd)
+           for b in design.random_blocks}
     return sigma, rho, sds
 
 

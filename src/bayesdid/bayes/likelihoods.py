@@ -118,7 +118,7 @@ def marginal_loglik_grad_np(stats: dict, n_obs: int, sigma: float, rho: float,
     if info != 0:
         return -np.inf, 0.0, 0.0, np.zeros_like(lam_phi)
     P, _ = lapack.dpotri(L, lower=1)  # inverse from the factor: cheaper than inv()
-    P = np.tril(P) + np.tril(P, -1).T
+    P = P + P.T - np.diag(np.diag(P))  # dpotri fills the lower triangle; the upper is zero
     mean = P @ b
     n_units = counts.sum()
     logp = (-0.5 * n_obs * (LOG_2PI + np.log(s)) + 0.5 * n_units * np.log(1 - rho**2)

@@ -17,7 +17,8 @@ class DiDPriors:
 
     sigma_sd : HalfNormal scale of the error (innovation) sd.
     effect_mean_sd : Normal sd of the grand mean treatment effect ``mu``.
-    effect_sd : HalfNormal scale of every pooling sd (cohort, groups, event time, cell).
+    effect_sd : prior mean of every pooling sd (cohort, groups, event time, cell); each sd is
+        Gamma(2, 2 / effect_sd), a boundary-avoiding prior suited to few groups.
     nu_rate : rate of the Exponential prior on ``nu - 2`` (Student-t errors only).
     """
 
