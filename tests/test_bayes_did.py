@@ -52,7 +52,7 @@ def _dense_covariance(design, sigma, rho, lam_a, lam_phi, groups):
 def test_design_blocks_and_cells(small_panel, small_sim):
     design = HierarchicalDiD().prepare(small_panel)
     names = [b.name for b in design.blocks]
-    assert names == ["time", "beta", "mu", "cohort", "region", "event", "cell"]
+    assert names == ["time", "beta", "event", "cohort", "region", "cell"]
     assert design.block("time").size == 9  # 10 years, first dropped
     assert design.block("beta").size == 3
     # every treated row sits in exactly one cell; cell counts add up to the treated rows
@@ -97,7 +97,7 @@ def test_bad_configuration_is_a_typed_error():
 def test_marginal_model_samples_only_hyperparameters(small_panel):
     model = HierarchicalDiD(errors="ar1").build(small_panel)
     names = {rv.name for rv in model.free_RVs}
-    assert names == {"sigma", "rho", "sd_cohort", "sd_region", "sd_event", "sd_cell"}
+    assert names == {"sigma", "rho", "sd_cell"}
     assert np.isfinite(model.compile_logp()(model.initial_point()))
     iid = HierarchicalDiD(errors="iid").build(small_panel)
     assert "rho" not in {rv.name for rv in iid.free_RVs}

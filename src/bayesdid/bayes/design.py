@@ -5,7 +5,9 @@ The model is the clean-comparison (imputation / saturated-interaction) DID:
     y_it = a_i + g_t + x_it' b + D_it * tau_c(it) + e_it
 
 with one effect per treated cell c = (cohort, pooled groups..., event time k), and
-tau_c = mu + u_cohort + u_group... + u_event + u_cell, each u a zero-mean Gaussian
+tau_c = e_k + c_cohort + g_group... + u_cell: additive event-time, cohort and group
+effects (weakly informative priors, not shrunk) plus a cell interaction u_cell partially
+pooled toward zero, i.e. each cell is shrunk toward its additive prediction. Each block
 block with its own scale. Everything except the unit effects a_i is stacked into one
 coefficient vector ``phi`` whose columns are described by :attr:`DiDDesign.blocks`.
 
@@ -144,20 +146,21 @@ def prepare(panel: Panel, pool: tuple[str, ...], covariates: tuple[str, ...]) ->
 
     add("time", len(times) - 1, "fixed")
     add("beta", len(covariates), "fixed")
-    add("mu", 1, "mean")
+    # Main effects (event time, cohort, groups) get weakly informative priors and are not
+    # shrunk; only the cell interactions are pooled toward the additive prediction. Pooling
+    # main effects biased the ATT in calibration: effects grow with exposure and late event
+    # times / early cohorts have few cells, so shrinking them pulls the weighted ATT down.
+    add("event", len(ks), "mean")
+    coords["event"] = ks
     if "cohort" in pool:
-        add("cohort", len(cohorts), "random")
+        add("cohort", len(cohorts), "mean")
         coords["cohort"] = cohorts
     for g in groups:
-        add(g, len(levels[g]), "random")
+        add(g, len(levels[g]), "mean")
         coords[g] = levels[g]
-    # the event-time level is always in the hierarchy: without it, cells far from adoption
-    # (few observations, often the largest effects) are shrunk toward a time-constant mean
-    add("event", len(ks), "random")
-    coords["event"] = ks
     add("cell", len(cells), "random")
     coords["cell"] = [_cell_label(row, groups) for row in cells.itertuples(index=False)]
-    blocks_t = tuple(b for b in blocks if b.size > 0 or b.name in ("mu",))
+    blocks_t = tuple(b for b in blocks if b.size > 0)
 
     # indices of each cell in the pooled blocks
     cells["cohort_idx"] = [cohorts.index(c) for c in cells["cohort"]]
@@ -194,13 +197,11 @@ def _phi_matrix(time_idx, X, cell_of_row, cells, blocks, groups, n) -> sp.csr_ma
         vals.append(X[:, j])
     tr = np.flatnonzero(cell_of_row >= 0)
     c = cell_of_row[tr]
-    pieces = [("mu", np.zeros(len(c), dtype=np.int64)), ("cell", c)]
+    pieces = [("event", cells["event_idx"].to_numpy()[c]), ("cell", c)]
     if "cohort" in by_name:
         pieces.append(("cohort", cells["cohort_idx"].to_numpy()[c]))
     for g in groups:
         pieces.append((g, cells[f"{g}_idx"].to_numpy()[c]))
-    if "event" in by_name:
-        pieces.append(("event", cells["event_idx"].to_numpy()[c]))
     for name, offset in pieces:
         rows.append(tr); cols.append(by_name[name].start + offset); vals.append(np.ones(len(c)))
     m = sum(b.size for b in blocks)

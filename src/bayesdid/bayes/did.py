@@ -33,8 +33,8 @@ class HierarchicalDiD:
 
     Untreated potential outcomes follow unit + period (+ covariate) effects; every treated
     cell (cohort x pooled groups x event time) has its own effect, partially pooled toward
-    cohort, group and event-time means (non-centred in the dense form; integrated out
-    exactly in the marginal form). This is the imputation / saturated-interaction
+    the additive prediction event-time + cohort + group effects (the cell interaction is
+    non-centred in the dense form and integrated out exactly in the marginal form). This is the imputation / saturated-interaction
     estimator (Borusyak-Jaravel-Spiess; Wooldridge) with shrinkage. Reported effects are
     observation-weighted averages of cell effects (panel weights, if any, weight them).
 
@@ -42,8 +42,8 @@ class HierarchicalDiD:
     ----------
     pool : pooling dimensions, among ``"cohort"`` and the panel's group columns.
         Default: ``("cohort", *panel.groups)``.
-    event_time : also report effects by event time (the event-time pooling level is always
-        part of the model).
+    event_time : also report effects by event time (event-time means are always part of
+        the model).
     errors : ``"ar1"`` (default; AR(1) within unit, calibrated under serial correlation),
         ``"iid"`` Gaussian, or ``"student_t"`` (iid, heavy tails; dense model, slower).
     covariates : covariates to control for; default all the panel's covariates.
@@ -177,10 +177,11 @@ class HierarchicalDiD:
             "effect": (("chain", "draw", "effect_id"), eff.reshape(*shape, -1)),
         }
         if phi is not None:
-            tb, bb = design.block("time"), design.block("beta")
+            blocks = {b.name: b for b in design.blocks}
+            tb, bb = blocks["time"], blocks.get("beta")
             new["time_effect"] = (("chain", "draw", "time"),
                                   (phi[:, tb.slice] * design.y_scale).reshape(*shape, -1))
-            if bb.size:
+            if bb is not None:
                 beta = phi[:, bb.slice] * design.y_scale / design.x_scale
                 new["beta"] = (("chain", "draw", "covariate"), beta.reshape(*shape, -1))
         ds = post.to_dataset().assign(new).assign_coords(
@@ -211,14 +212,10 @@ class HierarchicalDiD:
         rng = np.random.default_rng([seed, 7919])
         phi = draw_phi(design.stats, sigma, rho, LAM_FIXED, lam_phi, rng)
         # stack() orders samples chain-major, matching reshape(chain, draw)
-        tau = phi[:, design.block("mu").slice].copy()
         cells = design.cells
-        for b in design.random_blocks:
-            u = phi[:, b.slice]
-            if b.name == "cell":
-                tau = tau + u
-            elif b.name == "event":
-                tau = tau + u[:, cells["event_idx"].to_numpy()]
-            else:
-                tau = tau + u[:, cells[f"{b.name}_idx"].to_numpy()]
+        tau = np.zeros((len(phi), len(cells)))
+        for b in design.blocks:
+            if b.kind in ("mean", "random"):
+                u = phi[:, b.slice]
+                tau = tau + (u if b.name == "cell" else u[:, cells[f"{b.name}_idx"].to_numpy()])
         return tau, phi

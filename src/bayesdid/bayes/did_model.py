@@ -39,16 +39,24 @@ def _hyperparameters(design: DiDDesign, errors: str, priors: DiDPriors):
 
 
 def prior_precision(design: DiDDesign, priors: DiDPriors, sds: dict):
-    """Symbolic vector of prior precisions of phi, block by block."""
-    parts = []
+    """Symbolic vector of prior precisions of phi, block by block.
+
+    Built as constant + sum of masked terms (elementwise ops only), which PyTensor's C
+    backend caches across models, unlike a join of per-block pieces.
+    """
+    const = np.zeros(design.n_phi)
+    lam = None
     for b in design.blocks:
         if b.kind == "fixed":
-            parts.append(pt.ones(b.size) * LAM_FIXED)
+            const[b.slice] = LAM_FIXED
         elif b.kind == "mean":
-            parts.append(pt.ones(1) / priors.effect_mean_sd**2)
+            const[b.slice] = 1.0 / priors.effect_mean_sd**2
         else:
-            parts.append(pt.ones(b.size) / sds[b.name] ** 2)
-    return pt.concatenate(parts)
+            mask = np.zeros(design.n_phi)
+            mask[b.slice] = 1.0
+            term = mask / sds[b.name] ** 2
+            lam = term if lam is None else lam + term
+    return pt.as_tensor_variable(const) if lam is None else const + lam
 
 
 def prior_precision_draws(design: DiDDesign, priors: DiDPriors, sds: dict) -> np.ndarray:
@@ -59,7 +67,7 @@ def prior_precision_draws(design: DiDDesign, priors: DiDPriors, sds: dict) -> np
         if b.kind == "fixed":
             parts.append(np.full((n, b.size), LAM_FIXED))
         elif b.kind == "mean":
-            parts.append(np.full((n, 1), 1.0 / priors.effect_mean_sd**2))
+            parts.append(np.full((n, b.size), 1.0 / priors.effect_mean_sd**2))
         else:
             parts.append(np.repeat((1.0 / sds[b.name] ** 2)[:, None], b.size, axis=1))
     return np.concatenate(parts, axis=1)
@@ -87,18 +95,15 @@ def build_dense(design: DiDDesign, errors: str, priors: DiDPriors) -> pm.Model:
         if design.X.shape[1]:
             beta = pm.Normal("beta_std", 0.0, FIXED_PRIOR_SD, dims="covariate")
             mean = mean + pt.dot(design.X, beta)
-        mu = pm.Normal("mu_std", 0.0, priors.effect_mean_sd)
-        tau = mu + pt.zeros(len(design.cells))
         cells = design.cells
-        for b in design.random_blocks:
-            z = pm.Normal(f"z_{b.name}", 0.0, 1.0, shape=b.size)
-            u = sds[b.name] * z
-            if b.name == "cell":
-                tau = tau + u
-            elif b.name == "event":
-                tau = tau + u[cells["event_idx"].to_numpy()]
-            else:
-                tau = tau + u[cells[f"{b.name}_idx"].to_numpy()]
+        tau = pt.zeros(len(cells))
+        for b in design.blocks:
+            if b.kind == "mean":
+                main = pm.Normal(f"{b.name}_effect_std", 0.0, priors.effect_mean_sd, shape=b.size)
+                tau = tau + main[cells[f"{b.name}_idx"].to_numpy()]
+            elif b.kind == "random":
+                u = sds[b.name] * pm.Normal(f"z_{b.name}", 0.0, 1.0, shape=b.size)
+                tau = tau + (u if b.name == "cell" else u[cells[f"{b.name}_idx"].to_numpy()])
         tau = pm.Deterministic("tau_cell_std", tau, dims="cell")
         treated = np.flatnonzero(design.cell_idx >= 0)
         mean = pt.inc_subtensor(mean[treated], tau[design.cell_idx[treated]])

@@ -34,6 +34,9 @@ LOG_2PI = float(np.log(2 * np.pi))
 # design; the generic fallback warning would only alarm users.
 warnings.filterwarnings("ignore", message=".*object mode to run MarginalLoglik",
                         category=UserWarning)
+# The C backend's BLAS notice does not apply: the heavy algebra here runs in NumPy/LAPACK.
+warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS installation",
+                        category=UserWarning)
 
 
 def _weights(rho, lengths, lam_a, sigma2, xp):

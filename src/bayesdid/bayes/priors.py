@@ -16,9 +16,9 @@ class DiDPriors:
     """Prior scales.
 
     sigma_sd : HalfNormal scale of the error (innovation) sd.
-    effect_mean_sd : Normal sd of the grand mean treatment effect ``mu``.
-    effect_sd : prior mean of every pooling sd (cohort, groups, event time, cell); each sd is
-        Gamma(2, 2 / effect_sd), a boundary-avoiding prior suited to few groups.
+    effect_mean_sd : Normal sd of each additive event-time, cohort and group effect.
+    effect_sd : prior mean of the pooling sd of cell interactions, Gamma(2, 2 / effect_sd):
+        a boundary-avoiding prior, so cells are never forced onto the additive structure.
     nu_rate : rate of the Exponential prior on ``nu - 2`` (Student-t errors only).
     """
 
