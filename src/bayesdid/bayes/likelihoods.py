@@ -23,10 +23,10 @@ import warnings
 
 import numpy as np
 import pytensor.tensor as pt
+from pytensor.gradient import DisconnectedType
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 from scipy.linalg import lapack
-from pytensor.gradient import DisconnectedType
 
 LOG_2PI = float(np.log(2 * np.pi))
 

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import pyfixest as pf
+
+
+def _import_pyfixest():
+    """Import pyfixest without its import-time ``logging.basicConfig(level=INFO)``, which
+    would switch on INFO output of every library in the user's process: while the root
+    logger has a handler, basicConfig does nothing."""
+    root = logging.getLogger()
+    guard = logging.NullHandler()
+    root.addHandler(guard)
+    try:
+        import pyfixest
+    finally:
+        root.removeHandler(guard)
+    return pyfixest
+
+
+pf = _import_pyfixest()
 
 from ..errors import BayesDidError
 from ..panel import Panel

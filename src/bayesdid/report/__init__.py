@@ -5,6 +5,7 @@
 '[0.100, 0.250]'
 """
 
+from .plots import event_study_plot, event_time, forest_plot
 from .tables import (
     INTERVAL_EXPLANATION,
     format_interval,
@@ -19,7 +20,6 @@ from .tables import (
     render_markdown,
     wide_table,
 )
-from .plots import event_study_plot, event_time, forest_plot
 
 __all__ = [
     "INTERVAL_EXPLANATION",

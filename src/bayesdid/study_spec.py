@@ -1,0 +1,537 @@
+"""Study specifications: parse and strictly validate a study TOML (run by :mod:`bayesdid.study`).
+
+:func:`load_study` reads and validates a spec (strictly: an unknown key or a value of the
+wrong type raises :class:`~bayesdid.errors.SpecError` naming the key's path, e.g.
+``steps[2].draws: expected int, got str``); :func:`run_study` builds the
+:class:`~bayesdid.panel.Panel`, runs the steps in order and writes the results.
+
+Spec format
+-----------
+::
+
+    [study]
+    name = "lccp_demo"                  # required; letters, digits, '_', '-', '.'
+    description = "..."                 # optional
+    level = 0.95                        # optional; interval level of every table
+
+    [data]                              # exactly one source:
+    simulate = "staggered"              #   bayesdid.datasets.simulate_staggered
+    # dataset = "castle"                #   a shipped dataset (bayesdid.datasets.list())
+    # csv = "panel.csv"                 #   a CSV file, relative to this TOML file
+
+    [data.simulate_args]                # only with simulate: simulate_staggered kwargs
+    random_seed = 0
+    years = [2005, 2014]
+    batches = { "2008" = 5, "2010" = 6 }   # TOML keys are strings; years become ints
+
+    [panel]                             # Panel.from_frame kwargs
+    outcome = "eco_eff"
+
+    [[steps]]                           # one table per step, run in order
+    kind = "twfe"                       # twfe | event_study | hierarchical_did
+    name = "twfe"                       # optional, unique; default: the kind
+
+``[panel]`` keys: ``unit``, ``time``, ``outcome``, ``treat``, ``cohort``, ``groups``,
+``covariates``, ``weights``, ``cluster``, ``start``, ``winsorize`` (``[lower, upper]``),
+``interpolate`` and ``policy_lists`` (a table ``{ "2010" = ["unit", ...] }``). With a
+``csv`` source ``unit``, ``time``, ``outcome`` and one of ``treat`` / ``cohort`` /
+``policy_lists`` are required. A shipped dataset and the simulator provide default panel
+arguments (``bayesdid.datasets.info(name)["panel_kwargs"]``); ``[panel]`` entries override
+them one by one, except that naming any of ``treat`` / ``cohort`` / ``policy_lists``
+replaces the default treatment source, and an empty string (``weights = ""``) or an empty
+list (``covariates = []``) removes a default.
+
+Step options (all optional except ``kind``):
+
+- ``twfe``: ``covariates`` (default the panel's; ``[]`` for none), ``cluster``,
+  ``weights`` (``""`` for unweighted).
+- ``event_study``: as ``twfe`` plus ``leads`` (6), ``lags`` (8), ``bin_ends`` (true),
+  ``ref`` (-1).
+- ``hierarchical_did``: model options ``pool``, ``event_time``, ``errors`` (``"ar1"``,
+  ``"iid"``, ``"student_t"``), ``covariates``, ``likelihood`` and a ``priors`` table
+  (:class:`~bayesdid.bayes.priors.DiDPriors` fields); sampler options ``draws``, ``tune``,
+  ``chains``, ``cores``, ``random_seed`` (omitted: one is drawn and recorded in the
+  posterior file and the log), ``target_accept``; ``interval`` (``"hdi"`` or ``"eti"``).
+
+Outputs of :func:`run_study` (in ``out_dir``): ``effects.csv`` (every step's effects with a
+``step`` column), ``comparison.{md,html,tex,csv}`` and ``forest.png`` (all steps side by
+side), ``event_study.png`` (when some step reports event-time effects),
+``posterior_<step>.nc`` and ``diagnostics_<step>.csv`` per Bayesian step, ``panel.txt``,
+``spec.toml`` (a copy of the spec) and, for simulated data, ``truth.csv`` and
+``effects_vs_truth.csv`` (``effects.csv`` plus a ``truth`` column).
+
+Examples
+--------
+>>> study = loads_study('''
+... [study]
+... name = "tiny"
+... [data]
+... dataset = "castle"
+... [[steps]]
+... kind = "twfe"
+... ''')
+>>> study.data.kind, [s.name for s in study.steps]
+('dataset', ['twfe'])
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import math
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from datetime import time as dtime
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pandas as pd
+
+from .errors import DatasetError, SpecError
+from .results import EffectResult
+
+__all__ = [
+    "Study",
+    "DataSource",
+    "Step",
+    "StudyResult",
+    "STEP_KINDS",
+    "load_study",
+    "loads_study",
+    "shipped_model",
+    "list_models",
+]
+
+logger = logging.getLogger(__name__)
+
+_SHIPPED_MODELS = ("_shipped", "models")
+_REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+# ============================================================================ value checks
+Check = Callable[[Any, str], Any]
+
+
+def _tname(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "table"
+    if isinstance(value, (datetime, date, dtime)):
+        return "datetime"
+    return type(value).__name__
+
+
+def _fail(path: str, message: str, hint: str | None = None) -> SpecError:
+    return SpecError(f"{path}: {message}" if path else message, hint=hint)
+
+
+def _expected(path: str, what: str, value: Any) -> SpecError:
+    return _fail(path, f"expected {what}, got {_tname(value)} ({value!r:.60})")
+
+
+def _str(choices: tuple[str, ...] | None = None, *, empty: bool = False) -> Check:
+    def check(value: Any, path: str) -> str:
+        if not isinstance(value, str):
+            raise _expected(path, "str", value)
+        if not empty and not value.strip():
+            raise _fail(path, "must not be empty")
+        if choices is not None and value not in choices:
+            raise _fail(path, f"must be one of {', '.join(map(repr, choices))}, got {value!r}")
+        return value
+    return check
+
+
+def _int(lo: int | None = None) -> Check:
+    def check(value: Any, path: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _expected(path, "int", value)
+        if lo is not None and value < lo:
+            raise _fail(path, f"must be >= {lo}, got {value}")
+        return value
+    return check
+
+
+def _num(lo: float | None = None, hi: float | None = None, *, open_: bool = False) -> Check:
+    """A finite number; within [lo, hi] (or (lo, hi) with ``open_``)."""
+    def check(value: Any, path: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _expected(path, "number", value)
+        if not math.isfinite(value):
+            raise _fail(path, f"must be finite, got {value}")
+        too_low = lo is not None and (value <= lo if open_ else value < lo)
+        too_high = hi is not None and (value >= hi if open_ else value > hi)
+        if too_low or too_high:
+            left, right = ("(", ")") if open_ else ("[", "]")
+            span = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
+            raise _fail(path, f"must lie in {span}, got {value}")
+        return value
+    return check
+
+
+def _bool(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise _expected(path, "bool", value)
+    return value
+
+
+def _list(item: Check, *, length: int | None = None, what: str = "") -> Check:
+    def check(value: Any, path: str) -> tuple:
+        if not isinstance(value, list):
+            raise _expected(path, f"array{' of ' + what if what else ''}", value)
+        if length is not None and len(value) != length:
+            raise _fail(path, f"expected an array of {length} items, got {len(value)}")
+        return tuple(item(v, f"{path}[{i}]") for i, v in enumerate(value))
+    return check
+
+
+def _unit_id(value: Any, path: str) -> str | int:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise _expected(path, "str or int (a unit id)", value)
+    return value
+
+
+def _year_table(item: Check) -> Check:
+    """A table keyed by years: TOML keys are strings, so ``"2010"`` becomes ``2010``."""
+    def check(value: Any, path: str) -> MappingProxyType:
+        if not isinstance(value, dict):
+            raise _expected(path, "table", value)
+        if not value:
+            raise _fail(path, "must not be empty")
+        out: dict[int, Any] = {}
+        for key, v in value.items():
+            try:
+                year = int(key.strip())
+            except ValueError:
+                raise _fail(f"{path}.{key}", f"key {key!r} is not an integer year") from None
+            out[year] = item(v, f"{path}.{key}")
+        return MappingProxyType(out)
+    return check
+
+
+def _plain_table(item: Check) -> Check:
+    def check(value: Any, path: str) -> MappingProxyType:
+        if not isinstance(value, dict):
+            raise _expected(path, "table", value)
+        return MappingProxyType({k: item(v, f"{path}.{k}") for k, v in value.items()})
+    return check
+
+
+def _table(value: Any, path: str, schema: Mapping[str, Check], *,
+           required: tuple[str, ...] = (), what: str = "key") -> dict[str, Any]:
+    """Check every key of ``value`` against ``schema`` (unknown keys are errors)."""
+    if not isinstance(value, dict):
+        raise _expected(path, "table", value)
+    for key in value:
+        if key not in schema:
+            close = difflib.get_close_matches(key, list(schema), n=1)
+            where = f"{path}.{key}" if path else key
+            raise _fail(where, f"unknown {what} {key!r}"
+                        + (f" (did you mean {close[0]!r}?)" if close else "")
+                        + f"; allowed: {', '.join(sorted(schema))}")
+    for key in required:
+        if key not in value:
+            raise _fail(f"{path}.{key}" if path else key, "required key is missing")
+    return {key: schema[key](v, f"{path}.{key}" if path else key) for key, v in value.items()}
+
+
+# ============================================================================ schema
+def _simulate_args_schema() -> dict[str, Check]:
+    return {
+        "n_units": _int(5),
+        "years": _list(_int(), length=2, what="int"),
+        "batches": _year_table(_int(1)),
+        "start": _str(("next_year", "same_year")),
+        "n_covariates": _int(0),
+        "rho": _num(-1, 1, open_=True),
+        "sigma": _num(0),
+        "cohort_effects": _year_table(_num()),
+        "region_effects": _plain_table(_num()),
+        "slope": _num(),
+        "beta": _list(_num(), what="number"),
+        "random_seed": _int(0),
+    }
+
+
+_OPT_STR = _str(empty=True)  # "" removes a default
+_STR_LIST = _list(_str(), what="str")
+
+PANEL_SCHEMA: dict[str, Check] = {
+    "unit": _str(), "time": _str(), "outcome": _str(),
+    "treat": _OPT_STR, "cohort": _OPT_STR,
+    "policy_lists": _year_table(_list(_unit_id, what="unit ids")),
+    "start": _str(("next_year", "same_year")),
+    "groups": _STR_LIST, "covariates": _STR_LIST,
+    "weights": _OPT_STR, "cluster": _OPT_STR,
+    "winsorize": _list(_num(0, 1), length=2, what="number"),
+    "interpolate": _bool,
+}
+_TREATMENT_KEYS = ("treat", "cohort", "policy_lists")
+_PRIOR_FIELDS = ("sigma_sd", "effect_mean_sd", "effect_sd", "nu_rate")
+
+_COMMON: dict[str, Check] = {"kind": _str(), "name": _str()}
+_CLASSICAL: dict[str, Check] = {"covariates": _STR_LIST, "cluster": _str(),
+                                "weights": _OPT_STR}
+STEP_KINDS: dict[str, dict[str, Check]] = {
+    "twfe": {**_COMMON, **_CLASSICAL},
+    "event_study": {**_COMMON, **_CLASSICAL, "leads": _int(1), "lags": _int(0),
+                    "bin_ends": _bool, "ref": _int()},
+    "hierarchical_did": {
+        **_COMMON,
+        "pool": _STR_LIST, "event_time": _bool,
+        "errors": _str(("ar1", "iid", "student_t")), "covariates": _STR_LIST,
+        "likelihood": _str(("auto", "marginal", "dense")),
+        "priors": lambda v, p: MappingProxyType(
+            _table(v, p, {f: _num(0, open_=True) for f in _PRIOR_FIELDS}, what="prior")),
+        "draws": _int(1), "tune": _int(0), "chains": _int(1), "cores": _int(1),
+        "random_seed": _int(0), "target_accept": _num(0, 1, open_=True),
+        "interval": _str(("hdi", "eti")),
+    },
+}
+BAYESIAN_KINDS = ("hierarchical_did",)
+_HDID_MODEL_KEYS = ("pool", "event_time", "errors", "covariates", "likelihood")
+_HDID_FIT_KEYS = ("draws", "tune", "chains", "cores", "random_seed", "target_accept")
+SIMULATORS = ("staggered",)
+
+
+# ============================================================================ spec objects
+@dataclass(frozen=True)
+class DataSource:
+    """Where the data come from: ``kind`` is ``"simulate"``, ``"dataset"`` or ``"csv"``;
+    ``name`` the simulator, the dataset name or the resolved CSV path; ``args`` the
+    simulator's keyword arguments."""
+
+    kind: str
+    name: str
+    args: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class Step:
+    """One estimation step: its ``kind``, unique ``name`` and ``options``."""
+
+    kind: str
+    name: str
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def bayesian(self) -> bool:
+        return self.kind in BAYESIAN_KINDS
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated study spec (see the module docstring for the format)."""
+
+    name: str
+    data: DataSource
+    steps: tuple[Step, ...]
+    panel: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    description: str = ""
+    level: float = 0.95
+    path: Path | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class StudyResult:
+    """What :func:`run_study` produced.
+
+    ``paths`` maps an output name (``"effects"``, ``"comparison_md"``, ``"forest"``,
+    ``"posterior_<step>"``...) to its file; ``results`` maps step names to their
+    :class:`~bayesdid.results.EffectResult`; ``effects`` is the table of ``effects.csv``;
+    ``seconds`` the wall time of each step (and ``"total"``).
+    """
+
+    study: Study
+    out_dir: Path
+    paths: Mapping[str, Path]
+    results: Mapping[str, EffectResult]
+    effects: pd.DataFrame
+    panel: Any
+    seconds: Mapping[str, float]
+
+
+# ============================================================================ parsing
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study spec from a TOML file.
+
+    Relative paths inside the spec (``data.csv``) are relative to the file.
+
+    Raises
+    ------
+    SpecError : the file is missing or not valid TOML, or the spec is malformed.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"no such study file: {path}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpecError(f"cannot read study file {path}: {err}") from None
+    return loads_study(text, base_dir=path.resolve().parent, path=path)
+
+
+def loads_study(text: str, base_dir: str | Path | None = None, *,
+                path: str | Path | None = None) -> Study:
+    """Parse and validate a study spec given as TOML text.
+
+    ``base_dir`` anchors relative paths (default: the current directory).
+    """
+    where = f" in {path}" if path is not None else ""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(f"invalid TOML{where}: {err}") from None
+    base = Path.cwd() if base_dir is None else Path(base_dir)
+    return replace(_parse(raw, base), path=None if path is None else Path(path), source=text)
+
+
+def _parse(raw: dict[str, Any], base: Path) -> Study:
+    top = {"study": lambda v, p: v, "data": lambda v, p: v, "panel": lambda v, p: v,
+           "steps": lambda v, p: v}
+    _table(raw, "", top, required=("study", "data", "steps"), what="top-level key")
+
+    head = _table(raw["study"], "study",
+                  {"name": _str(), "description": _str(empty=True),
+                   "level": _num(0, 1, open_=True)}, required=("name",))
+    if not _NAME.match(head["name"]):
+        raise _fail("study.name", f"{head['name']!r} must start with a letter or digit and "
+                    "hold only letters, digits, '_', '-' and '.' (it names the results folder)")
+
+    data = _parse_data(raw["data"], base)
+    panel = _table(raw.get("panel", {}), "panel", PANEL_SCHEMA)
+    given = [k for k in _TREATMENT_KEYS if panel.get(k)]
+    if len(given) > 1:
+        raise _fail("panel", f"give at most one of treat, cohort, policy_lists; got {given}")
+    if data.kind == "csv":
+        missing = [k for k in ("unit", "time", "outcome") if not panel.get(k)]
+        if missing:
+            raise _fail(f"panel.{missing[0]}", "required with a csv data source",
+                        hint="name the unit, time and outcome columns in [panel]")
+        if not given:
+            raise _fail("panel", "a csv data source needs one of treat, cohort or "
+                        "policy_lists in [panel]")
+
+    steps_raw = raw["steps"]
+    if not isinstance(steps_raw, list) or not all(isinstance(s, dict) for s in steps_raw):
+        raise _fail("steps", f"expected an array of tables ([[steps]]), got {_tname(steps_raw)}")
+    if not steps_raw:
+        raise _fail("steps", "a study needs at least one step")
+    steps: list[Step] = []
+    seen: dict[str, int] = {}
+    for i, s in enumerate(steps_raw):
+        step = _parse_step(s, f"steps[{i}]")
+        if step.name in seen:
+            raise _fail(f"steps[{i}].name", f"duplicate step name {step.name!r} (also "
+                        f"steps[{seen[step.name]}])", hint="give each step a unique name = ...")
+        seen[step.name] = i
+        steps.append(step)
+    return Study(name=head["name"], description=head.get("description", ""),
+                 level=float(head.get("level", 0.95)), data=data,
+                 panel=MappingProxyType(panel), steps=tuple(steps))
+
+
+def _parse_data(value: Any, base: Path) -> DataSource:
+    schema = {"simulate": _str(SIMULATORS), "dataset": _str(), "csv": _str(),
+              "simulate_args": lambda v, p: v}
+    data = _table(value, "data", schema)
+    sources = [k for k in ("simulate", "dataset", "csv") if k in data]
+    if not sources:
+        raise _fail("data", "no data source; give one of simulate = \"staggered\", "
+                    "dataset = \"<name>\" or csv = \"<path>\"")
+    if len(sources) > 1:
+        raise _fail("data", f"give exactly one data source, got {sources}")
+    kind = sources[0]
+    if "simulate_args" in data and kind != "simulate":
+        raise _fail("data.simulate_args", "only allowed with data.simulate")
+    args = _table(data.get("simulate_args", {}), "data.simulate_args",
+                  _simulate_args_schema(), what="simulate_staggered argument")
+    name = data[kind]
+    if kind == "dataset":
+        from .datasets import data_path
+
+        try:
+            data_path(name)
+        except DatasetError as err:
+            raise _fail("data.dataset", str(err).splitlines()[0]) from None
+    elif kind == "csv":
+        csv = Path(name).expanduser()
+        csv = csv if csv.is_absolute() else base / csv
+        if not csv.is_file():
+            raise _fail("data.csv", f"file not found: {csv}",
+                        hint="csv paths are relative to the study file")
+        name = str(csv)
+    return DataSource(kind=kind, name=name, args=MappingProxyType(args))
+
+
+def _parse_step(value: dict[str, Any], path: str) -> Step:
+    kinds = ", ".join(sorted(STEP_KINDS))
+    if "kind" not in value:
+        raise _fail(f"{path}.kind", f"required key is missing; one of {kinds}")
+    kind = _str()(value["kind"], f"{path}.kind")
+    if kind not in STEP_KINDS:
+        close = difflib.get_close_matches(kind, list(STEP_KINDS), n=1)
+        raise _fail(f"{path}.kind", f"unknown step kind {kind!r}"
+                    + (f" (did you mean {close[0]!r}?)" if close else "")
+                    + f"; allowed kinds: {kinds}")
+    opts = _table(value, path, STEP_KINDS[kind])
+    name = opts.pop("name", kind)
+    opts.pop("kind")
+    if not _NAME.match(name):
+        raise _fail(f"{path}.name", f"{name!r} must start with a letter or digit and hold "
+                    "only letters, digits, '_', '-' and '.' (it names output files)")
+    if kind == "event_study":
+        leads, lags, ref = opts.get("leads", 6), opts.get("lags", 8), opts.get("ref", -1)
+        if not -leads <= ref <= lags:
+            raise _fail(f"{path}.ref", f"ref={ref} lies outside the window "
+                        f"[-{leads}, {lags}]")
+    if kind == "hierarchical_did" and opts.get("errors") == "student_t" \
+            and opts.get("likelihood") == "marginal":
+        raise _fail(f"{path}.likelihood", "Student-t errors have no closed-form marginal; "
+                    "use likelihood = \"dense\" or \"auto\"")
+    return Step(kind=kind, name=name, options=MappingProxyType(opts))
+
+
+# ============================================================================ shipped specs
+def shipped_model(name: str) -> Path:
+    """Path of a study spec shipped with bayesdid (``models/<name>.toml``).
+
+    Looks first inside the installed package (``bayesdid/_shipped/models``, as in a wheel),
+    then in the repository's ``models/`` folder (editable install).
+    """
+    filename = name if name.endswith(".toml") else f"{name}.toml"
+    shipped = resources.files("bayesdid").joinpath(*_SHIPPED_MODELS, filename)
+    if shipped.is_file():
+        return Path(str(shipped))
+    repo = _REPO_MODELS / filename
+    if repo.is_file():
+        return repo
+    available = ", ".join(list_models()) or "none found"
+    raise SpecError(f"no shipped study spec {filename!r} (looked in the package's "
+                    f"_shipped/models and in {_REPO_MODELS}); available: {available}")
+
+
+def list_models() -> list[str]:
+    """Names of the shipped study specs."""
+    names: set[str] = set()
+    shipped = resources.files("bayesdid").joinpath(*_SHIPPED_MODELS)
+    if shipped.is_dir():
+        names |= {p.name[:-5] for p in shipped.iterdir() if p.name.endswith(".toml")}
+    if _REPO_MODELS.is_dir():
+        names |= {p.stem for p in _REPO_MODELS.glob("*.toml")}
+    return sorted(names)
