@@ -1,57 +1,8 @@
 """A declarative study: one TOML file -> a panel -> every estimation step -> a results folder.
 
-:func:`load_study` reads and validates a spec (strictly: an unknown key or a value of the
-wrong type raises :class:`~bayesdid.errors.SpecError` naming the key's path, e.g.
-``steps[2].draws: expected int, got str``); :func:`run_study` builds the
+:func:`load_study` (from :mod:`bayesdid.study_spec`, where the spec format is documented)
+reads and strictly validates a spec; :func:`run_study` builds the
 :class:`~bayesdid.panel.Panel`, runs the steps in order and writes the results.
-
-Spec format
------------
-::
-
-    [study]
-    name = "lccp_demo"                  # required; letters, digits, '_', '-', '.'
-    description = "..."                 # optional
-    level = 0.95                        # optional; interval level of every table
-
-    [data]                              # exactly one source:
-    simulate = "staggered"              #   bayesdid.datasets.simulate_staggered
-    # dataset = "castle"                #   a shipped dataset (bayesdid.datasets.list())
-    # csv = "panel.csv"                 #   a CSV file, relative to this TOML file
-
-    [data.simulate_args]                # only with simulate: simulate_staggered kwargs
-    random_seed = 0
-    years = [2005, 2014]
-    batches = { "2008" = 5, "2010" = 6 }   # TOML keys are strings; years become ints
-
-    [panel]                             # Panel.from_frame kwargs
-    outcome = "eco_eff"
-
-    [[steps]]                           # one table per step, run in order
-    kind = "twfe"                       # twfe | event_study | hierarchical_did
-    name = "twfe"                       # optional, unique; default: the kind
-
-``[panel]`` keys: ``unit``, ``time``, ``outcome``, ``treat``, ``cohort``, ``groups``,
-``covariates``, ``weights``, ``cluster``, ``start``, ``winsorize`` (``[lower, upper]``),
-``interpolate`` and ``policy_lists`` (a table ``{ "2010" = ["unit", ...] }``). With a
-``csv`` source ``unit``, ``time``, ``outcome`` and one of ``treat`` / ``cohort`` /
-``policy_lists`` are required. A shipped dataset and the simulator provide default panel
-arguments (``bayesdid.datasets.info(name)["panel_kwargs"]``); ``[panel]`` entries override
-them one by one, except that naming any of ``treat`` / ``cohort`` / ``policy_lists``
-replaces the default treatment source, and an empty string (``weights = ""``) or an empty
-list (``covariates = []``) removes a default.
-
-Step options (all optional except ``kind``):
-
-- ``twfe``: ``covariates`` (default the panel's; ``[]`` for none), ``cluster``,
-  ``weights`` (``""`` for unweighted).
-- ``event_study``: as ``twfe`` plus ``leads`` (6), ``lags`` (8), ``bin_ends`` (true),
-  ``ref`` (-1).
-- ``hierarchical_did``: model options ``pool``, ``event_time``, ``errors`` (``"ar1"``,
-  ``"iid"``, ``"student_t"``), ``covariates``, ``likelihood`` and a ``priors`` table
-  (:class:`~bayesdid.bayes.priors.DiDPriors` fields); sampler options ``draws``, ``tune``,
-  ``chains``, ``cores``, ``random_seed`` (omitted: one is drawn and recorded in the
-  posterior file and the log), ``target_accept``; ``interval`` (``"hdi"`` or ``"eti"``).
 
 Outputs of :func:`run_study` (in ``out_dir``): ``effects.csv`` (every step's effects with a
 ``step`` column), ``comparison.{md,html,tex,csv}`` and ``forest.png`` (all steps side by
@@ -59,19 +10,6 @@ side), ``event_study.png`` (when some step reports event-time effects),
 ``posterior_<step>.nc`` and ``diagnostics_<step>.csv`` per Bayesian step, ``panel.txt``,
 ``spec.toml`` (a copy of the spec) and, for simulated data, ``truth.csv`` and
 ``effects_vs_truth.csv`` (``effects.csv`` plus a ``truth`` column).
-
-Examples
---------
->>> study = loads_study('''
-... [study]
-... name = "tiny"
-... [data]
-... dataset = "castle"
-... [[steps]]
-... kind = "twfe"
-... ''')
->>> study.data.kind, [s.name for s in study.steps]
-('dataset', ['twfe'])
 """
 
 from __future__ import annotations

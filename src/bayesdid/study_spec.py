@@ -53,12 +53,7 @@ Step options (all optional except ``kind``):
   ``chains``, ``cores``, ``random_seed`` (omitted: one is drawn and recorded in the
   posterior file and the log), ``target_accept``; ``interval`` (``"hdi"`` or ``"eti"``).
 
-Outputs of :func:`run_study` (in ``out_dir``): ``effects.csv`` (every step's effects with a
-``step`` column), ``comparison.{md,html,tex,csv}`` and ``forest.png`` (all steps side by
-side), ``event_study.png`` (when some step reports event-time effects),
-``posterior_<step>.nc`` and ``diagnostics_<step>.csv`` per Bayesian step, ``panel.txt``,
-``spec.toml`` (a copy of the spec) and, for simulated data, ``truth.csv`` and
-``effects_vs_truth.csv`` (``effects.csv`` plus a ``truth`` column).
+What a run writes: see :mod:`bayesdid.study`.
 
 Examples
 --------

@@ -30,7 +30,7 @@ def twfe(panel: Panel, *, covariates: Sequence[str] | None = None, cluster: str 
     >>> from bayesdid import Panel
     >>> from bayesdid.datasets import load, info
     >>> panel = Panel.from_frame(load("castle"), **info("castle")["panel_kwargs"])
-    >>> round(twfe(panel).effect()["estimate"], 4)
+    >>> round(float(twfe(panel).effect()["estimate"]), 4)
     0.0755
     """
     covs, cluster, weights = resolve(panel, covariates, cluster, weights)
