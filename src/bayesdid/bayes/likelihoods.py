@@ -26,7 +26,7 @@ import pytensor.tensor as pt
 from pytensor.gradient import DisconnectedType
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
-from scipy.linalg import lapack
+from scipy.linalg import blas, lapack
 
 LOG_2PI = float(np.log(2 * np.pi))
 
@@ -96,6 +96,10 @@ def marginal_loglik_grad_np(stats: dict, n_obs: int, sigma: float, rho: float,
     through the unit-effect prior (lam_a). One Cholesky and one inverse per call.
     """
     s = sigma**2
+    # early adaptation can push the transformed parameters to the boundary or to under/
+    # overflow; report an impossible point instead of raising
+    if not (abs(rho) < 1 and 0 < s < np.inf and np.all(np.isfinite(lam_phi))):
+        return -np.inf, 0.0, 0.0, np.zeros_like(lam_phi)
     lengths, counts = stats["run_lengths"], stats["units_per_length"]
     c = np.array([1 - rho**2, 1 - rho, -rho * (1 - rho)])
     dc = np.array([-2 * rho, -1.0, -(1 - 2 * rho)])
@@ -115,36 +119,41 @@ def marginal_loglik_grad_np(stats: dict, n_obs: int, sigma: float, rho: float,
     m1 = stats["A0"].shape[0]
     S, dS_rho, dS_s = (weights @ stats["basis"]).reshape(3, m1, m1)
 
-    H = S[:-1, :-1] / s + np.diag(lam_phi)
+    S_pp = S[:-1, :-1]
+    H = S_pp * (1.0 / s)
+    H.flat[:: H.shape[0] + 1] += lam_phi
     b = S[:-1, -1] / s
     L, info = lapack.dpotrf(H, lower=1, clean=1)
     if info != 0:
         return -np.inf, 0.0, 0.0, np.zeros_like(lam_phi)
-    P, _ = lapack.dpotri(L, lower=1)  # inverse from the factor: cheaper than inv()
-    P = P + P.T - np.diag(np.diag(P))  # dpotri fills the lower triangle; the upper is zero
-    mean = P @ b
+    # inverse from the factor (cheaper than inv()); dpotri fills the lower triangle only
+    P_low, _ = lapack.dpotri(L, lower=1)
+    P_diag = np.diagonal(P_low).copy()
+    mean = blas.dsymv(1.0, P_low, b, lower=1)
     n_units = counts.sum()
     logp = (-0.5 * n_obs * (LOG_2PI + np.log(s)) + 0.5 * n_units * np.log(1 - rho**2)
             + 0.5 * n_units * np.log(lam_a) + 0.5 * np.sum(np.log(lam_phi))
-            - 0.5 * np.sum(counts * np.log(D / s + lam_a)) - np.sum(np.log(np.diag(L)))
+            - 0.5 * np.sum(counts * np.log(D / s + lam_a)) - np.sum(np.log(np.diagonal(L)))
             - 0.5 * S[-1, -1] / s + 0.5 * b @ mean)
 
-    Pm = P + np.outer(mean, mean)  # tr(P dH) + m'dH m = sum(Pm * dH)
+    def trace_and_quad(M: np.ndarray) -> tuple[float, float]:
+        """tr(P M) and mean' M mean for a symmetric M, from the lower triangle of P."""
+        trace = 2.0 * np.einsum("ij,ij->", P_low, M) - P_diag @ np.diagonal(M)
+        return trace, mean @ (M @ mean)
 
-    def quad_terms(dH: np.ndarray, db: np.ndarray) -> float:
-        return -0.5 * np.vdot(Pm, dH) + mean @ db
-
-    # sigma^2
-    dH_s = dS_s[:-1, :-1] / s - S[:-1, :-1] / s**2
+    t_S, q_S = trace_and_quad(S_pp)
+    t_s, q_s = trace_and_quad(dS_s[:-1, :-1])
+    t_r, q_r = trace_and_quad(dS_rho[:-1, :-1])
+    # sigma^2: dH = dS_s/s - S/s^2, db = dS_s_py/s - S_py/s^2
     db_s = dS_s[:-1, -1] / s - S[:-1, -1] / s**2
     g_s = (-0.5 * n_obs / s + 0.5 * np.sum(counts * D / (s * (D + lam_a * s)))
-           - 0.5 * dS_s[-1, -1] / s + 0.5 * S[-1, -1] / s**2 + quad_terms(dH_s, db_s))
-    # rho
+           - 0.5 * dS_s[-1, -1] / s + 0.5 * S[-1, -1] / s**2
+           - 0.5 * ((t_s + q_s) / s - (t_S + q_S) / s**2) + mean @ db_s)
+    # rho: dH = dS_rho/s, db = dS_rho_py/s
     g_rho = (-n_units * rho / (1 - rho**2) - 0.5 * np.sum(counts * dD / (D + lam_a * s))
-             - 0.5 * dS_rho[-1, -1] / s
-             + quad_terms(dS_rho[:-1, :-1] / s, dS_rho[:-1, -1] / s))
-    # prior precisions
-    g_lam = 0.5 / lam_phi - 0.5 * np.diag(P) - 0.5 * mean**2
+             - 0.5 * dS_rho[-1, -1] / s - 0.5 * (t_r + q_r) / s + mean @ dS_rho[:-1, -1] / s)
+    # prior precisions: dH = e_j e_j'
+    g_lam = 0.5 / lam_phi - 0.5 * P_diag - 0.5 * mean**2
     return float(logp), float(g_s * 2 * sigma), float(g_rho), g_lam
 
 
