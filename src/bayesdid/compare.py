@@ -220,7 +220,7 @@ class Comparison:
         paths["html"].write_text(self.to_html(digits), encoding="utf-8")
         self.table.to_csv(paths["csv"], index=False)
         paths["png"] = folder / "forest.png"
-        self.forest().savefig(paths["png"], dpi=dpi)
+        self.forest().savefig(paths["png"], dpi=dpi, bbox_inches="tight")
         logger.info("comparison written to %s", folder)
         return paths
 

@@ -150,9 +150,11 @@ def forest_plot(table: pd.DataFrame, *, estimand: str | Iterable[str] | None = N
     ax.set_ylim(len(rows) - 0.5, -0.5)  # first row on top
     ax.set_xlabel("effect")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(handles, names, loc="best", fontsize="small", frameon=True)
+    # above the axes: inside, "best" still hides the top rows of a long forest
+    ax.legend(handles, names, loc="lower center", bbox_to_anchor=(0.5, 1.0),
+              ncol=min(len(names), 3), fontsize="small", frameon=False)
     if title:
-        ax.set_title(title)
+        ax.set_title(title, pad=28)
     return fig
 
 
