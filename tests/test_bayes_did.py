@@ -245,3 +245,17 @@ def test_marginal_and_dense_forms_give_the_same_posterior(errors):
     mcse = np.sqrt(a.var() / ess + b.var() / ess)
     assert abs(a.mean() - b.mean()) < 4 * mcse
     assert b.std() == pytest.approx(a.std(), rel=0.15)
+
+
+@pytest.mark.sampling
+def test_student_t_errors_use_the_dense_model():
+    sim = simulate_staggered(n_units=24, years=(2005, 2012), batches={2008: 5, 2010: 5},
+                             n_covariates=1, random_seed=5)
+    panel = Panel.from_frame(sim.data, **sim.panel_kwargs)
+    res = HierarchicalDiD(errors="student_t").fit(panel, draws=400, tune=400, chains=2,
+                                                  random_seed=4, progress=False)
+    assert res.info["form"] == "dense"
+    assert "nu" in res.idata.posterior and "nu_minus_2" in res.info["sampled_vars"]
+    truth = sim.truth.set_index(["estimand", "group"])["value"][("att", "overall")]
+    row = res.effect("att", "overall")
+    assert row["lower"] <= truth <= row["upper"]

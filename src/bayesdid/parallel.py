@@ -7,6 +7,7 @@ order, so the same seeds give the same numbers whatever the number of workers.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -37,7 +38,9 @@ def run_replications(fn: Callable[..., Any], args: Iterable[Sequence[Any]], *,
                 out.append(fn(*a))
                 bar.update()
             return out
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # "spawn": forking a process that already runs BLAS/compiler threads can deadlock
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futures = [pool.submit(fn, *a) for a in args]
             for f in futures:
                 f.add_done_callback(lambda _: bar.update())
