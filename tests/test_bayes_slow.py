@@ -80,3 +80,21 @@ def test_calibration_of_the_default_error_model():
     table = coverage_table(records).set_index("method")
     coverage = table.loc["hierarchical_did[ar1]", "coverage"]
     assert coverage >= 0.85, table.to_string()
+
+
+@pytest.mark.slow
+def test_fast_likelihood_matches_dense_model_on_a_thousand_rows():
+    """Exactness at a larger size than the sampling test: 100 units x 10 years, AR(1)."""
+    sim = simulate_staggered(n_units=100, years=(2005, 2014), batches={2008: 12, 2011: 12},
+                             random_seed=8)
+    panel = Panel.from_frame(sim.data, **sim.panel_kwargs)
+    assert panel.n_obs == 1000
+    kw = dict(draws=1000, tune=1000, chains=2, random_seed=3, progress=False)
+    fast = HierarchicalDiD(errors="ar1").fit(panel, **kw)
+    dense = HierarchicalDiD(errors="ar1", likelihood="dense").fit(panel, **kw)
+    a, b = fast.draws(), dense.draws()
+    ess = min(r.diagnostics(warn=False).set_index("parameter").loc["att|overall", "ess_bulk"]
+              for r in (fast, dense))
+    mcse = (a.var() / ess + b.var() / ess) ** 0.5
+    assert abs(a.mean() - b.mean()) < 4 * mcse
+    assert b.std() == pytest.approx(a.std(), rel=0.15)

@@ -51,11 +51,12 @@ def coverage_replication(seed: int, errors: Sequence[str] = ("ar1", "iid"), draw
 
 
 def run_calibration(n_panels: int, *, first_seed: int = 0, workers: int | None = None,
-                    progress: bool = True, **kwargs) -> pd.DataFrame:
-    """All replication records for seeds ``first_seed .. first_seed + n_panels - 1``."""
+                    client: Any = None, progress: bool = True, **kwargs) -> pd.DataFrame:
+    """All replication records for seeds ``first_seed .. first_seed + n_panels - 1``, on
+    local processes or a Dask cluster (``client``: see :func:`bayesdid.parallel.run_replications`)."""
     seeds = range(first_seed, first_seed + n_panels)
     out = run_replications(_replicate, [(s, kwargs) for s in seeds], workers=workers,
-                           progress=progress, desc="calibration panels")
+                           client=client, progress=progress, desc="calibration panels")
     return pd.DataFrame([r for recs in out for r in recs])
 
 
