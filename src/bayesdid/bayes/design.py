@@ -1,4 +1,4 @@
-"""prepare(panel, spec) -> DiDDesign: the arrays a Bayesian DID model needs, no PyMC.
+"""prepare(panel, pool, covariates) -> DiDDesign: the arrays a Bayesian DID needs, no PyMC.
 
 The model is the clean-comparison (imputation / saturated-interaction) DID:
 
@@ -7,9 +7,9 @@ The model is the clean-comparison (imputation / saturated-interaction) DID:
 with one effect per treated cell c = (cohort, pooled groups..., event time k), and
 tau_c = e_k + c_cohort + g_group... + u_cell: additive event-time, cohort and group
 effects (weakly informative priors, not shrunk) plus a cell interaction u_cell partially
-pooled toward zero, i.e. each cell is shrunk toward its additive prediction. Each block
-block with its own scale. Everything except the unit effects a_i is stacked into one
-coefficient vector ``phi`` whose columns are described by :attr:`DiDDesign.blocks`.
+pooled toward zero, i.e. each cell is shrunk toward its additive prediction. Everything
+except the unit effects a_i is stacked into one coefficient vector ``phi`` whose columns
+are described by :attr:`DiDDesign.blocks`.
 
 Outcome and covariates are standardised (``y_scale``, ``x_scale``) so that default priors
 are on a unit scale; results are reported back on the original scale.
@@ -38,7 +38,7 @@ class Block:
     name: str
     start: int
     size: int
-    kind: str  # "fixed" (sd FIXED_PRIOR_SD), "mean" (sd = prior on mu), "random" (sampled sd)
+    kind: str  # "fixed" (sd FIXED_PRIOR_SD), "mean" (sd effect_mean_sd), "random" (sampled sd)
 
     @property
     def slice(self) -> slice:
