@@ -1,6 +1,8 @@
-"""Frequentist replications, each returning an :class:`~bayesdid.results.EffectResult`."""
+"""Frequentist replications, each returning an :class:`~bayesdid.results.EffectResult`
+(or, for the Bacon decomposition, a result exposing ``effects()``)."""
 
+from .bacon import BaconResult, bacon_decomposition
 from .event_study import event_study
 from .twfe import twfe
 
-__all__ = ["twfe", "event_study"]
+__all__ = ["twfe", "event_study", "bacon_decomposition", "BaconResult"]
