@@ -3,6 +3,8 @@
 
 from .bacon import BaconResult, bacon_decomposition
 from .event_study import event_study
+from .staggered import imputation, sun_abraham
 from .twfe import twfe
 
-__all__ = ["twfe", "event_study", "bacon_decomposition", "BaconResult"]
+__all__ = ["twfe", "event_study", "sun_abraham", "imputation", "bacon_decomposition",
+           "BaconResult"]

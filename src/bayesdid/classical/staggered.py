@@ -20,11 +20,11 @@ from scipy import stats
 from ..errors import BayesDidError, DesignError
 from ..panel import Panel
 from ..results import EffectResult, group_label
-from ._fixest import CL, TIME, UNIT, Y, W, coef_rows, feols, pf, resolve, work_frame
+from ._fixest import CL, TIME, UNIT, W, Y, coef_rows, feols, pf, resolve, work_frame
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["sun_abraham", "imputation"]
+__all__ = ["imputation", "sun_abraham"]
 
 D = "treated__"
 
@@ -114,7 +114,8 @@ def sun_abraham(panel: Panel, *, leads: int = 6, lags: int = 8,
         regs[name] = ((cohort == g) & (rel == k)).astype(float)
         cell_of[name] = (int(g), int(k))
     work, cov_names = work_frame(panel, regs, covs, cluster, None)
-    fit = feols(work, [*regs, *cov_names], None)
+    with np.errstate(invalid="ignore"):  # an exact fit can give vcov diagonals of -1e-20
+        fit = feols(work, [*regs, *cov_names], None)
 
     coefnames = list(fit._coefnames)
     beta = np.asarray(fit._beta_hat, float)
@@ -133,9 +134,9 @@ def sun_abraham(panel: Panel, *, leads: int = 6, lags: int = 8,
         w = np.zeros(len(beta))
         w[[est_cells[c] for c in members]] = n / n.sum()
         est, se = float(w @ beta), float(np.sqrt(max(w @ vcov @ w, 0.0)))
-        return dict(estimand=estimand, group=group, estimate=est, se_or_sd=se,
-                    lower=est - q * se, upper=est + q * se, level=level,
-                    interval="confidence", n_obs=int(n.sum()))
+        return {"estimand": estimand, "group": group, "estimate": est, "se_or_sd": se,
+                    "lower": est - q * se, "upper": est + q * se, "level": level,
+                    "interval": "confidence", "n_obs": int(n.sum())}
 
     all_cells = list(cells.index)
     rows = [aggregate([c for c in all_cells if c[1] >= 0], "att", group_label())]
