@@ -95,8 +95,12 @@ class BayesResult(EffectResult):
                      for lab, ri, bi, ti in zip(labels, r.ravel(), b.ravel(), t.ravel())]
         table = pd.DataFrame(rows)
         stats = self.idata.sample_stats
-        div_name = "diverging" if "diverging" in stats else "divergences"
-        n_div = int(np.asarray(stats[div_name].values).astype(bool).sum()) if div_name in stats else 0
+        if "diverging" in stats:  # per-draw flags
+            n_div = int(np.asarray(stats["diverging"].values).astype(bool).sum())
+        elif "divergences" in stats:  # PyMC's running count per chain
+            n_div = int(np.asarray(stats["divergences"].values).max(axis=-1).sum())
+        else:
+            n_div = 0
         table.attrs["divergences"] = n_div
         if warn:
             problems = []
