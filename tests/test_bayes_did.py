@@ -7,6 +7,7 @@ import pandas as pd
 import pytensor
 import pytensor.tensor as pt
 import pytest
+import scipy.sparse as sp
 from scipy import stats
 
 from bayesdid import Panel
@@ -35,10 +36,10 @@ def small_panel(small_sim):
     return Panel.from_frame(small_sim.data, **small_sim.panel_kwargs)
 
 
-def _dense_covariance(design, sigma, rho, lam_a, lam_phi, groups):
+def _dense_covariance(design, sigma, rho, lam_a, lam_phi):
     """Covariance of y implied by the model with every coefficient integrated out."""
-    Z = _phi_matrix(design.time_idx, design.X, design.cell_idx, design.cells,
-                    design.blocks, groups, design.n_obs).toarray()
+    Z = _phi_matrix(design.time_idx, design.X, design.cell_idx,
+                    sp.csr_matrix(design.cell_loadings), design.blocks, design.n_obs).toarray()
     U = np.eye(design.n_units)[design.unit_idx]
     T = np.bincount(design.unit_idx)[0]
     lags = np.abs(np.subtract.outer(np.arange(T), np.arange(T)))
@@ -123,7 +124,7 @@ def test_marginal_loglik_equals_dense_multivariate_normal(small_panel, rho):
     rng = np.random.default_rng(0)
     sigma, lam_a = 0.8, 0.05
     lam_phi = rng.uniform(0.1, 3.0, design.n_phi)
-    cov = _dense_covariance(design, sigma, rho, lam_a, lam_phi, ["region"])
+    cov = _dense_covariance(design, sigma, rho, lam_a, lam_phi)
     ref = stats.multivariate_normal(np.zeros(design.n_obs), cov).logpdf(design.y)
     got = marginal_loglik_np(design.stats, design.n_obs, sigma, rho, lam_a, lam_phi)
     assert got == pytest.approx(ref, rel=1e-10, abs=1e-8)
@@ -259,3 +260,50 @@ def test_student_t_errors_use_the_dense_model():
     truth = sim.truth.set_index(["estimand", "group"])["value"][("att", "overall")]
     row = res.effect("att", "overall")
     assert row["lower"] <= truth <= row["upper"]
+
+
+# ---------------------------------------------------------------------- event study (leads)
+@pytest.mark.model
+def test_leads_design_and_exact_loglik(small_panel):
+    design = HierarchicalDiD(leads=3).prepare(small_panel)
+    leads = design.cells.loc[~design.cells["post"]]
+    assert sorted(leads["k"].unique()) == [-3, -2]
+    # lead cells load on their event-time effect and interaction only (no cohort/region)
+    cohort = design.block("cohort")
+    assert not design.cell_loadings[leads.index][:, cohort.slice].any()
+    rng = np.random.default_rng(2)
+    lam_phi = rng.uniform(0.1, 3.0, design.n_phi)
+    cov = _dense_covariance(design, 0.7, 0.3, 0.05, lam_phi)
+    ref = stats.multivariate_normal(np.zeros(design.n_obs), cov).logpdf(design.y)
+    got = marginal_loglik_np(design.stats, design.n_obs, 0.7, 0.3, 0.05, lam_phi)
+    assert got == pytest.approx(ref, rel=1e-10, abs=1e-8)
+    with pytest.raises(BayesDidError, match="leads"):
+        HierarchicalDiD(leads=1)
+
+
+@pytest.mark.sampling
+def test_bayesian_event_study_pretrend_check(small_sim):
+    kw = dict(draws=500, tune=500, chains=2, random_seed=5, progress=False)
+    panel = Panel.from_frame(small_sim.data, **small_sim.panel_kwargs)
+    clean = HierarchicalDiD(leads=3).fit(panel, **kw)
+    eff = clean.effects().set_index(["estimand", "group"])
+    for k in (-3, -2):  # no anticipation in the simulator: leads cover zero
+        lo, hi = eff.loc[("event_time", f"k={k}"), ["lower", "upper"]]
+        assert lo <= 0 <= hi
+    truth = small_sim.truth.set_index(["estimand", "group"])["value"][("att", "overall")]
+    lo, hi = eff.loc[("att", "overall"), ["lower", "upper"]]
+    assert lo <= truth <= hi
+    p_clean = clean.pretrend_probability(tolerance=0.05)
+    assert p_clean > 0.5
+
+    # anticipation: treated units move 0.08 (about 1.5 error sds) one period early
+    df = small_sim.data.copy()
+    early = (df["year"] - df["cohort"].astype("float")) == -2
+    df.loc[early.fillna(False).to_numpy(), "eco_eff"] += 0.08
+    shifted = HierarchicalDiD(leads=3).fit(Panel.from_frame(df, **small_sim.panel_kwargs), **kw)
+    lead = shifted.effects().set_index(["estimand", "group"]).loc[("event_time", "k=-2")]
+    assert lead["lower"] > 0
+    p_shifted = shifted.pretrend_probability(tolerance=0.05)
+    assert p_shifted < 0.25 and p_shifted < p_clean / 3, (p_shifted, p_clean)
+    with pytest.raises(BayesDidError, match="leads"):
+        HierarchicalDiD().fit(panel, **kw).pretrend_probability(0.05)

@@ -47,7 +47,7 @@ Step options (all optional except ``kind``):
   ``weights`` (``""`` for unweighted).
 - ``event_study``: as ``twfe`` plus ``leads`` (6), ``lags`` (8), ``bin_ends`` (true),
   ``ref`` (-1).
-- ``hierarchical_did``: model options ``pool``, ``event_time``, ``errors`` (``"ar1"``,
+- ``hierarchical_did``: model options ``pool``, ``event_time``, ``leads``, ``errors`` (``"ar1"``,
   ``"iid"``, ``"student_t"``), ``covariates``, ``likelihood`` and a ``priors`` table
   (:class:`~bayesdid.bayes.priors.DiDPriors` fields); sampler options ``draws``, ``tune``,
   ``chains``, ``cores``, ``random_seed`` (omitted: one is drawn and recorded in the
@@ -287,7 +287,7 @@ STEP_KINDS: dict[str, dict[str, Check]] = {
                     "bin_ends": _bool, "ref": _int()},
     "hierarchical_did": {
         **_COMMON,
-        "pool": _STR_LIST, "event_time": _bool,
+        "pool": _STR_LIST, "event_time": _bool, "leads": _int(0),
         "errors": _str(("ar1", "iid", "student_t")), "covariates": _STR_LIST,
         "likelihood": _str(("auto", "marginal", "dense")),
         "priors": lambda v, p: MappingProxyType(
@@ -298,7 +298,7 @@ STEP_KINDS: dict[str, dict[str, Check]] = {
     },
 }
 BAYESIAN_KINDS = ("hierarchical_did",)
-_HDID_MODEL_KEYS = ("pool", "event_time", "errors", "covariates", "likelihood")
+_HDID_MODEL_KEYS = ("pool", "event_time", "leads", "errors", "covariates", "likelihood")
 _HDID_FIT_KEYS = ("draws", "tune", "chains", "cores", "random_seed", "target_accept")
 SIMULATORS = ("staggered",)
 

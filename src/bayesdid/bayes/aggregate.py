@@ -46,15 +46,16 @@ def aggregation(cells: pd.DataFrame, groups: list[str], event_time: bool) -> Agg
         counts.append(int(n_obs[mask].sum()))
         rows.append(w / w.sum())
 
-    add("att", "overall", np.ones(len(cells), dtype=bool))
+    post = cells["k"].to_numpy() >= 0  # lead (placebo) cells never enter an ATT
+    add("att", "overall", post)
     for c in sorted(cells["cohort"].unique()):
-        add("att", group_label(cohort=c), cells["cohort"].to_numpy() == c)
+        add("att", group_label(cohort=c), post & (cells["cohort"].to_numpy() == c))
     for g in groups:
         for level in sorted(cells[g].unique(), key=str):
-            add("att", group_label(**{g: level}), cells[g].to_numpy() == level)
+            add("att", group_label(**{g: level}), post & (cells[g].to_numpy() == level))
     for g in groups:
         for (c, level), _ in cells.groupby(["cohort", g], sort=True, observed=True):
-            mask = (cells["cohort"].to_numpy() == c) & (cells[g].to_numpy() == level)
+            mask = post & (cells["cohort"].to_numpy() == c) & (cells[g].to_numpy() == level)
             add("att", group_label(cohort=c, **{g: level}), mask)
     if event_time:
         for k in sorted(cells["k"].unique()):

@@ -57,7 +57,7 @@ class DiDDesign:
     x_scale: np.ndarray
     blocks: tuple[Block, ...]
     coords: dict[str, list]
-    cells: pd.DataFrame  # one row per treated cell: labels, n_obs, weight, block indices
+    cells: pd.DataFrame  # one row per cell: cohort, groups, k, post, n_obs, weight, label
     # row level (dense model): standardised y, unit/time/cell indices, covariates
     y: np.ndarray
     unit_idx: np.ndarray
@@ -68,6 +68,7 @@ class DiDDesign:
     # sufficient statistics of W = [Z_phi | y] for the marginal likelihood
     stats: dict[str, np.ndarray] = field(repr=False)
     contiguous: bool = True
+    cell_loadings: np.ndarray | None = field(default=None, repr=False)  # tau_cells = M @ phi
 
     @property
     def n_phi(self) -> int:
@@ -84,8 +85,14 @@ class DiDDesign:
         return [b for b in self.blocks if b.kind == "random"]
 
 
-def prepare(panel: Panel, pool: tuple[str, ...], covariates: tuple[str, ...]) -> DiDDesign:
-    """Build the design of the clean-comparison DID from a validated panel."""
+def prepare(panel: Panel, pool: tuple[str, ...], covariates: tuple[str, ...],
+            leads: int = 0) -> DiDDesign:
+    """Build the design of the clean-comparison DID from a validated panel.
+
+    ``leads > 0`` adds lead cells: a treated unit's rows at event times ``-leads .. -2``
+    get their own (placebo) effects, so pre-trends can be checked; event time -1 and
+    earlier periods stay in the untreated reference.
+    """
     df = panel.frame
     unknown = [g for g in pool if g not in ("cohort", *panel.groups)]
     if unknown:
@@ -119,6 +126,9 @@ def prepare(panel: Panel, pool: tuple[str, ...], covariates: tuple[str, ...]) ->
     X = (X_raw - x_mean) / x_scale
 
     treated = df["treated"].to_numpy() == 1
+    if leads:
+        rel = df["rel_time"].astype("float").to_numpy()
+        treated = treated | ((rel >= -leads) & (rel <= -2))
     cell_keys = ["cohort", *groups, "rel_time"]
     tr = df.loc[treated, cell_keys].copy()
     tr["cohort"] = tr["cohort"].astype(int)
@@ -131,10 +141,12 @@ def prepare(panel: Panel, pool: tuple[str, ...], covariates: tuple[str, ...]) ->
     cell_of_row[treated] = (tr[cell_keys].merge(cells[cell_keys].reset_index(), on=cell_keys,
                                                  how="left")["index"].to_numpy())
     cells = cells.rename(columns={"rel_time": "k"})
+    cells["post"] = cells["k"] >= 0
 
     # column blocks of phi
-    cohorts = sorted(cells["cohort"].unique().tolist())
-    levels = {g: sorted(cells[g].unique().tolist(), key=str) for g in groups}
+    post = cells.loc[cells["post"]]  # cohort and group effects describe treatment effects
+    cohorts = sorted(post["cohort"].unique().tolist())
+    levels = {g: sorted(post[g].unique().tolist(), key=str) for g in groups}
     ks = sorted(cells["k"].unique().tolist())
     blocks: list[Block] = []
     coords: dict[str, list] = {"time": times[1:].tolist(), "covariate": list(covariates)}
@@ -162,21 +174,16 @@ def prepare(panel: Panel, pool: tuple[str, ...], covariates: tuple[str, ...]) ->
     coords["cell"] = [_cell_label(row, groups) for row in cells.itertuples(index=False)]
     blocks_t = tuple(b for b in blocks if b.size > 0)
 
-    # indices of each cell in the pooled blocks
-    cells["cohort_idx"] = [cohorts.index(c) for c in cells["cohort"]]
-    for g in groups:
-        cells[f"{g}_idx"] = [levels[g].index(v) for v in cells[g]]
-    cells["event_idx"] = [ks.index(k) for k in cells["k"]]
     cells["label"] = coords["cell"]
-
-    Z = _phi_matrix(time_idx, X, cell_of_row, cells, blocks_t, groups, len(df))
+    loadings = _cell_loadings(cells, blocks_t, groups, cohorts, levels, ks)
+    Z = _phi_matrix(time_idx, X, cell_of_row, loadings, blocks_t, len(df))
     prev_row, contiguous = _previous_rows(unit_idx, time_idx)
     stats = _sufficient_stats(Z, y, unit_idx, prev_row)
     return DiDDesign(
         n_obs=len(df), n_units=len(unit_labels), y_mean=y_mean, y_scale=y_scale,
         x_mean=x_mean, x_scale=x_scale, blocks=blocks_t, coords=coords, cells=cells,
         y=y, unit_idx=unit_idx, time_idx=time_idx, cell_idx=cell_of_row, X=X,
-        prev_row=prev_row, stats=stats, contiguous=contiguous)
+        prev_row=prev_row, stats=stats, contiguous=contiguous, cell_loadings=loadings.toarray())
 
 
 def _cell_label(row, groups: list[str]) -> str:
@@ -184,29 +191,52 @@ def _cell_label(row, groups: list[str]) -> str:
     return group_label(**parts)
 
 
-def _phi_matrix(time_idx, X, cell_of_row, cells, blocks, groups, n) -> sp.csr_matrix:
+def _cell_loadings(cells, blocks, groups, cohorts, levels, ks) -> sp.csr_matrix:
+    """(n_cells x n_phi) map from coefficients to cell effects: tau_cells = M @ phi.
+
+    Every cell loads on its event-time effect and its own interaction; post-treatment cells
+    (k >= 0) also on their cohort and group effects.
+    """
+    by_name = {b.name: b for b in blocks}
+    n_cells = len(cells)
+    rows, cols = [np.arange(n_cells)], [by_name["event"].start + np.searchsorted(ks, cells["k"])]
+    rows.append(np.arange(n_cells))
+    cols.append(by_name["cell"].start + np.arange(n_cells))
+    post = np.flatnonzero(cells["post"].to_numpy())
+    if "cohort" in by_name:
+        rows.append(post)
+        cols.append(by_name["cohort"].start
+                    + np.array([cohorts.index(c) for c in cells["cohort"].to_numpy()[post]],
+                               dtype=np.int64))
+    for g in groups:
+        rows.append(post)
+        cols.append(by_name[g].start + np.array(
+            [levels[g].index(v) for v in cells[g].to_numpy()[post]], dtype=np.int64))
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    m = sum(b.size for b in blocks)
+    return sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(n_cells, m))
+
+
+def _phi_matrix(time_idx, X, cell_of_row, loadings, blocks, n) -> sp.csr_matrix:
     """Sparse (n x n_phi) design of everything but the unit effects."""
     by_name = {b.name: b for b in blocks}
+    m = sum(b.size for b in blocks)
     rows, cols, vals = [], [], []
     t = by_name["time"]
     has_t = time_idx > 0
-    rows.append(np.flatnonzero(has_t)); cols.append(t.start + time_idx[has_t] - 1)
+    rows.append(np.flatnonzero(has_t))
+    cols.append(t.start + time_idx[has_t] - 1)
     vals.append(np.ones(has_t.sum()))
     for j in range(X.shape[1]):
-        rows.append(np.arange(n)); cols.append(np.full(n, by_name["beta"].start + j))
+        rows.append(np.arange(n))
+        cols.append(np.full(n, by_name["beta"].start + j))
         vals.append(X[:, j])
-    tr = np.flatnonzero(cell_of_row >= 0)
-    c = cell_of_row[tr]
-    pieces = [("event", cells["event_idx"].to_numpy()[c]), ("cell", c)]
-    if "cohort" in by_name:
-        pieces.append(("cohort", cells["cohort_idx"].to_numpy()[c]))
-    for g in groups:
-        pieces.append((g, cells[f"{g}_idx"].to_numpy()[c]))
-    for name, offset in pieces:
-        rows.append(tr); cols.append(by_name[name].start + offset); vals.append(np.ones(len(c)))
-    m = sum(b.size for b in blocks)
-    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+    base = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                          shape=(n, m))
+    in_cell = np.flatnonzero(cell_of_row >= 0)
+    pick = sp.csr_matrix((np.ones(len(in_cell)), (in_cell, cell_of_row[in_cell])),
+                         shape=(n, loadings.shape[0]))
+    return (base + pick @ loadings).tocsr()
 
 
 def _previous_rows(unit_idx: np.ndarray, time_idx: np.ndarray) -> tuple[np.ndarray, bool]:

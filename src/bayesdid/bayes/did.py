@@ -44,6 +44,10 @@ class HierarchicalDiD:
         Default: ``("cohort", *panel.groups)``.
     event_time : also report effects by event time (event-time means are always part of
         the model).
+    leads : with ``leads >= 2``, a Bayesian event study: treated units' periods at event
+        times ``-leads .. -2`` get placebo effects (reported as ``event_time``, ``k<0``;
+        event time -1 is the reference). :meth:`BayesResult.pretrend_probability` then
+        gives the posterior probability that every lead lies within a tolerance.
     errors : ``"ar1"`` (default; AR(1) within unit, calibrated under serial correlation),
         ``"iid"`` Gaussian, or ``"student_t"`` (iid, heavy tails; dense model, slower).
     covariates : covariates to control for; default all the panel's covariates.
@@ -64,7 +68,7 @@ class HierarchicalDiD:
     """
 
     def __init__(self, pool: tuple[str, ...] | None = None, event_time: bool = False,
-                 errors: Literal["iid", "ar1", "student_t"] = "ar1",
+                 leads: int = 0, errors: Literal["iid", "ar1", "student_t"] = "ar1",
                  covariates: tuple[str, ...] | None = None, priors: DiDPriors | None = None,
                  likelihood: Literal["auto", "marginal", "dense"] = "auto"):
         if errors not in ERRORS:
@@ -77,14 +81,19 @@ class HierarchicalDiD:
         if isinstance(pool, str) or isinstance(covariates, str):
             raise BayesDidError("pool and covariates take a tuple of names, not a string")
         self.pool = None if pool is None else tuple(pool)
-        self.event_time = bool(event_time)
+        if not isinstance(leads, int) or isinstance(leads, bool) or leads < 0 or leads == 1:
+            raise BayesDidError(f"leads must be 0 (none) or an integer >= 2, got {leads!r}; "
+                                "event time -1 is the reference period")
+        self.leads = leads
+        self.event_time = bool(event_time) or leads > 0
         self.errors = errors
         self.covariates = None if covariates is None else tuple(covariates)
         self.priors = priors or DiDPriors()
         self.likelihood = likelihood
 
     def config(self) -> dict:
-        return {"pool": self.pool, "event_time": self.event_time, "errors": self.errors,
+        return {"pool": self.pool, "event_time": self.event_time, "leads": self.leads,
+                "errors": self.errors,
                 "covariates": self.covariates, "priors": self.priors.to_dict(),
                 "likelihood": self.likelihood}
 
@@ -100,7 +109,7 @@ class HierarchicalDiD:
                                 "build one with Panel.from_frame(df, ...)")
         pool = self.pool if self.pool is not None else ("cohort", *panel.groups)
         covs = self.covariates if self.covariates is not None else panel.covariates
-        design = prepare(panel, pool, covs)
+        design = prepare(panel, pool, covs, leads=self.leads)
         if self.errors == "ar1" and not design.contiguous:
             raise DesignError(
                 "AR(1) errors need each unit's periods to be consecutive; some units have gaps",
@@ -212,10 +221,5 @@ class HierarchicalDiD:
         rng = np.random.default_rng([seed, 7919])
         phi = draw_phi(design.stats, sigma, rho, LAM_FIXED, lam_phi, rng)
         # stack() orders samples chain-major, matching reshape(chain, draw)
-        cells = design.cells
-        tau = np.zeros((len(phi), len(cells)))
-        for b in design.blocks:
-            if b.kind in ("mean", "random"):
-                u = phi[:, b.slice]
-                tau = tau + (u if b.name == "cell" else u[:, cells[f"{b.name}_idx"].to_numpy()])
+        tau = phi @ design.cell_loadings.T
         return tau, phi

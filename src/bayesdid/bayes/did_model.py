@@ -90,20 +90,21 @@ def build_dense(design: DiDDesign, errors: str, priors: DiDPriors) -> pm.Model:
     with pm.Model(coords=coords) as model:
         sigma, rho, sds = _hyperparameters(design, errors, priors)
         a = pm.Normal("unit_effect", 0.0, FIXED_PRIOR_SD, dims="unit")
-        gamma = pm.Normal("time_effect_std", 0.0, FIXED_PRIOR_SD, dims="time")
-        mean = a[design.unit_idx] + pt.concatenate([pt.zeros(1), gamma])[design.time_idx]
-        if design.X.shape[1]:
-            beta = pm.Normal("beta_std", 0.0, FIXED_PRIOR_SD, dims="covariate")
-            mean = mean + pt.dot(design.X, beta)
-        cells = design.cells
-        tau = pt.zeros(len(cells))
+        parts = {}
         for b in design.blocks:
-            if b.kind == "mean":
-                main = pm.Normal(f"{b.name}_effect_std", 0.0, priors.effect_mean_sd, shape=b.size)
-                tau = tau + main[cells[f"{b.name}_idx"].to_numpy()]
-            elif b.kind == "random":
-                u = sds[b.name] * pm.Normal(f"z_{b.name}", 0.0, 1.0, shape=b.size)
-                tau = tau + (u if b.name == "cell" else u[cells[f"{b.name}_idx"].to_numpy()])
+            if b.kind == "fixed":
+                parts[b.name] = pm.Normal(f"{b.name}_std", 0.0, FIXED_PRIOR_SD, shape=b.size)
+            elif b.kind == "mean":
+                parts[b.name] = pm.Normal(f"{b.name}_effect_std", 0.0, priors.effect_mean_sd,
+                                          shape=b.size)
+            else:  # non-centred pooled block
+                parts[b.name] = sds[b.name] * pm.Normal(f"z_{b.name}", 0.0, 1.0, shape=b.size)
+        phi = pt.concatenate([parts[b.name] for b in design.blocks])
+        gamma = parts["time"]
+        mean = a[design.unit_idx] + pt.concatenate([pt.zeros(1), gamma])[design.time_idx]
+        if "beta" in parts:
+            mean = mean + pt.dot(design.X, parts["beta"])
+        tau = pt.dot(design.cell_loadings, phi)
         tau = pm.Deterministic("tau_cell_std", tau, dims="cell")
         treated = np.flatnonzero(design.cell_idx >= 0)
         mean = pt.inc_subtensor(mean[treated], tau[design.cell_idx[treated]])

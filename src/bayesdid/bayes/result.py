@@ -73,6 +73,23 @@ class BayesResult(EffectResult):
             raise KeyError(f"no effect ({estimand!r}, {group!r})")
         return eff.isel(effect_id=int(np.flatnonzero(hit.values)[0])).values.reshape(-1)
 
+    def pretrend_probability(self, tolerance: float) -> float:
+        """Posterior probability that every lead (event time k < 0) lies within
+        ``+/- tolerance``: a pre-trend check that quantifies, rather than 'insignificant'.
+
+        Needs a fit with leads, e.g. ``HierarchicalDiD(leads=4)``.
+        """
+        if not tolerance > 0:
+            raise BayesDidError(f"tolerance must be positive, got {tolerance!r}")
+        eff = self.idata.posterior["effect"]
+        groups = [str(g) for g in eff["group"].values]
+        leads = [i for i, (e, g) in enumerate(zip(eff["estimand"].values, groups))
+                 if e == "event_time" and g.startswith("k=") and int(g[2:]) < 0]
+        if not leads:
+            raise BayesDidError("no lead effects in this result; fit with leads >= 2")
+        draws = eff.isel(effect_id=leads).values.reshape(-1, len(leads))
+        return float(np.mean(np.all(np.abs(draws) <= tolerance, axis=1)))
+
     # ------------------------------------------------------------------ diagnostics
     def diagnostics(self, warn: bool = True) -> pd.DataFrame:
         """R-hat, bulk and tail ESS of every sampled scalar and every reported effect, and
