@@ -283,7 +283,7 @@ def _sufficient_stats(Z: sp.csr_matrix, y: np.ndarray, unit_idx: np.ndarray,
     basis = np.concatenate([np.stack([A0, A1 + A1.T, A2, F]),
                             Q.reshape(-1, W.shape[1], W.shape[1])])
     return {
-        "F": F, "A0": A0, "A1": A1, "A2": A2, "Q": Q,
-        "basis": basis.reshape(len(basis), -1), "run_lengths": lengths.astype(float),
+        "basis": basis.reshape(len(basis), -1), "size": W.shape[1],
+        "run_lengths": lengths.astype(float),
         "units_per_length": np.array([(run_len == L).sum() for L in lengths], dtype=float),
     }

@@ -38,39 +38,41 @@ def _hyperparameters(design: DiDDesign, errors: str, priors: DiDPriors):
     return sigma, rho, sds
 
 
-def prior_precision(design: DiDDesign, priors: DiDPriors, sds: dict):
-    """Symbolic vector of prior precisions of phi, block by block.
-
-    Built as constant + sum of masked terms (elementwise ops only), which PyTensor's C
-    backend caches across models, unlike a join of per-block pieces.
-    """
+def _precision_parts(design: DiDDesign, priors: DiDPriors):
+    """Prior precision of phi as a constant vector plus one 0/1 mask per pooled block, whose
+    entries take 1 / sd_block^2."""
     const = np.zeros(design.n_phi)
-    lam = None
+    masks = {}
     for b in design.blocks:
         if b.kind == "fixed":
             const[b.slice] = LAM_FIXED
         elif b.kind == "mean":
             const[b.slice] = 1.0 / priors.effect_mean_sd**2
         else:
-            mask = np.zeros(design.n_phi)
-            mask[b.slice] = 1.0
-            term = mask / sds[b.name] ** 2
-            lam = term if lam is None else lam + term
-    return pt.as_tensor_variable(const) if lam is None else const + lam
+            masks[b.name] = np.zeros(design.n_phi)
+            masks[b.name][b.slice] = 1.0
+    return const, masks
+
+
+def prior_precision(design: DiDDesign, priors: DiDPriors, sds: dict):
+    """Symbolic vector of prior precisions of phi.
+
+    Built as constant + sum of masked terms (elementwise ops only), which PyTensor's C
+    backend caches across models, unlike a join of per-block pieces.
+    """
+    const, masks = _precision_parts(design, priors)
+    return const + sum((mask / sds[name] ** 2 for name, mask in masks.items()),
+                       start=0)
 
 
 def prior_precision_draws(design: DiDDesign, priors: DiDPriors, sds: dict) -> np.ndarray:
     """NumPy twin of :func:`prior_precision` for many draws: ``sds[name]`` has shape (n,)."""
+    const, masks = _precision_parts(design, priors)
     n = len(next(iter(sds.values()))) if sds else 1
-    parts = []
-    for b in design.blocks:
-        if b.kind == "fixed":
-            parts.append(np.full((n, b.size), LAM_FIXED))
-        elif b.kind == "mean":
-            parts.append(np.full((n, b.size), 1.0 / priors.effect_mean_sd**2))
-        else:
-            parts.append(np.repeat((1.0 / sds[b.name] ** 2)[:, None], b.size, axis=1))
-    return np.concatenate(parts, axis=1)
+    lam = np.tile(const, (n, 1))
+    for name, mask in masks.items():
+        lam += np.outer(1.0 / sds[name] ** 2, mask)
+    return lam
 
 
 def build_marginal(design: DiDDesign, errors: str, priors: DiDPriors) -> pm.Model:

@@ -39,22 +39,40 @@ warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS ins
                         category=UserWarning)
 
 
-def _weights(rho, lengths, lam_a, sigma2, xp):
-    """Unit-effect precision D_L and the 3x3 projection weights per run length L."""
-    one_m_rho2 = 1 - rho**2
-    D = one_m_rho2 + (lengths - 1) * (1 - rho) ** 2
-    kappa = 1.0 / (D + lam_a * sigma2)
-    coef = xp.stack([one_m_rho2, 1 - rho, -rho * (1 - rho)])
-    outer = coef[:, None] * coef[None, :]
-    return D, kappa[:, None, None] * outer[None, :, :]
+def _unit_precision(stats: dict, rho: float):
+    """Unit-effect data precision D_L for each run length L, and dD_L / drho."""
+    lengths = stats["run_lengths"]
+    D = (1 - rho**2) + (lengths - 1) * (1 - rho) ** 2
+    dD = -2 * rho - 2 * (lengths - 1) * (1 - rho)
+    return D, dD
+
+
+def _crossproducts(stats: dict, rho: float, s: float, lam_a: float) -> np.ndarray:
+    """S, dS/drho and dS/ds (s = sigma^2), stacked (3, m + 1, m + 1).
+
+    S = W*'W* minus the unit-effect projection (the GLS 'within' cross-product): one
+    product of weights with the stacked basis [A0, A1 + A1', A2, F, Q_L(a,b)...] built by
+    :func:`bayesdid.bayes.design.prepare` (one small GEMM instead of a dozen array passes).
+    """
+    c = np.array([1 - rho**2, 1 - rho, -rho * (1 - rho)])
+    dc = np.array([-2 * rho, -1.0, -(1 - 2 * rho)])
+    D, dD = _unit_precision(stats, rho)
+    kappa = 1.0 / (D + lam_a * s)
+    cc = np.outer(c, c).ravel()
+    dcc = (np.outer(dc, c) + np.outer(c, dc)).ravel()
+    weights = np.zeros((3, stats["basis"].shape[0]))
+    weights[0, :4] = [1.0, -rho, rho**2, 1 - rho**2]
+    weights[1, :4] = [0.0, -1.0, 2 * rho, -2 * rho]
+    weights[0, 4:] = np.outer(-kappa, cc).ravel()
+    weights[1, 4:] = (np.outer(kappa**2 * dD, cc) - np.outer(kappa, dcc)).ravel()
+    weights[2, 4:] = np.outer(kappa**2 * lam_a, cc).ravel()
+    m1 = stats["size"]
+    return (weights @ stats["basis"]).reshape(3, m1, m1)
 
 
 def within_crossproduct_np(stats: dict, rho: float, sigma2: float, lam_a: float) -> np.ndarray:
     """S = W*'W* minus the unit-effect projection: the GLS 'within' cross-product."""
-    S0 = (stats["A0"] - rho * (stats["A1"] + stats["A1"].T) + rho**2 * stats["A2"]
-          + (1 - rho**2) * stats["F"])
-    _, wts = _weights(rho, stats["run_lengths"], lam_a, sigma2, np)
-    return S0 - np.tensordot(wts, stats["Q"], axes=([0, 1, 2], [0, 1, 2]))
+    return _crossproducts(stats, rho, sigma2, lam_a)[0]
 
 
 def conditional_np(stats: dict, sigma: float, rho: float, lam_a: float, lam_phi: np.ndarray):
@@ -74,7 +92,7 @@ def marginal_loglik_np(stats: dict, n_obs: int, sigma: float, rho: float,
     sigma2 = sigma**2
     H, L, mean, S = conditional_np(stats, sigma, rho, lam_a, lam_phi)
     b = S[:-1, -1] / sigma2
-    D, _ = _weights(rho, stats["run_lengths"], lam_a, sigma2, np)
+    D, _ = _unit_precision(stats, rho)
     n_units = stats["units_per_length"].sum()
     return float(
         -0.5 * n_obs * (LOG_2PI + np.log(sigma2))
@@ -100,24 +118,9 @@ def marginal_loglik_grad_np(stats: dict, n_obs: int, sigma: float, rho: float,
     # overflow; report an impossible point instead of raising
     if not (abs(rho) < 1 and 0 < s < np.inf and np.all(np.isfinite(lam_phi))):
         return -np.inf, 0.0, 0.0, np.zeros_like(lam_phi)
-    lengths, counts = stats["run_lengths"], stats["units_per_length"]
-    c = np.array([1 - rho**2, 1 - rho, -rho * (1 - rho)])
-    dc = np.array([-2 * rho, -1.0, -(1 - 2 * rho)])
-    D = (1 - rho**2) + (lengths - 1) * (1 - rho) ** 2
-    dD = -2 * rho - 2 * (lengths - 1) * (1 - rho)
-    kappa = 1.0 / (D + lam_a * s)
-    cc = np.outer(c, c).ravel()
-    dcc = (np.outer(dc, c) + np.outer(c, dc)).ravel()
-    # S, dS/drho, dS/ds as one product of weights with the stacked basis
-    # [A0, A1 + A1', A2, F, Q_L(a,b)...] (one small GEMM instead of a dozen array passes)
-    weights = np.zeros((3, stats["basis"].shape[0]))
-    weights[0, :4] = [1.0, -rho, rho**2, 1 - rho**2]
-    weights[1, :4] = [0.0, -1.0, 2 * rho, -2 * rho]
-    weights[0, 4:] = np.outer(-kappa, cc).ravel()
-    weights[1, 4:] = (np.outer(kappa**2 * dD, cc) - np.outer(kappa, dcc)).ravel()
-    weights[2, 4:] = np.outer(kappa**2 * lam_a, cc).ravel()
-    m1 = stats["A0"].shape[0]
-    S, dS_rho, dS_s = (weights @ stats["basis"]).reshape(3, m1, m1)
+    counts = stats["units_per_length"]
+    D, dD = _unit_precision(stats, rho)
+    S, dS_rho, dS_s = _crossproducts(stats, rho, s, lam_a)
 
     S_pp = S[:-1, :-1]
     H = S_pp * (1.0 / s)
