@@ -24,6 +24,12 @@ __all__ = [
     "ModelMismatchError",
     "ComparisonError",
     "DatasetError",
+    "EstimationError",
+    "ConvergenceError",
+    "SeparationError",
+    "InfeasibleError",
+    "MatchingError",
+    "ClusterError",
 ]
 
 _MAX_ROWS_SHOWN = 10
@@ -118,3 +124,27 @@ class DatasetError(BayesDidError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise show the repr of the message
         return BaseException.__str__(self)
+
+
+class EstimationError(BayesDidError):
+    """The data are valid but the estimation cannot be carried out; the message says what to try."""
+
+
+class ConvergenceError(EstimationError):
+    """An optimiser (e.g. an MLE) did not converge."""
+
+
+class SeparationError(EstimationError):
+    """A binary-outcome model (e.g. a propensity logit) is perfectly separated."""
+
+
+class InfeasibleError(EstimationError):
+    """A linear programme (e.g. a DEA model) is infeasible or unbounded."""
+
+
+class MatchingError(EstimationError):
+    """Matching found no usable matches (e.g. none within the caliper)."""
+
+
+class ClusterError(BayesDidError):
+    """A Dask cluster cannot be reached or fails while running replications."""
