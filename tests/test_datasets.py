@@ -244,8 +244,12 @@ def test_truth_is_observation_weighted_mean_of_tau(sim):
     for k, v in cells.groupby("k")["tau"].mean().items():
         assert truth[("event_time", f"k={k}")] == pytest.approx(v, abs=1e-14)
     assert ("att", "cohort=2011") in truth.index and ("att", "cohort=2010") not in truth.index
-    n_event = sim.truth["estimand"].eq("event_time").sum()
+    for (c, k), v in cells.groupby(["cohort", "k"])["tau"].mean().items():
+        assert truth[("event_time", group_label(cohort=c, k=k))] == pytest.approx(v, abs=1e-14)
+    n_event = sim.truth["group"].str.match(r"^k=").sum()
     assert n_event == 11  # k = 0..10 for the 2011 cohort
+    assert sim.truth["estimand"].eq("event_time").sum() == n_event + len(
+        cells.groupby(["cohort", "k"]))
 
 
 @pytest.mark.unit

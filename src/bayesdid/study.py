@@ -28,8 +28,6 @@ import pandas as pd
 from .errors import BayesDidError, SpecError
 from .results import EFFECT_COLUMNS, EffectResult
 from .study_spec import (
-    _HDID_FIT_KEYS,
-    _HDID_MODEL_KEYS,
     _TREATMENT_KEYS,
     STEP_KINDS,
     DataSource,
@@ -41,6 +39,7 @@ from .study_spec import (
     loads_study,
     shipped_model,
 )
+from .study_steps import STEPS, StepContext
 
 __all__ = [
     "Study",
@@ -114,41 +113,6 @@ def _panel_kwargs(defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict
     return kwargs
 
 
-def _run_step(step: Step, panel, level: float, progress: bool) -> EffectResult:
-    opts = dict(step.options)
-    for key in ("covariates", "pool"):
-        if key in opts:
-            opts[key] = tuple(opts[key])
-    if step.kind == "twfe":
-        from .classical import twfe
-
-        return twfe(panel, level=level, **opts)
-    if step.kind == "event_study":
-        from .classical import event_study
-
-        return event_study(panel, level=level, **opts)
-    if step.kind == "hierarchical_did":
-        from .bayes.did import HierarchicalDiD
-        from .bayes.priors import DiDPriors
-
-        model_opts = {k: opts[k] for k in _HDID_MODEL_KEYS if k in opts}
-        if "priors" in opts:
-            model_opts["priors"] = DiDPriors(**opts["priors"])
-        fit_opts = {k: opts[k] for k in _HDID_FIT_KEYS if k in opts}
-        model = HierarchicalDiD(**model_opts)
-        logger.info("  %s, %s likelihood; %d chains x %d draws (tune %d)", model.errors,
-                    model.form(), fit_opts.get("chains", 4), fit_opts.get("draws", 1000),
-                    fit_opts.get("tune", 1000))
-        return model.fit(panel, progress=progress, **fit_opts)
-    raise SpecError(f"unknown step kind {step.kind!r}")  # unreachable after validation
-
-
-def _step_effects(step: Step, result: EffectResult, level: float) -> pd.DataFrame:
-    if step.bayesian:
-        return result.effects(level=level, interval=step.options.get("interval", "hdi"))
-    return result.effects(level=level)
-
-
 def _headline(table: pd.DataFrame) -> str:
     hit = table[(table["estimand"] == "att") & (table["group"] == "overall")]
     if hit.empty:
@@ -214,11 +178,13 @@ def run_study(study: Study, out_dir: str | Path, progress: bool = True) -> Study
     for i, step in enumerate(study.steps, 1):
         logger.info("step %d/%d: %s (%s)", i, n, step.name, step.kind)
         t = time.perf_counter()
+        ctx = StepContext(level=study.level, progress=progress,
+                          earlier=MappingProxyType(dict(results)))
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                result = _run_step(step, panel, study.level, progress)
-                table = _step_effects(step, result, study.level)
+                output = STEPS[step.kind].runner(panel, dict(step.options), ctx)
+                result, table = output.result, output.table
                 if step.bayesian:
                     diag = result.diagnostics(warn=True)
         except BayesDidError as err:

@@ -73,13 +73,10 @@ from __future__ import annotations
 
 import difflib
 import logging
-import math
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
-from datetime import time as dtime
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -89,6 +86,23 @@ import pandas as pd
 
 from .errors import DatasetError, SpecError
 from .results import EffectResult
+from .study_checks import (
+    OPT_STR,
+    STR_LIST,
+    Check,
+    check_bool,
+    check_int,
+    check_list,
+    check_num,
+    check_plain_table,
+    check_str,
+    check_table,
+    check_unit_id,
+    check_year_table,
+    fail,
+    type_name,
+)
+from .study_steps import STEPS
 
 __all__ = [
     "Study",
@@ -109,197 +123,38 @@ _REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-# ============================================================================ value checks
-Check = Callable[[Any, str], Any]
-
-
-def _tname(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "str"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "table"
-    if isinstance(value, (datetime, date, dtime)):
-        return "datetime"
-    return type(value).__name__
-
-
-def _fail(path: str, message: str, hint: str | None = None) -> SpecError:
-    return SpecError(f"{path}: {message}" if path else message, hint=hint)
-
-
-def _expected(path: str, what: str, value: Any) -> SpecError:
-    return _fail(path, f"expected {what}, got {_tname(value)} ({value!r:.60})")
-
-
-def _str(choices: tuple[str, ...] | None = None, *, empty: bool = False) -> Check:
-    def check(value: Any, path: str) -> str:
-        if not isinstance(value, str):
-            raise _expected(path, "str", value)
-        if not empty and not value.strip():
-            raise _fail(path, "must not be empty")
-        if choices is not None and value not in choices:
-            raise _fail(path, f"must be one of {', '.join(map(repr, choices))}, got {value!r}")
-        return value
-    return check
-
-
-def _int(lo: int | None = None) -> Check:
-    def check(value: Any, path: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _expected(path, "int", value)
-        if lo is not None and value < lo:
-            raise _fail(path, f"must be >= {lo}, got {value}")
-        return value
-    return check
-
-
-def _num(lo: float | None = None, hi: float | None = None, *, open_: bool = False) -> Check:
-    """A finite number; within [lo, hi] (or (lo, hi) with ``open_``)."""
-    def check(value: Any, path: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _expected(path, "number", value)
-        if not math.isfinite(value):
-            raise _fail(path, f"must be finite, got {value}")
-        too_low = lo is not None and (value <= lo if open_ else value < lo)
-        too_high = hi is not None and (value >= hi if open_ else value > hi)
-        if too_low or too_high:
-            left, right = ("(", ")") if open_ else ("[", "]")
-            span = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
-            raise _fail(path, f"must lie in {span}, got {value}")
-        return value
-    return check
-
-
-def _bool(value: Any, path: str) -> bool:
-    if not isinstance(value, bool):
-        raise _expected(path, "bool", value)
-    return value
-
-
-def _list(item: Check, *, length: int | None = None, what: str = "") -> Check:
-    def check(value: Any, path: str) -> tuple:
-        if not isinstance(value, list):
-            raise _expected(path, f"array{' of ' + what if what else ''}", value)
-        if length is not None and len(value) != length:
-            raise _fail(path, f"expected an array of {length} items, got {len(value)}")
-        return tuple(item(v, f"{path}[{i}]") for i, v in enumerate(value))
-    return check
-
-
-def _unit_id(value: Any, path: str) -> str | int:
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise _expected(path, "str or int (a unit id)", value)
-    return value
-
-
-def _year_table(item: Check) -> Check:
-    """A table keyed by years: TOML keys are strings, so ``"2010"`` becomes ``2010``."""
-    def check(value: Any, path: str) -> MappingProxyType:
-        if not isinstance(value, dict):
-            raise _expected(path, "table", value)
-        if not value:
-            raise _fail(path, "must not be empty")
-        out: dict[int, Any] = {}
-        for key, v in value.items():
-            try:
-                year = int(key.strip())
-            except ValueError:
-                raise _fail(f"{path}.{key}", f"key {key!r} is not an integer year") from None
-            out[year] = item(v, f"{path}.{key}")
-        return MappingProxyType(out)
-    return check
-
-
-def _plain_table(item: Check) -> Check:
-    def check(value: Any, path: str) -> MappingProxyType:
-        if not isinstance(value, dict):
-            raise _expected(path, "table", value)
-        return MappingProxyType({k: item(v, f"{path}.{k}") for k, v in value.items()})
-    return check
-
-
-def _table(value: Any, path: str, schema: Mapping[str, Check], *,
-           required: tuple[str, ...] = (), what: str = "key") -> dict[str, Any]:
-    """Check every key of ``value`` against ``schema`` (unknown keys are errors)."""
-    if not isinstance(value, dict):
-        raise _expected(path, "table", value)
-    for key in value:
-        if key not in schema:
-            close = difflib.get_close_matches(key, list(schema), n=1)
-            where = f"{path}.{key}" if path else key
-            raise _fail(where, f"unknown {what} {key!r}"
-                        + (f" (did you mean {close[0]!r}?)" if close else "")
-                        + f"; allowed: {', '.join(sorted(schema))}")
-    for key in required:
-        if key not in value:
-            raise _fail(f"{path}.{key}" if path else key, "required key is missing")
-    return {key: schema[key](v, f"{path}.{key}" if path else key) for key, v in value.items()}
-
-
 # ============================================================================ schema
 def _simulate_args_schema() -> dict[str, Check]:
     return {
-        "n_units": _int(5),
-        "years": _list(_int(), length=2, what="int"),
-        "batches": _year_table(_int(1)),
-        "start": _str(("next_year", "same_year")),
-        "n_covariates": _int(0),
-        "rho": _num(-1, 1, open_=True),
-        "sigma": _num(0),
-        "cohort_effects": _year_table(_num()),
-        "region_effects": _plain_table(_num()),
-        "slope": _num(),
-        "beta": _list(_num(), what="number"),
-        "random_seed": _int(0),
+        "n_units": check_int(5),
+        "years": check_list(check_int(), length=2, what="int"),
+        "batches": check_year_table(check_int(1)),
+        "start": check_str(("next_year", "same_year")),
+        "n_covariates": check_int(0),
+        "rho": check_num(-1, 1, open_=True),
+        "sigma": check_num(0),
+        "cohort_effects": check_year_table(check_num()),
+        "region_effects": check_plain_table(check_num()),
+        "slope": check_num(),
+        "beta": check_list(check_num(), what="number"),
+        "random_seed": check_int(0),
     }
 
 
-_OPT_STR = _str(empty=True)  # "" removes a default
-_STR_LIST = _list(_str(), what="str")
 
 PANEL_SCHEMA: dict[str, Check] = {
-    "unit": _str(), "time": _str(), "outcome": _str(),
-    "treat": _OPT_STR, "cohort": _OPT_STR,
-    "policy_lists": _year_table(_list(_unit_id, what="unit ids")),
-    "start": _str(("next_year", "same_year")),
-    "groups": _STR_LIST, "covariates": _STR_LIST,
-    "weights": _OPT_STR, "cluster": _OPT_STR,
-    "winsorize": _list(_num(0, 1), length=2, what="number"),
-    "interpolate": _bool,
+    "unit": check_str(), "time": check_str(), "outcome": check_str(),
+    "treat": OPT_STR, "cohort": OPT_STR,
+    "policy_lists": check_year_table(check_list(check_unit_id, what="unit ids")),
+    "start": check_str(("next_year", "same_year")),
+    "groups": STR_LIST, "covariates": STR_LIST,
+    "weights": OPT_STR, "cluster": OPT_STR,
+    "winsorize": check_list(check_num(0, 1), length=2, what="number"),
+    "interpolate": check_bool,
 }
 _TREATMENT_KEYS = ("treat", "cohort", "policy_lists")
-_PRIOR_FIELDS = ("sigma_sd", "effect_mean_sd", "effect_sd", "nu_rate")
-
-_COMMON: dict[str, Check] = {"kind": _str(), "name": _str()}
-_CLASSICAL: dict[str, Check] = {"covariates": _STR_LIST, "cluster": _str(),
-                                "weights": _OPT_STR}
-STEP_KINDS: dict[str, dict[str, Check]] = {
-    "twfe": {**_COMMON, **_CLASSICAL},
-    "event_study": {**_COMMON, **_CLASSICAL, "leads": _int(1), "lags": _int(0),
-                    "bin_ends": _bool, "ref": _int()},
-    "hierarchical_did": {
-        **_COMMON,
-        "pool": _STR_LIST, "event_time": _bool, "leads": _int(0),
-        "errors": _str(("ar1", "iid", "student_t")), "covariates": _STR_LIST,
-        "likelihood": _str(("auto", "marginal", "dense")),
-        "priors": lambda v, p: MappingProxyType(
-            _table(v, p, {f: _num(0, open_=True) for f in _PRIOR_FIELDS}, what="prior")),
-        "draws": _int(1), "tune": _int(0), "chains": _int(1), "cores": _int(1),
-        "random_seed": _int(0), "target_accept": _num(0, 1, open_=True),
-        "interval": _str(("hdi", "eti")),
-    },
-}
-BAYESIAN_KINDS = ("hierarchical_did",)
-_HDID_MODEL_KEYS = ("pool", "event_time", "leads", "errors", "covariates", "likelihood")
-_HDID_FIT_KEYS = ("draws", "tune", "chains", "cores", "random_seed", "target_accept")
+STEP_KINDS: Mapping[str, Mapping[str, Check]] = MappingProxyType(
+    {name: kind.schema for name, kind in STEPS.items()})
 SIMULATORS = ("staggered",)
 
 
@@ -325,7 +180,7 @@ class Step:
 
     @property
     def bayesian(self) -> bool:
-        return self.kind in BAYESIAN_KINDS
+        return STEPS[self.kind].bayesian
 
 
 @dataclass(frozen=True)
@@ -399,40 +254,40 @@ def loads_study(text: str, base_dir: str | Path | None = None, *,
 def _parse(raw: dict[str, Any], base: Path) -> Study:
     top = {"study": lambda v, p: v, "data": lambda v, p: v, "panel": lambda v, p: v,
            "steps": lambda v, p: v}
-    _table(raw, "", top, required=("study", "data", "steps"), what="top-level key")
+    check_table(raw, "", top, required=("study", "data", "steps"), what="top-level key")
 
-    head = _table(raw["study"], "study",
-                  {"name": _str(), "description": _str(empty=True),
-                   "level": _num(0, 1, open_=True)}, required=("name",))
+    head = check_table(raw["study"], "study",
+                  {"name": check_str(), "description": check_str(empty=True),
+                   "level": check_num(0, 1, open_=True)}, required=("name",))
     if not _NAME.match(head["name"]):
-        raise _fail("study.name", f"{head['name']!r} must start with a letter or digit and "
+        raise fail("study.name", f"{head['name']!r} must start with a letter or digit and "
                     "hold only letters, digits, '_', '-' and '.' (it names the results folder)")
 
     data = _parse_data(raw["data"], base)
-    panel = _table(raw.get("panel", {}), "panel", PANEL_SCHEMA)
+    panel = check_table(raw.get("panel", {}), "panel", PANEL_SCHEMA)
     given = [k for k in _TREATMENT_KEYS if panel.get(k)]
     if len(given) > 1:
-        raise _fail("panel", f"give at most one of treat, cohort, policy_lists; got {given}")
+        raise fail("panel", f"give at most one of treat, cohort, policy_lists; got {given}")
     if data.kind == "csv":
         missing = [k for k in ("unit", "time", "outcome") if not panel.get(k)]
         if missing:
-            raise _fail(f"panel.{missing[0]}", "required with a csv data source",
+            raise fail(f"panel.{missing[0]}", "required with a csv data source",
                         hint="name the unit, time and outcome columns in [panel]")
         if not given:
-            raise _fail("panel", "a csv data source needs one of treat, cohort or "
+            raise fail("panel", "a csv data source needs one of treat, cohort or "
                         "policy_lists in [panel]")
 
     steps_raw = raw["steps"]
     if not isinstance(steps_raw, list) or not all(isinstance(s, dict) for s in steps_raw):
-        raise _fail("steps", f"expected an array of tables ([[steps]]), got {_tname(steps_raw)}")
+        raise fail("steps", f"expected an array of tables ([[steps]]), got {type_name(steps_raw)}")
     if not steps_raw:
-        raise _fail("steps", "a study needs at least one step")
+        raise fail("steps", "a study needs at least one step")
     steps: list[Step] = []
     seen: dict[str, int] = {}
     for i, s in enumerate(steps_raw):
         step = _parse_step(s, f"steps[{i}]")
         if step.name in seen:
-            raise _fail(f"steps[{i}].name", f"duplicate step name {step.name!r} (also "
+            raise fail(f"steps[{i}].name", f"duplicate step name {step.name!r} (also "
                         f"steps[{seen[step.name]}])", hint="give each step a unique name = ...")
         seen[step.name] = i
         steps.append(step)
@@ -442,19 +297,19 @@ def _parse(raw: dict[str, Any], base: Path) -> Study:
 
 
 def _parse_data(value: Any, base: Path) -> DataSource:
-    schema = {"simulate": _str(SIMULATORS), "dataset": _str(), "csv": _str(),
+    schema = {"simulate": check_str(SIMULATORS), "dataset": check_str(), "csv": check_str(),
               "simulate_args": lambda v, p: v}
-    data = _table(value, "data", schema)
+    data = check_table(value, "data", schema)
     sources = [k for k in ("simulate", "dataset", "csv") if k in data]
     if not sources:
-        raise _fail("data", "no data source; give one of simulate = \"staggered\", "
+        raise fail("data", "no data source; give one of simulate = \"staggered\", "
                     "dataset = \"<name>\" or csv = \"<path>\"")
     if len(sources) > 1:
-        raise _fail("data", f"give exactly one data source, got {sources}")
+        raise fail("data", f"give exactly one data source, got {sources}")
     kind = sources[0]
     if "simulate_args" in data and kind != "simulate":
-        raise _fail("data.simulate_args", "only allowed with data.simulate")
-    args = _table(data.get("simulate_args", {}), "data.simulate_args",
+        raise fail("data.simulate_args", "only allowed with data.simulate")
+    args = check_table(data.get("simulate_args", {}), "data.simulate_args",
                   _simulate_args_schema(), what="simulate_staggered argument")
     name = data[kind]
     if kind == "dataset":
@@ -463,12 +318,12 @@ def _parse_data(value: Any, base: Path) -> DataSource:
         try:
             data_path(name)
         except DatasetError as err:
-            raise _fail("data.dataset", str(err).splitlines()[0]) from None
+            raise fail("data.dataset", str(err).splitlines()[0]) from None
     elif kind == "csv":
         csv = Path(name).expanduser()
         csv = csv if csv.is_absolute() else base / csv
         if not csv.is_file():
-            raise _fail("data.csv", f"file not found: {csv}",
+            raise fail("data.csv", f"file not found: {csv}",
                         hint="csv paths are relative to the study file")
         name = str(csv)
     return DataSource(kind=kind, name=name, args=MappingProxyType(args))
@@ -477,28 +332,21 @@ def _parse_data(value: Any, base: Path) -> DataSource:
 def _parse_step(value: dict[str, Any], path: str) -> Step:
     kinds = ", ".join(sorted(STEP_KINDS))
     if "kind" not in value:
-        raise _fail(f"{path}.kind", f"required key is missing; one of {kinds}")
-    kind = _str()(value["kind"], f"{path}.kind")
+        raise fail(f"{path}.kind", f"required key is missing; one of {kinds}")
+    kind = check_str()(value["kind"], f"{path}.kind")
     if kind not in STEP_KINDS:
         close = difflib.get_close_matches(kind, list(STEP_KINDS), n=1)
-        raise _fail(f"{path}.kind", f"unknown step kind {kind!r}"
+        raise fail(f"{path}.kind", f"unknown step kind {kind!r}"
                     + (f" (did you mean {close[0]!r}?)" if close else "")
                     + f"; allowed kinds: {kinds}")
-    opts = _table(value, path, STEP_KINDS[kind])
+    opts = check_table(value, path, STEP_KINDS[kind])
     name = opts.pop("name", kind)
     opts.pop("kind")
     if not _NAME.match(name):
-        raise _fail(f"{path}.name", f"{name!r} must start with a letter or digit and hold "
+        raise fail(f"{path}.name", f"{name!r} must start with a letter or digit and hold "
                     "only letters, digits, '_', '-' and '.' (it names output files)")
-    if kind == "event_study":
-        leads, lags, ref = opts.get("leads", 6), opts.get("lags", 8), opts.get("ref", -1)
-        if not -leads <= ref <= lags:
-            raise _fail(f"{path}.ref", f"ref={ref} lies outside the window "
-                        f"[-{leads}, {lags}]")
-    if kind == "hierarchical_did" and opts.get("errors") == "student_t" \
-            and opts.get("likelihood") == "marginal":
-        raise _fail(f"{path}.likelihood", "Student-t errors have no closed-form marginal; "
-                    "use likelihood = \"dense\" or \"auto\"")
+    if STEPS[kind].check is not None:
+        STEPS[kind].check(opts, path)
     return Step(kind=kind, name=name, options=MappingProxyType(opts))
 
 

@@ -172,6 +172,8 @@ def _truth(cells: pd.DataFrame) -> pd.DataFrame:
                  for r in REGIONS if (c, r) in by_cell.index]
     for k, v in cells.groupby("k")["tau"].mean().items():
         rows.append(("event_time", group_label(k=int(k)), v))
+    for (c, k), v in cells.groupby(["cohort", "k"])["tau"].mean().items():
+        rows.append(("event_time", group_label(cohort=int(c), k=int(k)), v))
     truth = pd.DataFrame(rows, columns=["estimand", "group", "value"])
     truth["value"] = truth["value"].astype(float)
     return truth
