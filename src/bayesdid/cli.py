@@ -91,18 +91,25 @@ def _parser() -> argparse.ArgumentParser:
                        help="results folder (default: results/<study name>)")
         p.add_argument("--quiet", "-q", action="store_true",
                        help="no progress messages or bars; warnings and errors only")
+        p.add_argument("--no-cache", action="store_true",
+                       help="refit every step (by default unchanged steps are read from "
+                            "the results folder's .cache)")
     sub.add_parser("datasets", help="list the shipped datasets",
                    description="List the real datasets shipped with bayesdid.")
     return parser
 
 
-def _run(spec: Path, out: Path | None, quiet: bool) -> int:
+def _run(spec: Path, out: Path | None, quiet: bool, use_cache: bool = True) -> int:
     from .study import load_study, run_study
 
     study = load_study(spec)
     out = out if out is not None else Path("results") / study.name
-    result = run_study(study, out, progress=not quiet)
+    result = run_study(study, out, progress=not quiet, use_cache=use_cache)
     if not quiet:
+        cached = [s.name for s in study.steps if s.name not in result.refitted]
+        if cached:
+            print(f"Unchanged steps read from the cache: {', '.join(cached)} (--no-cache refits)")
+        print(f"Report: {result.paths['report_html']}")
         print(f"Results of {study.name} in {result.out_dir}:")
         for path in sorted(set(result.paths.values())):
             print(f"  {path.name}")
@@ -148,10 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         matplotlib.use("Agg")  # the CLI only writes image files
         saved = _configure_logging(args.quiet)
         if args.command == "run":
-            return _run(args.spec, args.out, args.quiet)
+            return _run(args.spec, args.out, args.quiet, not args.no_cache)
         from .study import shipped_model
 
-        return _run(shipped_model(DEMO), args.out, args.quiet)
+        return _run(shipped_model(DEMO), args.out, args.quiet, not args.no_cache)
     except BayesDidError as err:
         print(f"bayesdid: error: {_one_line(err)}", file=sys.stderr)
         return 2

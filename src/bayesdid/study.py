@@ -9,7 +9,14 @@ Outputs of :func:`run_study` (in ``out_dir``): ``effects.csv`` (every step's eff
 side), ``event_study.png`` (when some step reports event-time effects),
 ``posterior_<step>.nc`` and ``diagnostics_<step>.csv`` per Bayesian step, ``panel.txt``,
 ``spec.toml`` (a copy of the spec) and, for simulated data, ``truth.csv`` and
-``effects_vs_truth.csv`` (``effects.csv`` plus a ``truth`` column).
+``effects_vs_truth.csv`` (``effects.csv`` plus a ``truth`` column); ``report.md`` and
+``report.html`` (every step with its tables, diagnostics and figures; see
+:mod:`bayesdid.report.study_report`), ``tables/<step>.tex``, ``tables/<step>_<name>.csv``
+(a step's extra tables) and ``figures/<step>_<name>.png``.
+
+Steps are cached in ``.cache/`` (see :mod:`bayesdid.study_cache`): a rerun refits only the
+steps whose data, panel, options or upstream steps changed. While a step runs, the folder
+holds ``INCOMPLETE.txt`` saying which step it stopped in if it fails.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import pandas as pd
 
 from .errors import BayesDidError, SpecError
 from .results import EFFECT_COLUMNS, EffectResult
+from .study_cache import StepCache, data_fingerprint, step_key
 from .study_spec import (
     _TREATMENT_KEYS,
     STEP_KINDS,
@@ -39,7 +47,7 @@ from .study_spec import (
     loads_study,
     shipped_model,
 )
-from .study_steps import STEPS, StepContext
+from .study_steps import STEPS, StepContext, StepOutput
 
 __all__ = [
     "Study",
@@ -55,6 +63,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+INCOMPLETE = "INCOMPLETE.txt"
 
 
 # ============================================================================ running
@@ -113,6 +123,35 @@ def _panel_kwargs(defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict
     return kwargs
 
 
+def _run_step(step: Step, panel, ctx: StepContext) -> StepOutput:
+    """Run one step, turning its warnings into log lines and naming the step in errors."""
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            output = STEPS[step.kind].runner(panel, dict(step.options), ctx)
+    except BayesDidError as err:
+        err.add_note(f"in step {step.name!r} ({step.kind})")
+        raise
+    for w in caught:
+        if issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning)):
+            continue
+        logger.warning("%s: %s", step.name, w.message)
+    return output
+
+
+def _save_figures(step: str, output: StepOutput, out: Path) -> dict[str, Path]:
+    import matplotlib.pyplot as plt
+
+    saved = {}
+    for name, fig in output.figures.items():
+        path = out / "figures" / f"{step}_{name}.png"
+        path.parent.mkdir(exist_ok=True)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        saved[name] = path
+    return saved
+
+
 def _headline(table: pd.DataFrame) -> str:
     hit = table[(table["estimand"] == "att") & (table["group"] == "overall")]
     if hit.empty:
@@ -142,15 +181,19 @@ def _truth_column(effects: pd.DataFrame, study: Study, sim) -> pd.DataFrame:
     return out
 
 
-def run_study(study: Study, out_dir: str | Path, progress: bool = True) -> StudyResult:
+def run_study(study: Study, out_dir: str | Path, progress: bool = True, *,
+              use_cache: bool = True) -> StudyResult:
     """Build the panel, run every step in order and write the results into ``out_dir``.
 
     Progress is logged (``logging``, logger ``bayesdid.study``); Bayesian steps show
     PyMC's progress bar unless ``progress=False``. See the module docstring for the
     files written. A step that fails raises its error with a note naming the step.
     """
+    import matplotlib.pyplot as plt
+
     from .compare import compare
     from .panel import Panel
+    from .report.study_report import write_report
 
     if not isinstance(study, Study):
         raise SpecError(f"run_study expects a Study (from load_study), got "
@@ -174,37 +217,64 @@ def run_study(study: Study, out_dir: str | Path, progress: bool = True) -> Study
 
     results: dict[str, EffectResult] = {}
     tables: dict[str, pd.DataFrame] = {}
+    outputs: dict[str, StepOutput] = {}
+    keys: dict[str, str] = {}
+    refitted: list[str] = []
+    diagnostics: dict[str, pd.DataFrame] = {}
+    cache = StepCache(out)
+    fingerprint = data_fingerprint(data.frame)
+    incomplete = out / INCOMPLETE
     n = len(study.steps)
     for i, step in enumerate(study.steps, 1):
-        logger.info("step %d/%d: %s (%s)", i, n, step.name, step.kind)
-        t = time.perf_counter()
-        ctx = StepContext(level=study.level, progress=progress,
-                          earlier=MappingProxyType(dict(results)))
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                output = STEPS[step.kind].runner(panel, dict(step.options), ctx)
-                result, table = output.result, output.table
-                if step.bayesian:
-                    diag = result.diagnostics(warn=True)
-        except BayesDidError as err:
-            err.add_note(f"in step {step.name!r} ({step.kind})")
-            raise
-        for w in caught:
-            if issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning)):
-                continue
-            logger.warning("%s: %s", step.name, w.message)
-        seconds[step.name] = time.perf_counter() - t
-        results[step.name] = result
-        tables[step.name] = table
-        logger.info("  done in %.1fs: %s", seconds[step.name], _headline(table))
-        if step.bayesian:
+        kind = STEPS[step.kind]
+        keys[step.name] = step_key(
+            data=fingerprint, panel_kwargs=kwargs, level=study.level, kind=step.kind,
+            options=step.options, upstream={r: keys[r] for r in kind.refs_of(step.options)})
+        cached = cache.load(step.name, keys[step.name]) if use_cache else None
+        if cached is not None:
+            logger.info("step %d/%d: %s (%s): unchanged, read from the cache", i, n, step.name,
+                        step.kind)
+            output, seconds[step.name] = cached, 0.0
+        else:
+            logger.info("step %d/%d: %s (%s)", i, n, step.name, step.kind)
+            incomplete.write_text(
+                f"run of {study.name} stopped in step {step.name!r} ({step.kind}); the files "
+                "here are from the steps before it (or an earlier run). Rerun to resume: "
+                "finished steps are read from .cache/.\n", encoding="utf-8")
+            t = time.perf_counter()
+            ctx = StepContext(level=study.level, progress=progress,
+                              earlier=MappingProxyType(dict(results)))
+            output = _run_step(step, panel, ctx)
+            seconds[step.name] = time.perf_counter() - t
+            refitted.append(step.name)
+            figures = _save_figures(step.name, output, out)
+            posterior = None
+            if kind.bayesian:
+                posterior = output.result.save(out / f"posterior_{step.name}.nc")
+                if "random_seed" not in step.options:
+                    logger.info("  random_seed not given; drew %s",
+                                output.result.info.get("random_seed"))
+            output = StepOutput(result=output.result, table=output.table,
+                                extras=output.extras, figures=MappingProxyType(figures))
+            cache.store(step.name, keys[step.name], output, figures=figures,
+                        posterior=posterior)
+            logger.info("  done in %.1fs: %s", seconds[step.name], _headline(output.table))
+        outputs[step.name] = output
+        results[step.name] = output.result
+        tables[step.name] = output.table
+        for name, fig_path in output.figures.items():
+            paths[f"figure_{step.name}_{name}"] = fig_path
+        for name, extra in output.extras.items():
+            paths[f"table_{step.name}_{name}"] = out / "tables" / f"{step.name}_{name}.csv"
+            paths[f"table_{step.name}_{name}"].parent.mkdir(exist_ok=True)
+            extra.to_csv(paths[f"table_{step.name}_{name}"], index=False)
+        if kind.bayesian:
+            diag = output.result.diagnostics(warn=cached is None)
             diag = diag.assign(divergences=diag.attrs.get("divergences", 0))
             paths[f"diagnostics_{step.name}"] = out / f"diagnostics_{step.name}.csv"
             diag.to_csv(paths[f"diagnostics_{step.name}"], index=False)
-            paths[f"posterior_{step.name}"] = result.save(out / f"posterior_{step.name}.nc")
-            if "random_seed" not in step.options:
-                logger.info("  random_seed not given; drew %s", result.info.get("random_seed"))
+            diagnostics[step.name] = diag
+            paths[f"posterior_{step.name}"] = out / f"posterior_{step.name}.nc"
 
     effects = pd.concat([t.assign(step=name) for name, t in tables.items()], ignore_index=True)
     effects = effects[["step", *EFFECT_COLUMNS,
@@ -228,6 +298,15 @@ def run_study(study: Study, out_dir: str | Path, progress: bool = True) -> Study
                                title=f"{study.name}: event-time effects")
         paths["event_study"] = out / "event_study.png"
         fig.savefig(paths["event_study"], dpi=150)
+        plt.close(fig)
+
+    study_figures = {"forest plot": paths["forest"]}
+    if "event_study" in paths:
+        study_figures["event-time effects"] = paths["event_study"]
+    paths.update(write_report(
+        study=study, panel_text=description, steps=list(study.steps), outputs=outputs,
+        comparison=comparison, seconds=seconds, refitted=tuple(refitted),
+        diagnostics=diagnostics, figures=study_figures, out=out))
 
     if data.simulation is not None:
         sim = data.simulation
@@ -243,9 +322,10 @@ def run_study(study: Study, out_dir: str | Path, progress: bool = True) -> Study
             logger.warning("[panel] changes the simulated outcome, treatment or rows; "
                            "effects_vs_truth.csv not written")
 
+    incomplete.unlink(missing_ok=True)
     seconds["total"] = time.perf_counter() - t0
     logger.info("finished %s in %.1fs; %d files in %s", study.name, seconds["total"],
                 len(paths), out)
     return StudyResult(study=study, out_dir=out, paths=MappingProxyType(paths),
                        results=MappingProxyType(results), effects=effects, panel=panel,
-                       seconds=MappingProxyType(seconds))
+                       seconds=MappingProxyType(seconds), refitted=tuple(refitted))

@@ -204,7 +204,8 @@ class StudyResult:
     ``paths`` maps an output name (``"effects"``, ``"comparison_md"``, ``"forest"``,
     ``"posterior_<step>"``...) to its file; ``results`` maps step names to their
     :class:`~bayesdid.results.EffectResult`; ``effects`` is the table of ``effects.csv``;
-    ``seconds`` the wall time of each step (and ``"total"``).
+    ``seconds`` the wall time of each step (and ``"total"``); ``refitted`` the steps
+    that were run rather than read from the step cache.
     """
 
     study: Study
@@ -214,6 +215,7 @@ class StudyResult:
     effects: pd.DataFrame
     panel: Any
     seconds: Mapping[str, float]
+    refitted: tuple[str, ...] = ()
 
 
 # ============================================================================ parsing
@@ -289,6 +291,14 @@ def _parse(raw: dict[str, Any], base: Path) -> Study:
         if step.name in seen:
             raise fail(f"steps[{i}].name", f"duplicate step name {step.name!r} (also "
                         f"steps[{seen[step.name]}])", hint="give each step a unique name = ...")
+        for key in STEPS[step.kind].refs:
+            for ref in STEPS[step.kind].refs_of({key: step.options.get(key)}):
+                if ref not in seen:
+                    later = [n for n in (x.get("name", x.get("kind")) for x in steps_raw[i:])]
+                    raise fail(f"steps[{i}].{key}", f"refers to step {ref!r}, which is not "
+                               "defined before this step" + (
+                                   " (it comes later: reorder the steps)" if ref in later
+                                   else f"; earlier steps: {', '.join(seen) or 'none'}"))
         seen[step.name] = i
         steps.append(step)
     return Study(name=head["name"], description=head.get("description", ""),

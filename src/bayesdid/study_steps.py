@@ -71,7 +71,9 @@ class StepKind:
     """One kind of step: option ``schema``, ``runner``, and whether it is ``bayesian``.
 
     ``check`` validates combinations of options (``check(options, path)`` raises a
-    :class:`~bayesdid.errors.SpecError` naming the key's path)."""
+    :class:`~bayesdid.errors.SpecError` naming the key's path). ``refs`` are the option
+    keys whose values name earlier steps (whose results the runner reads from
+    ``StepContext.earlier``)."""
 
     name: str
     schema: Mapping[str, Check]
@@ -79,6 +81,18 @@ class StepKind:
     bayesian: bool = False
     check: Callable[[dict[str, Any], str], None] | None = None
     description: str = ""
+    refs: tuple[str, ...] = ()
+
+    def refs_of(self, options: Mapping[str, Any]) -> list[str]:
+        """Names of the earlier steps that ``options`` refer to (through ``refs`` keys)."""
+        names: list[str] = []
+        for key in self.refs:
+            value = options.get(key)
+            if isinstance(value, str):
+                names.append(value)
+            elif value is not None:
+                names.extend(value)
+        return names
 
 
 # ---------------------------------------------------------------------------- shared options

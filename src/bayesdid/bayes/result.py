@@ -73,20 +73,27 @@ class BayesResult(EffectResult):
             raise KeyError(f"no effect ({estimand!r}, {group!r})")
         return eff.isel(effect_id=int(np.flatnonzero(hit.values)[0])).values.reshape(-1)
 
-    def pretrend_probability(self, tolerance: float) -> float:
+    def pretrend_probability(self, tolerance: float, cohort: int | None = None) -> float:
         """Posterior probability that every lead (event time k < 0) lies within
         ``+/- tolerance``: a pre-trend check that quantifies, rather than 'insignificant'.
 
+        ``cohort`` restricts the check to that cohort's leads (rows ``cohort=g, k=...``);
+        by default the leads pooled over cohorts (rows ``k=...``) are checked.
         Needs a fit with leads, e.g. ``HierarchicalDiD(leads=4)``.
         """
         if not tolerance > 0:
             raise BayesDidError(f"tolerance must be positive, got {tolerance!r}")
         eff = self.idata.posterior["effect"]
         groups = [str(g) for g in eff["group"].values]
+        prefix = "" if cohort is None else f"cohort={int(cohort)}, "
         leads = [i for i, (e, g) in enumerate(zip(eff["estimand"].values, groups))
-                 if e == "event_time" and g.startswith("k=") and int(g[2:]) < 0]
+                 if e == "event_time" and g.startswith(prefix + "k=")
+                 and int(g[len(prefix) + 2:]) < 0]
         if not leads:
-            raise BayesDidError("no lead effects in this result; fit with leads >= 2")
+            what = "" if cohort is None else f" for cohort {cohort}"
+            raise BayesDidError(f"no lead effects{what} in this result; fit with leads >= 2"
+                                + ("" if cohort is None else
+                                   " and check the cohort (see effects()['group'])"))
         draws = eff.isel(effect_id=leads).values.reshape(-1, len(leads))
         return float(np.mean(np.all(np.abs(draws) <= tolerance, axis=1)))
 
@@ -153,7 +160,9 @@ class BayesResult(EffectResult):
         path = Path(path)
         if not path.exists():
             raise BayesDidError(f"no such file: {path}")
-        tree = xr.open_datatree(path, engine="h5netcdf").load()
+        # read and close: a study rerun may rewrite this file
+        with xr.open_datatree(path, engine="h5netcdf") as opened:
+            tree = opened.load()
         method = tree.attrs.get("bayesdid_method")
         if method is None:
             raise ModelMismatchError(f"{path} was not written by bayesdid (no bayesdid_method)")

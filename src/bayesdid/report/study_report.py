@@ -1,0 +1,125 @@
+"""The report of a study run: ``report.md``, ``report.html`` and one LaTeX table per step.
+
+Per step: what ran (kind, options, time or 'from cache'), its effects with intervals (by
+region, cohort and event time where the step reports them), its extra tables, convergence
+diagnostics for Bayesian steps, and its figures. At the top: the panel, and every step's
+effects side by side (posterior beside classical).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .tables import order_rows, render_html, render_latex, render_markdown
+
+__all__ = ["write_report"]
+
+_MAX_EXTRA_ROWS = 15
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem;
+       color: #222; }
+table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 0.9rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: right; }
+th { background: #f3f3f3; }
+td:first-child, td:nth-child(2) { text-align: left; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.5rem 0; }
+code { background: #f6f6f6; padding: 0 0.2rem; }
+.note { color: #555; font-size: 0.9rem; }
+"""
+
+
+def _options_text(options: Mapping[str, Any]) -> str:
+    if not options:
+        return "defaults"
+    return json.dumps({k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()},
+                      default=lambda o: dict(o) if isinstance(o, Mapping) else str(o))
+
+
+def _step_table(table: pd.DataFrame, label: str) -> pd.DataFrame:
+    return order_rows(table.assign(method=label), [label])
+
+
+def _extra_head(df: pd.DataFrame) -> pd.DataFrame:
+    return df.head(_MAX_EXTRA_ROWS)
+
+
+def write_report(*, study, panel_text: str, steps: list, outputs: Mapping[str, Any],
+                 comparison, seconds: Mapping[str, float], refitted: tuple[str, ...],
+                 diagnostics: Mapping[str, pd.DataFrame], figures: Mapping[str, Path],
+                 out: Path) -> dict[str, Path]:
+    """Write ``report.md``, ``report.html`` and ``tables/<step>.tex`` into ``out``.
+
+    ``figures`` are study-level figures (forest plot, event study) by title; each step's
+    own figures come from its output. Returns the written paths by name.
+    """
+    out = Path(out)
+    (out / "tables").mkdir(exist_ok=True)
+    paths: dict[str, Path] = {}
+    md: list[str] = [f"# {study.name}", ""]
+    body: list[str] = [f"<h1>{html.escape(study.name)}</h1>"]
+    if study.description:
+        md += [study.description, ""]
+        body.append(f"<p>{html.escape(study.description)}</p>")
+    md += ["## Panel", "", "```", panel_text, "```", ""]
+    body.append(f"<h2>Panel</h2><pre>{html.escape(panel_text)}</pre>")
+
+    md += ["## All steps side by side", "", comparison.to_markdown(), ""]
+    body += ["<h2>All steps side by side</h2>", comparison.to_html()]
+    for title, path in figures.items():
+        rel = Path(path).relative_to(out)
+        md += [f"![{title}]({rel.as_posix()})", ""]
+        body.append(f'<figure><img src="{html.escape(rel.as_posix())}" alt="{html.escape(title)}">'
+                    f"<figcaption>{html.escape(title)}</figcaption></figure>")
+
+    for step in steps:
+        output = outputs[step.name]
+        label = step.name
+        timing = ("read from the cache (unchanged since the last run)"
+                  if step.name not in refitted else f"{seconds.get(step.name, 0.0):.1f} s")
+        opts = _options_text(step.options)
+        table = _step_table(output.table, label)
+        md += [f"## Step `{step.name}` ({step.kind})", "",
+               f"Options: `{opts}`; time: {timing}.", "",
+               render_markdown(table, [label]), ""]
+        body += [f"<h2>Step <code>{html.escape(step.name)}</code> ({html.escape(step.kind)})</h2>",
+                 f'<p class="note">Options: <code>{html.escape(opts)}</code>; time: '
+                 f"{html.escape(timing)}.</p>",
+                 render_html(table, [label])]
+        tex = out / "tables" / f"{step.name}.tex"
+        tex.write_text(render_latex(table, [label], caption=f"{study.name}: {step.name}",
+                                    label=f"tab:{step.name}"), encoding="utf-8")
+        paths[f"latex_{step.name}"] = tex
+        for name, extra in output.extras.items():
+            shown = _extra_head(extra)
+            more = (f" (first {_MAX_EXTRA_ROWS} of {len(extra)} rows; all in "
+                    f"tables/{step.name}_{name}.csv)" if len(extra) > _MAX_EXTRA_ROWS else "")
+            md += [f"### {name}{more}", "", shown.to_markdown(index=False, floatfmt=".4g"), ""]
+            body += [f"<h3>{html.escape(name)}{html.escape(more)}</h3>",
+                     shown.to_html(index=False, float_format=lambda x: f"{x:.4g}")]
+        if step.name in diagnostics:
+            diag = diagnostics[step.name]
+            md += ["### Convergence diagnostics", "",
+                   diag.to_markdown(index=False, floatfmt=".3g"), ""]
+            body += ["<h3>Convergence diagnostics</h3>",
+                     diag.to_html(index=False, float_format=lambda x: f"{x:.3g}")]
+        for name, path in output.figures.items():
+            rel = Path(path).relative_to(out).as_posix()
+            md += [f"![{step.name}: {name}]({rel})", ""]
+            body.append(f'<figure><img src="{html.escape(rel)}" alt="{html.escape(name)}">'
+                        f"<figcaption>{html.escape(step.name)}: {html.escape(name)}"
+                        f"</figcaption></figure>")
+
+    paths["report_md"] = out / "report.md"
+    paths["report_md"].write_text("\n".join(md), encoding="utf-8")
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'>"
+            f"<title>{html.escape(study.name)}</title><style>{_CSS}</style></head>"
+            f"<body>{''.join(body)}</body></html>")
+    paths["report_html"] = out / "report.html"
+    paths["report_html"].write_text(page, encoding="utf-8")
+    return paths
