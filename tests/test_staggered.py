@@ -51,7 +51,7 @@ def test_imputation_recovers_truth_noise_free(noise_free):
     err, n = _max_err(table)
     assert err < 1e-8
     # overall + 2 cohorts + every post event time of the truth
-    n_k = (sim.truth["estimand"] == "event_time").sum()
+    n_k = (sim.truth["group"].str.fullmatch(r"k=-?\d+")).sum()
     assert n == 3 + n_k
     assert res.method == "imputation" and (table["method"] == "imputation").all()
     assert res.effect()["n_obs"] == int(panel.frame["treated"].sum())
@@ -87,7 +87,7 @@ def test_sun_abraham_recovers_truth_when_cells_homogeneous():
     table = _with_truth(res, sim)
     err, n = _max_err(table)
     assert err < 1e-8
-    assert n == 3 + (sim.truth["estimand"] == "event_time").sum()
+    assert n == 3 + (sim.truth["group"].str.fullmatch(r"k=-?\d+")).sum()
     pre = table[(table["estimand"] == "event_time") & table["truth"].isna()]
     assert len(pre) and pre["estimate"].abs().max() < 1e-8  # leads are exactly zero
     assert "k=-1" not in set(table["group"])
@@ -142,7 +142,7 @@ def test_sun_abraham_covers_truth_noisy():
     sim, panel = _panel()
     table = _with_truth(sun_abraham(panel), sim)
     hit = table.dropna(subset=["truth"])
-    assert len(hit) == 3 + (sim.truth["estimand"] == "event_time").sum()
+    assert len(hit) == 3 + (sim.truth["group"].str.fullmatch(r"k=-?\d+")).sum()
     assert ((hit["lower"] <= hit["truth"]) & (hit["truth"] <= hit["upper"])).all()
     bjs = _with_truth(imputation(panel), sim)
     att = bjs[(bjs["estimand"] == "att") & (bjs["group"] == "overall")].iloc[0]

@@ -129,6 +129,8 @@ class EffectResult:
         table["lower"] = table["estimate"] - q * table["se_or_sd"]
         table["upper"] = table["estimate"] + q * table["se_or_sd"]
         table["level"] = level
+        if "band" in table.columns:  # recomputed intervals are pointwise
+            table["band"] = "pointwise"
         return table
 
     def effect(self, estimand: str = "att", group: str = "overall") -> pd.Series:

@@ -1,7 +1,7 @@
 """From cell effects to reported effects: observation-weighted averages (NumPy layer).
 
-Every reported effect (ATT overall, by cohort, by group, by cohort x group, by event time)
-is a weighted average of the treated-cell effects, with weights equal to the cells'
+Every reported effect (ATT overall, by cohort, by group, by cohort x group, by event time,
+by cohort x event time) is a weighted average of the treated-cell effects, with weights equal to the cells'
 (weighted) numbers of treated observations. The map is one matrix ``M`` (effects x cells)
 whose rows sum to one, so effect draws are ``tau_draws @ M.T``.
 """
@@ -32,7 +32,20 @@ class Aggregation:
 
 def aggregation(cells: pd.DataFrame, groups: list[str], event_time: bool) -> Aggregation:
     """Build the averaging matrix for a cell table with columns cohort, groups..., k,
-    n_obs and weight."""
+    n_obs and weight.
+
+    With ``event_time=True`` it adds ``event_time`` rows by event time (``k=3``) and by
+    cohort x event time (``cohort=2010, k=3``; the average over the pooled groups' cells
+    of that cohort and event time), leads (``k < 0``) included.
+
+    >>> cells = pd.DataFrame({"cohort": [2010, 2010, 2012], "k": [0, 1, 0],
+    ...                       "n_obs": [4, 4, 2], "weight": [4.0, 4.0, 2.0]})
+    >>> agg = aggregation(cells, [], event_time=True)
+    >>> agg.labels[-2:]
+    ['event_time|cohort=2010, k=1', 'event_time|cohort=2012, k=0']
+    >>> agg.matrix[agg.labels.index("event_time|k=0")].round(3).tolist()
+    [0.667, 0.0, 0.333]
+    """
     weight = cells["weight"].to_numpy(dtype=float)
     n_obs = cells["n_obs"].to_numpy()
     estimand, group, counts, rows = [], [], [], []
@@ -60,4 +73,7 @@ def aggregation(cells: pd.DataFrame, groups: list[str], event_time: bool) -> Agg
     if event_time:
         for k in sorted(cells["k"].unique()):
             add("event_time", group_label(k=k), cells["k"].to_numpy() == k)
+        cohort, k = cells["cohort"].to_numpy(), cells["k"].to_numpy()
+        for c, kk in sorted(set(zip(cohort.tolist(), k.tolist()))):
+            add("event_time", group_label(cohort=c, k=kk), (cohort == c) & (k == kk))
     return Aggregation(estimand, group, np.asarray(counts), np.vstack(rows))

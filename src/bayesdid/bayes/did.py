@@ -42,8 +42,9 @@ class HierarchicalDiD:
     ----------
     pool : pooling dimensions, among ``"cohort"`` and the panel's group columns.
         Default: ``("cohort", *panel.groups)``.
-    event_time : also report effects by event time (event-time means are always part of
-        the model).
+    event_time : also report effects by event time (``k=3``) and by cohort x event time
+        (``cohort=2010, k=3``), observation-weighted like every reported effect
+        (event-time means are always part of the model).
     leads : with ``leads >= 2``, a Bayesian event study: treated units' periods at event
         times ``-leads .. -2`` get placebo effects (reported as ``event_time``, ``k<0``;
         event time -1 is the reference). :meth:`BayesResult.pretrend_probability` then

@@ -19,9 +19,10 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
-from ..errors import BayesDidError, DesignError
+from ..errors import BayesDidError, ColumnError, DesignError
 from ..panel import Panel
 from ..results import EffectResult, group_label
+from ._bootstrap import MULTIPLIERS, bootstrap_se, multiplier_draws, sup_t_crit
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,9 @@ __all__ = ["callaway_santanna"]
 
 _AGGREGATIONS = ("simple", "group", "dynamic", "calendar")
 _TRIM_LEVEL = 0.995  # DRDID (R >= 1.0, csdid): controls with p >= 0.995 get weight 0
+_DEFAULT_DRAWS = 999
+_MIN_DRAWS = 50
+_SMALL_COHORT = 5  # R did warns when a cohort has fewer than 5 + n_covariates units
 
 
 # ---------------------------------------------------------------------- 2x2 estimators
@@ -128,7 +132,10 @@ def callaway_santanna(
     aggregate: Sequence[str] = _AGGREGATIONS,
     base_period: str = "varying",
     level: float = 0.95,
-    bootstrap: int = 0,
+    cluster: str | None = None,
+    bootstrap: int | bool | None = None,
+    uniform: bool = False,
+    multiplier: str = "rademacher",
     random_seed: int | None = None,
 ) -> EffectResult:
     """Callaway & Sant'Anna (2021) ATT(g, t) and aggregations (R ``did`` defaults).
@@ -161,8 +168,8 @@ def callaway_santanna(
 
     Standard errors come from the influence functions, as R ``did`` with
     ``bstrap=FALSE``: ``se = sqrt(sum_i psi_i^2) / n`` over units (clustered by unit);
-    if the panel declares a coarser ``cluster`` the influence functions are summed within
-    clusters first. The estimated cohort-share weights contribute their own influence
+    with a coarser ``cluster`` (default: the panel's) the influence functions are summed
+    within clusters first. The estimated cohort-share weights contribute their own influence
     function in the simple, dynamic and calendar aggregations and in the mean of the
     group effects (as R ``did::aggte``); the effect of one cohort averages its own
     ATT(g, t) with fixed equal weights and has none.
@@ -170,7 +177,30 @@ def callaway_santanna(
     row (cohort size for one ATT(g, t)). Requires a balanced panel; unit weights
     (``panel.weights``, constant within unit) are normalized to mean one.
 
-    ``bootstrap > 0`` (multiplier bootstrap, uniform bands) is not implemented yet.
+    **Multiplier bootstrap** (``bootstrap=B``; ``True`` means 999 draws; ``uniform=True``
+    alone also turns it on with 999 draws): the influence functions of every reported
+    effect are perturbed by one multiplier per cluster (``"rademacher"``, as R ``did``
+    and ``csdid``, or ``"mammen"``), all draws in one matrix product, seeded by
+    ``random_seed`` (see :mod:`bayesdid.classical._bootstrap`). ``se_or_sd`` is then the
+    bootstrap standard error (IQR / 1.349, as R ``did``) and intervals are ``estimate +-
+    c * se``. With ``uniform=False`` ``c`` is the normal quantile (pointwise); with
+    ``uniform=True`` ``c`` is the sup-t critical value of the set the row belongs to: all
+    ATT(g, t) (pre-periods included), all event-time effects, all cohort effects, all
+    calendar effects; the single overall ATT stays pointwise. Cluster sums are bootstrapped
+    (as ``csdid``; R ``did`` <= 2.1 bootstraps cluster means, which differs only with
+    unequal cluster sizes). The column ``band`` says which interval a row has
+    (``"pointwise"`` or ``"uniform"``; ``interval`` stays ``"confidence"``), and
+    ``info["bootstrap"]`` records draws, multiplier, seed, clusters and the critical value
+    of each set. ``effects(level=...)`` recomputes *pointwise* normal intervals only, so
+    read uniform bands at the level they were computed at. Without bootstrap every row
+    has ``band="pointwise"``.
+
+    ATT(g, t) without any control unit (not-yet-treated controls run out) are skipped,
+    logged at WARNING and listed in ``info["skipped_att_gt"]``. Small cohorts (fewer
+    than 5 units plus the number of covariates, R ``did``'s rule)
+    are kept but logged at WARNING and listed in ``info["small_cohorts"]``: with a single
+    unit the treated side of its influence function is zero, so its standard errors
+    reflect the control group only.
 
     Examples
     --------
@@ -182,6 +212,16 @@ def callaway_santanna(
     >>> res = callaway_santanna(panel, method="reg")
     >>> truth = sim.truth.set_index(["estimand", "group"])["value"]
     >>> bool(abs(res.effect("event_time", "k=2")["estimate"] - truth["event_time", "k=2"]) < 1e-10)
+    True
+
+    A uniform (sup-t) band over the event-time effects, from 199 bootstrap draws:
+
+    >>> sim = simulate_staggered(n_units=80, years=(2005, 2012), batches={2007: 20},
+    ...                          n_covariates=0, random_seed=2)
+    >>> boot = callaway_santanna(Panel.from_frame(sim.data, **sim.panel_kwargs),
+    ...                          aggregate="dynamic", bootstrap=199, uniform=True, random_seed=0)
+    >>> ev = boot.effects().query("estimand == 'event_time'")
+    >>> bool((ev["band"] == "uniform").all() and boot.info["bootstrap"]["crit"]["dynamic"] > 1.96)
     True
     """
     # -- checks -----------------------------------------------------------------
@@ -202,12 +242,7 @@ def callaway_santanna(
         raise BayesDidError(f"unknown aggregation {unknown[0]!r}; choose from {_AGGREGATIONS}")
     if not 0 < level < 1:
         raise BayesDidError(f"level must be in (0, 1), got {level}")
-    if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0:
-        raise BayesDidError(f"bootstrap must be a non-negative integer, got {bootstrap!r}")
-    if bootstrap > 0:
-        raise NotImplementedError(
-            "callaway_santanna: the multiplier bootstrap (bootstrap > 0, uniform bands) is "
-            "not implemented yet; use bootstrap=0 for analytic influence-function SEs")
+    draws = _check_bootstrap(bootstrap, uniform, multiplier)
     covs = tuple(panel.covariates if covariates is None else
                  ((covariates,) if isinstance(covariates, str) else covariates))
     missing = [c for c in covs if c not in panel.frame.columns]
@@ -238,22 +273,39 @@ def callaway_santanna(
         w = wcol[:, 0] / wcol[:, 0].mean()
     else:
         w = np.ones(n)
-    cluster = panel.cluster if panel.cluster and panel.cluster != panel.unit else None
+    cluster = panel.cluster if cluster is None else cluster
+    cluster = cluster if cluster and cluster != panel.unit else None
+    cl_codes = None
     if cluster is not None:
+        if cluster not in f.columns:
+            raise ColumnError(f"cluster column {cluster!r} is not in the panel", column=cluster,
+                              hint="pass a column of the panel frame, or cluster=None")
         ccol = f[cluster].to_numpy().reshape(n, n_t)
-        if not (ccol == ccol[:, :1]).all():
+        varying = ~(ccol == ccol[:, :1]).all(axis=1)
+        if varying.any():
+            bad = f[f[panel.unit].isin(units[varying])][[panel.unit, panel.time, cluster]]
             raise BayesDidError(f"cluster column {cluster!r} must be constant within unit",
-                                column=cluster)
+                                column=cluster, rows=bad,
+                                hint="cluster on a unit-level variable (e.g. region)")
         cl_codes = pd.factorize(ccol[:, 0])[0]
     if control == "never_treated" and not (g_unit == 0).any():
+        sizes = first.groupby("cohort").size().rename("n_units").reset_index()
         raise DesignError("control='never_treated' but the panel has no never-treated units",
-                          column=panel.unit, hint="use control='not_yet_treated'")
+                          column="cohort", rows=sizes,
+                          hint="use control='not_yet_treated' (later cohorts as controls)")
     cohorts = [g for g in panel.cohorts]
+    small = {g: int((g_unit == g).sum()) for g in cohorts
+             if (g_unit == g).sum() < _SMALL_COHORT + len(covs)}
+    if small:
+        logger.warning("callaway_santanna: small cohort(s) %s (units per cohort); their "
+                       "ATT(g, t) are estimated but their standard errors are unreliable "
+                       "(a one-unit cohort contributes no treated-side variance)", small)
 
     # -- ATT(g, t) ----------------------------------------------------------------------
     recs: list[tuple[int, int]] = []
     atts: list[float] = []
     infs: list[np.ndarray] = []
+    skipped: list[str] = []
     for g in cohorts:
         before = [i for i, t in enumerate(times) if t < g]
         if not before:
@@ -279,7 +331,7 @@ def callaway_santanna(
             else:
                 ctrl = (g_unit == 0) | ((g_unit > later) & (g_unit != g))
             if not ctrl.any():
-                logger.info("no control units for ATT(%s, %s); skipped", g, t)
+                skipped.append(group_label(cohort=g, t=t))
                 continue
             keep = treat | ctrl
             d = treat[keep].astype(float)
@@ -291,6 +343,9 @@ def callaway_santanna(
             recs.append((g, t))
             atts.append(est)
             infs.append(full)
+    if skipped:
+        logger.warning("callaway_santanna: no control units for %d ATT(g, t), skipped: %s",
+                       len(skipped), ", ".join(skipped))
     if not recs:
         raise DesignError("no ATT(g, t) could be estimated: no cohort has a pre-period and "
                           "a control group", column=panel.unit)
@@ -302,31 +357,26 @@ def callaway_santanna(
     pg_of = {g: float(np.mean(w * (g_unit == g))) for g in cohorts}
     pg = np.array([pg_of[g] for g in g_row])
 
-    z = stats.norm.ppf(0.5 + level / 2)
-
-    def se_of(psi: np.ndarray) -> float:
-        if cluster is not None:
-            psi = np.bincount(cl_codes, weights=psi)
-        s = float(np.sqrt(np.sum(psi**2)) / n)
-        return s if s > np.sqrt(np.finfo(float).eps) * 10 else np.nan
-
     rows: list[dict] = []
+    psis: list[np.ndarray] = []
+    sets: list[str] = []  # the uniform-band set of each row
 
-    def add(estimand: str, group: str, est: float, psi: np.ndarray, n_obs: int) -> None:
-        se = se_of(psi)
-        rows.append({"estimand": estimand, "group": group, "estimate": est, "se_or_sd": se,
-                         "lower": est - z * se, "upper": est + z * se, "level": level,
-                         "interval": "confidence", "n_obs": n_obs})
+    def add(estimand: str, group: str, est: float, psi: np.ndarray, n_obs: int,
+            band_set: str) -> None:
+        rows.append({"estimand": estimand, "group": group, "estimate": est, "n_obs": n_obs})
+        psis.append(psi)
+        sets.append(band_set)
 
     for j, (g, t) in enumerate(recs):
-        add("att_gt", group_label(cohort=g, t=t), float(att[j]), inf[:, j], size[g])
+        add("att_gt", group_label(cohort=g, t=t), float(att[j]), inf[:, j], size[g], "att_gt")
 
     post = np.flatnonzero(t_row >= g_row)
-    summaries: dict[str, tuple[float, float]] = {}
+    summ_est: dict[str, float] = {}
+    summ_psi: dict[str, np.ndarray] = {}
     if "simple" in aggregate and len(post):
         est, psi = _combine(att, inf, post, pg[post] / pg[post].sum(),
                             _wif(post, pg, w, g_unit, g_row))
-        add("att", "overall", est, psi, int(sum(size[g] for g in g_row[post])))
+        add("att", "overall", est, psi, int(sum(size[g] for g in g_row[post])), "simple")
     if "group" in aggregate and len(post):
         g_est, g_psi, g_list = [], [], []
         for g in cohorts:
@@ -334,13 +384,13 @@ def callaway_santanna(
             if not len(sel):
                 continue
             est, psi = _combine(att, inf, sel, np.full(len(sel), 1 / len(sel)))
-            add("att", group_label(cohort=g), est, psi, size[g] * len(sel))
+            add("att", group_label(cohort=g), est, psi, size[g] * len(sel), "group")
             g_est.append(est), g_psi.append(psi), g_list.append(g)
         ga, gi = np.asarray(g_est), np.column_stack(g_psi)
         gp = np.array([pg_of[g] for g in g_list])
         idx = np.arange(len(g_list))
-        est, psi = _combine(ga, gi, idx, gp / gp.sum(), _wif(idx, gp, w, g_unit, np.array(g_list)))
-        summaries["group"] = (est, se_of(psi))
+        summ_est["group"], summ_psi["group"] = _combine(
+            ga, gi, idx, gp / gp.sum(), _wif(idx, gp, w, g_unit, np.array(g_list)))
     if "dynamic" in aggregate:
         e_row = t_row - g_row
         e_est, e_psi = [], []
@@ -350,12 +400,12 @@ def callaway_santanna(
             est, psi = _combine(att, inf, sel, pg[sel] / pg[sel].sum(),
                                 _wif(sel, pg, w, g_unit, g_row))
             add("event_time", group_label(k=int(e)), est, psi,
-                int(sum(size[g] for g in g_row[sel])))
+                int(sum(size[g] for g in g_row[sel])), "dynamic")
             e_est.append(est), e_psi.append(psi)
         pos = eseq >= 0
         if pos.any():
-            summaries["dynamic"] = (float(np.mean(np.asarray(e_est)[pos])),
-                                    se_of(np.column_stack(e_psi)[:, pos].mean(axis=1)))
+            summ_est["dynamic"] = float(np.mean(np.asarray(e_est)[pos]))
+            summ_psi["dynamic"] = np.column_stack(e_psi)[:, pos].mean(axis=1)
     if "calendar" in aggregate and len(post):
         c_est, c_psi = [], []
         for t in times[times >= min(g_row)]:
@@ -365,12 +415,78 @@ def callaway_santanna(
             est, psi = _combine(att, inf, sel, pg[sel] / pg[sel].sum(),
                                 _wif(sel, pg, w, g_unit, g_row))
             add("calendar", group_label(t=int(t)), est, psi,
-                int(sum(size[g] for g in g_row[sel])))
+                int(sum(size[g] for g in g_row[sel])), "calendar")
             c_est.append(est), c_psi.append(psi)
-        summaries["calendar"] = (float(np.mean(c_est)),
-                                 se_of(np.column_stack(c_psi).mean(axis=1)))
+        summ_est["calendar"] = float(np.mean(c_est))
+        summ_psi["calendar"] = np.column_stack(c_psi).mean(axis=1)
+
+    # -- standard errors and intervals: analytic, or one multiplier bootstrap of all ----
+    names = list(summ_est)
+    psi_all = np.column_stack(psis + [summ_psi[k] for k in names])
+    z = stats.norm.ppf(0.5 + level / 2)
+    if draws is None:
+        se_all = np.array([_analytic_se(psi_all[:, j], cl_codes, n)
+                           for j in range(psi_all.shape[1])])
+        crit = {}
+        boot_info = None
+    else:
+        dev = multiplier_draws(psi_all, draws=draws, multiplier=multiplier, clusters=cl_codes,
+                               random_seed=random_seed)
+        se_all = bootstrap_se(dev)
+        set_arr = np.asarray(sets)
+        crit = {}
+        if uniform:
+            for name in ("att_gt", "group", "dynamic", "calendar"):
+                cols = np.flatnonzero(set_arr == name)
+                if len(cols):
+                    crit[name] = sup_t_crit(dev[:, cols], se_all[cols], level)
+        boot_info = {"draws": draws, "multiplier": multiplier, "random_seed": random_seed,
+                     "n_clusters": int(cl_codes.max()) + 1 if cl_codes is not None else n,
+                     "uniform": bool(uniform), "crit": dict(crit), "z": float(z)}
+    for row, se, band_set in zip(rows, se_all, sets):
+        c = crit.get(band_set, np.nan)
+        band = "uniform" if np.isfinite(c) else "pointwise"
+        c = c if np.isfinite(c) else z
+        row.update({"se_or_sd": se, "lower": row["estimate"] - c * se,
+                    "upper": row["estimate"] + c * se, "level": level,
+                    "interval": "confidence", "band": band})
+    summaries = {k: (float(summ_est[k]), float(se_all[len(rows) + i]))
+                 for i, k in enumerate(names)}
 
     info = {"control": control, "est_method": method, "base_period": base_period,
                 "covariates": covs, "n_units": n, "cluster": cluster or panel.unit,
-                "summaries": summaries, "att_gt_index": list(recs), "influence": inf}
+                "summaries": summaries, "att_gt_index": list(recs), "influence": inf,
+                "small_cohorts": small, "skipped_att_gt": skipped, "bootstrap": boot_info}
     return EffectResult.from_rows(rows, method="callaway_santanna", info=info)
+
+
+def _analytic_se(psi: np.ndarray, cl_codes: np.ndarray | None, n: int) -> float:
+    if cl_codes is not None:
+        psi = np.bincount(cl_codes, weights=psi)
+    s = float(np.sqrt(np.sum(psi**2)) / n)
+    return s if s > np.sqrt(np.finfo(float).eps) * 10 else np.nan
+
+
+def _check_bootstrap(bootstrap, uniform, multiplier) -> int | None:
+    """Number of bootstrap draws (None: analytic standard errors)."""
+    if not isinstance(uniform, (bool, np.bool_)):
+        raise BayesDidError(f"uniform must be True or False, got {uniform!r}")
+    if multiplier not in MULTIPLIERS:
+        raise BayesDidError(f"multiplier must be one of {MULTIPLIERS}, got {multiplier!r}")
+    if bootstrap is None or bootstrap is False:
+        draws = 0
+    elif bootstrap is True:
+        draws = _DEFAULT_DRAWS
+    elif isinstance(bootstrap, (int, np.integer)) and bootstrap >= 0:
+        draws = int(bootstrap)
+    else:
+        raise BayesDidError(f"bootstrap must be None, True or a non-negative number of draws, "
+                            f"got {bootstrap!r}")
+    if uniform and draws == 0:
+        logger.info("uniform=True needs the multiplier bootstrap: using %d draws",
+                    _DEFAULT_DRAWS)
+        draws = _DEFAULT_DRAWS
+    if 0 < draws < _MIN_DRAWS:
+        raise BayesDidError(f"bootstrap={draws} draws are too few for quantile-based standard "
+                            f"errors; use at least {_MIN_DRAWS} (999 is the default)")
+    return draws or None

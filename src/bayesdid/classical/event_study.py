@@ -10,6 +10,7 @@ from ..errors import BayesDidError
 from ..panel import LogEntry, Panel
 from ..results import EffectResult, group_label
 from ._fixest import coef_rows, feols, resolve, work_frame
+from .staggered import check_window, fit_window
 
 
 def event_study(panel: Panel, *, leads: int = 6, lags: int = 8, bin_ends: bool = True,
@@ -23,6 +24,12 @@ def event_study(panel: Panel, *, leads: int = 6, lags: int = 8, bin_ends: bool =
     lags into ``lags``; otherwise observations outside the window are dropped (reported in
     ``info['dropped_rows']``). Never-treated units have every dummy at zero.
 
+    A window wider than the data (``leads`` beyond the earliest observed relative period
+    or ``lags`` beyond the latest) is narrowed to the observed range, logged at WARNING;
+    ``info['leads']``/``info['lags']`` hold the window used and ``info['window_asked']``
+    the one asked for (the estimates are those of the narrowed window, with or without
+    binning: an end bin beyond the data holds no observations).
+
     Examples
     --------
     >>> from bayesdid import Panel
@@ -32,11 +39,18 @@ def event_study(panel: Panel, *, leads: int = 6, lags: int = 8, bin_ends: bool =
     >>> es.effects()["group"].tolist()[:3]
     ['k=-4', 'k=-3', 'k=-2']
     """
-    if leads < 1 or lags < 0:
-        raise BayesDidError(f"need leads >= 1 and lags >= 0, got leads={leads}, lags={lags}")
+    check_window(leads, lags)
+    if isinstance(ref, bool) or not isinstance(ref, (int, np.integer)):
+        raise BayesDidError(f"ref must be an integer relative period, got {ref!r}")
     if not -leads <= ref <= lags:
         raise BayesDidError(f"ref={ref} lies outside the window [-{leads}, {lags}]")
     covs, cluster, weights = resolve(panel, covariates, cluster, weights)
+    asked = (leads, lags)
+    leads, lags = fit_window(panel, leads, lags, "event_study")
+    if not -leads <= ref <= lags:
+        raise BayesDidError(f"ref={ref} lies outside the relative periods observed in the data "
+                            f"[-{leads}, {lags}]", column="rel_time",
+                            hint="choose ref among the observed relative periods, e.g. -1")
     rel = panel.frame["rel_time"].astype("float").to_numpy()
     dropped = 0
     if bin_ends:
@@ -57,7 +71,7 @@ def event_study(panel: Panel, *, leads: int = 6, lags: int = 8, bin_ends: bool =
     names = {name: ("event_time", group_label(k=k)) for name, k in zip(regs, ks) if name in present}
     counts = {name: int(col.sum()) for name, col in present.items()}
     rows = coef_rows(fit, names, level, "event_study", counts)
-    info = {"leads": leads, "lags": lags, "ref": ref, "bin_ends": bin_ends,
+    info = {"leads": leads, "lags": lags, "window_asked": asked, "ref": ref, "bin_ends": bin_ends,
             "dropped_rows": dropped, "vcov": f"CRV1 by {cluster}", "df": int(fit._df_t),
             "omitted_collinear": [names[n][1] for n in present if n not in fit.coef().index]}
     return EffectResult.from_rows(rows, method="event_study", info=info)

@@ -33,6 +33,49 @@ def _kname(k: int) -> str:
     return f"{'m' if k < 0 else 'p'}{abs(int(k))}"
 
 
+SMALL_COHORT = 5  # units; R did warns below 5 (+ number of covariates)
+
+
+def check_window(leads, lags) -> None:
+    """Type and sign checks of an event window (``leads >= 1``, ``lags >= 0``)."""
+    for name, value in (("leads", leads), ("lags", lags)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise BayesDidError(f"{name} must be an integer, got {value!r}")
+    if leads < 1 or lags < 0:
+        raise BayesDidError(f"need leads >= 1 and lags >= 0, got leads={leads}, lags={lags}")
+
+
+def fit_window(panel: Panel, leads: int, lags: int, who: str) -> tuple[int, int]:
+    """The event window narrowed to the relative periods the data hold (logged fallback).
+
+    >>> from bayesdid.datasets import simulate_staggered
+    >>> sim = simulate_staggered(n_units=30, years=(2005, 2010), batches={2007: 8},
+    ...                          random_seed=1)
+    >>> fit_window(Panel.from_frame(sim.data, **sim.panel_kwargs), 6, 8, "doctest")
+    (3, 2)
+    """
+    rel = panel.frame["rel_time"].dropna().astype(int)
+    lead_max, lag_max = int(-rel.min()), int(rel.max())
+    used = (min(int(leads), lead_max), min(int(lags), lag_max))
+    if used != (leads, lags):
+        logger.warning("%s: event window leads=%d, lags=%d is wider than the data (relative "
+                       "periods %d..%d observed); using leads=%d, lags=%d", who, leads, lags,
+                       -lead_max, lag_max, *used)
+    return used
+
+
+def small_cohorts(panel: Panel, who: str, min_units: int = SMALL_COHORT) -> dict[int, int]:
+    """Cohorts with fewer than ``min_units`` units ({cohort: units}), logged at WARNING."""
+    f = panel.frame
+    sizes = f.loc[~f["never_treated"]].groupby("cohort")[panel.unit].nunique()
+    small = {int(g): int(n) for g, n in sizes.items() if n < min_units}
+    if small:
+        logger.warning("%s: small cohort(s) %s (units per cohort); their effects are estimated "
+                       "from very few units and their standard errors are unreliable (one "
+                       "unit is one cluster)", who, small)
+    return small
+
+
 # ---------------------------------------------------------------------- Sun-Abraham
 def sun_abraham(panel: Panel, *, leads: int = 6, lags: int = 8,
                 covariates: Sequence[str] | None = None, cluster: str | None = None,
@@ -54,6 +97,10 @@ def sun_abraham(panel: Panel, *, leads: int = 6, lags: int = 8,
     the cell coefficients, with the weights treated as fixed (as fixest's ``sunab``
     does); intervals use the t distribution with the regression's degrees of freedom
     (``info['df']``).
+
+    A window wider than the data is narrowed to the observed relative periods (logged at
+    WARNING; ``info['window_asked']`` keeps the request). Cohorts of fewer than 5 units
+    are kept, logged at WARNING and listed in ``info['small_cohorts']``.
 
     The control group is the never-treated units. :class:`~bayesdid.Panel` rejects periods
     in which every unit is treated and always-treated units, and codes cohorts adopting
@@ -86,18 +133,22 @@ def sun_abraham(panel: Panel, *, leads: int = 6, lags: int = 8,
     >>> bool(abs(res.effect()["estimate"] - truth[("att", "overall")]) < 1e-8)
     True
     """
-    if leads < 1 or lags < 0:
-        raise BayesDidError(f"need leads >= 1 and lags >= 0, got leads={leads}, lags={lags}")
+    check_window(leads, lags)
     covs, cluster, weights = resolve(panel, covariates, cluster, None)
-    info: dict = {"leads": leads, "lags": lags}
+    f = panel.frame
+    if not f["never_treated"].any():  # Panel rejects periods with every unit treated
+        sizes = f.groupby("cohort")[panel.unit].nunique().rename("n_units").reset_index()
+        raise DesignError("sun_abraham needs never-treated units as the control",
+                          column="cohort", rows=sizes,
+                          hint="cut the sample before the last cohort adopts (it then serves "
+                               "as the control), or use imputation()")
+    asked = (leads, lags)
+    leads, lags = fit_window(panel, leads, lags, "sun_abraham")
+    info: dict = {"leads": leads, "lags": lags, "window_asked": asked,
+                  "small_cohorts": small_cohorts(panel, "sun_abraham")}
     if weights:
         logger.info("sun_abraham ignores panel weights %r (IW weights are cell counts)", weights)
     info["weights_ignored"] = weights
-
-    f = panel.frame
-    if not f["never_treated"].any():  # Panel rejects periods with every unit treated
-        raise DesignError("sun_abraham needs never-treated units as the control",
-                          column="cohort")
     info["control"] = "never_treated"
 
     cohort = f["cohort"].astype("float").to_numpy()
@@ -187,7 +238,8 @@ def imputation(panel: Panel, *, covariates: Sequence[str] | None = None,
     estimand. Intervals use pyfixest's t distribution with ``info['df']`` degrees of freedom.
 
     Every treated observation is imputable: :class:`~bayesdid.Panel` guarantees each unit
-    a pre-treatment period and each period an untreated unit.
+    a pre-treatment period and each period an untreated unit. Cohorts of fewer than 5
+    units are kept, logged at WARNING and listed in ``info['small_cohorts']``.
 
     Examples
     --------
@@ -238,7 +290,8 @@ def imputation(panel: Panel, *, covariates: Sequence[str] | None = None,
         rows += coef_rows(fit, {name: lab for name, (_, lab) in spec.items()}, level,
                           "imputation", counts)
         dof = int(fit._df_t) if dof is None else dof
-    info = {"first_stage": f"{panel.outcome} ~ {' + '.join(covs) or '0'} | {panel.unit} + "
+    info = {"small_cohorts": small_cohorts(panel, "imputation"),
+            "first_stage": f"{panel.outcome} ~ {' + '.join(covs) or '0'} | {panel.unit} + "
                            f"{panel.time} on untreated rows",
             "vcov": f"did2s GMM CRV1 by {cluster} (Gardner 2021), not the BJS variance",
             "weights": weights, "df": dof, "n_clusters": int(work[CL].nunique()),
