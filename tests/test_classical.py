@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pyfixest as pf
 import pytest
 
@@ -92,3 +94,21 @@ def test_event_study_bad_window(castle_panel):
         event_study(castle_panel, leads=0)
     es = event_study(castle_panel, leads=2, lags=1, bin_ends=False)
     assert es.info["dropped_rows"] > 0
+
+
+@pytest.mark.unit
+def test_fitting_leaves_the_root_logger_alone():
+    # pyfixest calls logging.basicConfig(INFO) in a module it imports at the first fit
+    import subprocess
+    import sys
+
+    code = ("import logging\n"
+            "from bayesdid import Panel\n"
+            "from bayesdid.classical import twfe\n"
+            "from bayesdid.datasets import info, load\n"
+            "twfe(Panel.from_frame(load('castle'), **info('castle')['panel_kwargs']))\n"
+            "root = logging.getLogger()\n"
+            "print(len(root.handlers), root.level)\n")
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.split() == ["0", str(logging.WARNING)]

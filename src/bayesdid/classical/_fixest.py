@@ -10,7 +10,7 @@ import pandas as pd
 
 
 def _import_pyfixest():
-    """Import pyfixest without its import-time ``logging.basicConfig(level=INFO)``, which
+    """Import pyfixest without its import-time ``logging.basicConfig(level=INFO)`` calls, which
     would switch on INFO output of every library in the user's process: while the root
     logger has a handler, basicConfig does nothing."""
     root = logging.getLogger()
@@ -18,6 +18,10 @@ def _import_pyfixest():
     root.addHandler(guard)
     try:
         import pyfixest
+        try:  # imported lazily by pyfixest at the first fit; it calls basicConfig too
+            import pyfixest.estimation.models.feols_compressed_  # noqa: F401
+        except ImportError:
+            pass
     finally:
         root.removeHandler(guard)
     return pyfixest
