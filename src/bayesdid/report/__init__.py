@@ -10,13 +10,19 @@ from .placebo_plots import placebo_plot
 from .plots import event_study_plot, event_time, forest_plot
 from .psm_plots import balance_plot
 from .regression_table import RegressionTable, regression_table
+from .sfa_plots import plot_efficiency_intervals, plot_frontier
 from .staggered_plots import (
     cohort_trends,
     event_study_overlay,
     parallel_trends_plot,
     sensitivity_plot,
 )
-from .synth_plots import donor_weights_plot, placebo_space_plot, synth_gap_plot, synth_path_plot
+from .synth_plots import (
+    donor_weights_plot,
+    placebo_space_plot,
+    synth_gap_plot,
+    synth_path_plot,
+)
 from .tables import (
     INTERVAL_EXPLANATION,
     format_interval,
@@ -34,6 +40,8 @@ from .tables import (
 
 __all__ = [
     "RegressionTable",
+    "plot_efficiency_intervals",
+    "plot_frontier",
     "regression_table",
     "balance_plot",
     "placebo_plot",
