@@ -11,7 +11,9 @@ Real data (provenance, licences and column dictionaries in ``data/SOURCES.md``):
 
 Simulated data with known truth: :func:`simulate_staggered`, an LCCP-like city panel with
 a heterogeneous treatment effect; :func:`simulate_efficiency`, a city panel of LCCP inputs and
-outputs with a known frontier, inefficiency and policy effect on efficiency.
+outputs with a known frontier, inefficiency and policy effect on efficiency;
+:func:`simulate_pilot_zones`, 29 provinces with 3 pilot zones and a factor structure (the
+few-treated-units design).
 
 Examples
 --------
@@ -30,6 +32,7 @@ from ._registry import data_path, info, list_datasets, load
 from ._registry import list_datasets as list  # noqa: A001 - the public name is datasets.list
 from .simulate import REGIONS, SimulatedPanel, simulate_staggered
 from .simulate_efficiency import simulate_efficiency
+from .simulate_pilot import PILOT_PROVINCES, PROVINCES, simulate_pilot_zones
 
 # ``list`` is deliberately left out of __all__ so that ``import *`` cannot shadow the builtin.
 __all__ = [
@@ -39,6 +42,9 @@ __all__ = [
     "data_path",
     "simulate_staggered",
     "simulate_efficiency",
+    "simulate_pilot_zones",
+    "PROVINCES",
+    "PILOT_PROVINCES",
     "SimulatedPanel",
     "REGIONS",
 ]

