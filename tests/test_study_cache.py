@@ -11,6 +11,9 @@ import pytest
 from bayesdid.errors import BayesDidError
 from bayesdid.study import loads_study, run_study
 
+# the Bayesian step samples 2 x 100 draws: enough for the pipeline, not for convergence
+pytestmark = pytest.mark.filterwarnings("ignore::bayesdid.bayes.result.ConvergenceWarning")
+
 SPEC = """
 [study]
 name = "cache"
