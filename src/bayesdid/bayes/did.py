@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Literal
 
 import numpy as np
 import pymc as pm
-import pytensor
 import xarray as xr
-from threadpoolctl import threadpool_limits
 
 from .. import __version__
 from ..errors import BayesDidError, DesignError
@@ -21,6 +18,7 @@ from .did_model import LAM_FIXED, build_dense, build_marginal, prior_precision_d
 from .likelihoods import draw_phi
 from .priors import DiDPriors
 from .result import BayesResult, config_hash
+from .sampling import resolve_seed, sample
 
 logger = logging.getLogger(__name__)
 
@@ -145,18 +143,11 @@ class HierarchicalDiD:
         Same ``random_seed``, same draws. With ``random_seed=None`` a seed is drawn and
         recorded in ``result.info['random_seed']``.
         """
-        if random_seed is None:
-            random_seed = int(np.random.SeedSequence().entropy % (2**31))
+        random_seed = resolve_seed(random_seed)
         design = self.prepare(panel)
         model = self._build(design)
-        cores = cores or min(chains, os.cpu_count() or 1)
-        # one BLAS thread per chain: small dense solves oversubscribe cores otherwise
-        # the C backend runs the likelihood Op without numba's object-mode round trips and
-        # caches its compiled pieces on disk (numba recompiles every model: seconds per fit)
-        with model, threadpool_limits(1), pytensor.config.change_flags(linker="cvm"):
-            idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores,
-                              random_seed=random_seed, progressbar=progress,
-                              target_accept=target_accept, compute_convergence_checks=False)
+        idata = sample(model, draws=draws, tune=tune, chains=chains, cores=cores,
+                       random_seed=random_seed, progress=progress, target_accept=target_accept)
         sampled = [rv.name for rv in model.free_RVs if rv.name in ("sigma", "rho")
                    or rv.name.startswith("sd_") or rv.name == "nu_minus_2"]
         idata = self._add_effects(idata, design, panel, random_seed)

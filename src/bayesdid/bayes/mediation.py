@@ -31,19 +31,16 @@ cluster-robust ones of :func:`bayesdid.classical.mediation.mediation`.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pymc as pm
-import pytensor
 import pytensor.tensor as pt
 import xarray as xr
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from threadpoolctl import threadpool_limits
 
 from .. import __version__
 from ..classical.mediation import _controls, panel_columns
@@ -51,6 +48,7 @@ from ..errors import BayesDidError, DesignError
 from ..panel import Panel
 from ..results import group_label
 from .result import BayesResult, config_hash
+from .sampling import resolve_seed, sample
 
 __all__ = ["BayesianMediation", "MediationDesign"]
 
@@ -251,15 +249,11 @@ class BayesianMediation:
         Same ``random_seed``, same draws. With ``random_seed=None`` a seed is drawn and
         recorded in ``result.info['random_seed']``.
         """
-        if random_seed is None:
-            random_seed = int(np.random.SeedSequence().entropy % (2**31))
+        random_seed = resolve_seed(random_seed)
         design = self.prepare(panel, data)
         model = self._build(design)
-        cores = cores or min(chains, os.cpu_count() or 1)
-        with model, threadpool_limits(1), pytensor.config.change_flags(linker="cvm"):
-            idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores,
-                              random_seed=random_seed, progressbar=progress,
-                              target_accept=target_accept, compute_convergence_checks=False)
+        idata = sample(model, draws=draws, tune=tune, chains=chains, cores=cores,
+                       random_seed=random_seed, progress=progress, target_accept=target_accept)
         labels = self.effect_labels()
         ds = idata.posterior.to_dataset().assign_coords(
             estimand=("effect_id", [e for e, _ in labels]),

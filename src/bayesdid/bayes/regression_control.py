@@ -34,7 +34,8 @@ from ..donors import DonorPool
 from ..errors import BayesDidError
 from ..panel import Panel
 from .result import config_hash
-from .synth import POOLING, _check_positive, _flat, sample
+from .sampling import resolve_seed
+from .synth import POOLING, _check_positive, _flat, sample_synth
 from .synth_pooled import SynthDesign, SynthResult, as_pool, assemble, design_from_pool
 
 __all__ = ["BayesianRegressionControl"]
@@ -132,11 +133,10 @@ class BayesianRegressionControl:
             progress: bool = True, target_accept: float = 0.95) -> SynthResult:
         """Sample and return a :class:`SynthResult`; its ``weight`` variable holds the
         coefficients on the original scale (``weights()`` lists them)."""
-        if random_seed is None:
-            random_seed = int(np.random.SeedSequence().entropy % (2**31))
+        random_seed = resolve_seed(random_seed)
         design = self.prepare(data)
         model = self._build(design)
-        idata = sample(model, draws=draws, tune=tune, chains=chains, cores=cores,
+        idata = sample_synth(model, draws=draws, tune=tune, chains=chains, cores=cores,
                        random_seed=random_seed, progress=progress, target_accept=target_accept)
         post = idata.posterior
         beta = _flat(post["beta"].values)  # (S, K, D), standardised

@@ -22,7 +22,6 @@ Inefficiency over time (``inefficiency=``):
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
@@ -30,11 +29,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import pymc as pm
-import pytensor
 import pytensor.tensor as pt
 import xarray as xr
 from pymc.distributions.dist_math import normal_lcdf
-from threadpoolctl import threadpool_limits
 
 from .. import __version__
 from ..classical import _sfa_math as m
@@ -43,6 +40,7 @@ from ..errors import BayesDidError
 from ..panel import Panel
 from ..results import group_label
 from .result import BayesResult, config_hash
+from .sampling import resolve_seed, sample
 
 __all__ = ["BayesSFAResult", "BayesianSFA", "SFAPriors"]
 
@@ -234,17 +232,13 @@ class BayesianSFA:
 
         ``init_method`` is passed to ``pm.sample(init=...)`` (a dense mass matrix,
         ``"jitter+adapt_full"``, adapted worse than the diagonal default in short runs)."""
-        if random_seed is None:
-            random_seed = int(np.random.SeedSequence().entropy % (2**31))
+        random_seed = resolve_seed(random_seed)
         d = self.prepare(data)
         model = self._build(d)
         init = self._initvals(d)
-        cores = cores or min(chains, os.cpu_count() or 1)
-        with model, threadpool_limits(1), pytensor.config.change_flags(linker="cvm"):
-            idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores,
-                              random_seed=random_seed, progressbar=progress,
-                              target_accept=target_accept, initvals=init, init=init_method,
-                              compute_convergence_checks=False)
+        idata = sample(model, draws=draws, tune=tune, chains=chains, cores=cores,
+                       random_seed=random_seed, progress=progress, target_accept=target_accept,
+                       initvals=init, init=init_method)
         idata = self._add_efficiency(idata, d, random_seed)
         sampled = [v.name for v in model.free_RVs if v.name != "theta"]
         info = {"model_type": type(self).__name__, "config": self.config(),

@@ -23,24 +23,28 @@ turn is the "treated" unit (its donors: the other donors), all fitted in one joi
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 import pymc as pm
-import pytensor
 import pytensor.tensor as pt
-from threadpoolctl import threadpool_limits
 
 from .. import __version__
 from ..donors import DonorPool
 from ..errors import BayesDidError
 from ..panel import Panel
 from .result import config_hash
-from .synth_pooled import (SynthDesign, SynthResult, as_pool, assemble, design_from_pool,
-                           prepare_design)
+from .sampling import resolve_seed, sample
+from .synth_pooled import (
+    SynthDesign,
+    SynthResult,
+    as_pool,
+    assemble,
+    design_from_pool,
+    prepare_design,
+)
 
 __all__ = ["BayesianSyntheticControl", "BayesPlaceboResult"]
 
@@ -49,20 +53,11 @@ logger = logging.getLogger(__name__)
 POOLING = ("partial", "none")
 
 
-def sample(model: pm.Model, *, draws: int, tune: int, chains: int, cores: int | None,
-           random_seed: int, progress: bool, target_accept: float):
-    """pm.sample with the settings every synth model uses.
-
-    The mass matrix is adapted with gradient information (``adapt_diag_grad``): on the
-    sparse-simplex posterior of Prop 99 it halves the leapfrog steps per draw (48 vs 117).
-    """
-    cores = cores or min(chains, os.cpu_count() or 1)
-    # one BLAS thread per chain, and the C backend (cached on disk), as in bayes/did.py
-    with model, threadpool_limits(1), pytensor.config.change_flags(linker="cvm"):
-        return pm.sample(draws=draws, tune=tune, chains=chains, cores=cores,
-                         random_seed=random_seed, progressbar=progress,
-                         target_accept=target_accept, compute_convergence_checks=False,
-                         init="jitter+adapt_diag_grad")
+def sample_synth(model: pm.Model, **kwargs):
+    """:func:`bayesdid.bayes.sampling.sample` with the mass matrix adapted from gradients
+    (``adapt_diag_grad``): on the sparse-simplex posterior of Prop 99 it halves the leapfrog
+    steps per draw (48 vs 117)."""
+    return sample(model, init="jitter+adapt_diag_grad", **kwargs)
 
 
 def _check_positive(**values) -> None:
@@ -169,8 +164,7 @@ class BayesianSyntheticControl:
             progress: bool = True, target_accept: float = 0.9) -> SynthResult:
         """Sample the weights' posterior and return a :class:`SynthResult` with
         ``att`` (per unit and ``overall``), ``gap`` (per unit and period) and weights."""
-        if random_seed is None:
-            random_seed = int(np.random.SeedSequence().entropy % (2**31))
+        random_seed = resolve_seed(random_seed)
         design = self.prepare(data)
         return self._fit(design, draws=draws, tune=tune, chains=chains, cores=cores,
                          random_seed=random_seed, progress=progress,
@@ -178,7 +172,7 @@ class BayesianSyntheticControl:
 
     def _fit(self, design: SynthDesign, *, method: str, **kw) -> SynthResult:
         model = self._build(design)
-        idata = sample(model, **kw)
+        idata = sample_synth(model, **kw)
         seed = kw["random_seed"]
         w = _flat(idata.posterior["w"].values)  # (S, K, D)
         mean_std, sigma_std, b_std = self._conditionals(design, w, seed)
@@ -227,8 +221,7 @@ class BayesianSyntheticControl:
         unit is refitted alone with the same settings (``pooling="none"``). Each placebo's
         ATT posterior is compared with the treated unit's: see :class:`BayesPlaceboResult`.
         """
-        if random_seed is None:
-            random_seed = int(np.random.SeedSequence().entropy % (2**31))
+        random_seed = resolve_seed(random_seed)
         pool = as_pool(data)
         j = 0 if unit is None else _index(pool.treated_units, unit)
         D = pool.n_donors
