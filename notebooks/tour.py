@@ -13,9 +13,11 @@
 # Panel -> hierarchical Bayesian DID -> its classical twin -> one comparison table and
 # forest plot. The data are simulated with a known truth, shaped like the low-carbon-city
 # pilot study (278 cities, 2003-2021, three pilot batches, treatment from the year after
-# listing). `FAST` keeps the notebook quick in CI; set it to False for a full fit.
+# listing). `FAST` keeps the notebook quick in CI; set `BAYESDID_NOTEBOOK_FAST=0` in the
+# environment for a full fit.
 
 # %%
+# %matplotlib inline
 import os
 
 from bayesdid import Panel

@@ -14,17 +14,16 @@ intervals per unit (caterpillar). Both take a classical :class:`SFAResult` or a
 >>> fig = plot_frontier(res, df)
 >>> fig.axes[0].get_xlabel()
 'ln_k'
->>> plt.close(fig)
 """
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from ..classical.sfa import SFAResult, frontier_design
 from ..errors import BayesDidError
+from .plots import _new_axes
 
 __all__ = ["plot_efficiency_intervals", "plot_frontier"]
 
@@ -66,8 +65,7 @@ def plot_frontier(result, data: pd.DataFrame, regressor: str | None = None, *, a
     x = design.X[:, j]
     grid = np.linspace(x.min(), x.max(), 100)
     base = design.X.mean(axis=0) @ beta - beta[j] * design.X[:, j].mean()
-    fig = ax.figure if ax is not None else plt.figure(figsize=(6.5, 4.5))
-    ax = ax or fig.add_subplot()
+    fig, ax = _new_axes(ax, (6.5, 4.5))
     pts = ax.scatter(x, design.y, c=eff, cmap=cmap, s=14, vmin=min(eff.min(), 1.0), vmax=1.0)
     ax.plot(grid, base + beta[j] * grid, color="black", lw=1.5,
             label="frontier (others at means)")
@@ -89,8 +87,7 @@ def plot_efficiency_intervals(result, *, level: float = 0.95, max_points: int = 
     table = table[table["group"] != "overall"].sort_values("estimate").reset_index(drop=True)
     if len(table) > max_points:
         table = table.iloc[np.linspace(0, len(table) - 1, max_points).round().astype(int)]
-    fig = ax.figure if ax is not None else plt.figure(figsize=(6.5, max(3.0, 0.12 * len(table))))
-    ax = ax or fig.add_subplot()
+    fig, ax = _new_axes(ax, (6.5, max(3.0, 0.12 * len(table))))
     pos = np.arange(len(table))
     ax.hlines(pos, table["lower"], table["upper"], color="grey", lw=1)
     ax.plot(table["estimate"], pos, "o", ms=3, color="C0")
