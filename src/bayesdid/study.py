@@ -50,16 +50,16 @@ from .study_spec import (
 from .study_steps import STEPS, StepContext, StepOutput
 
 __all__ = [
-    "Study",
+    "STEP_KINDS",
     "DataSource",
     "Step",
+    "Study",
     "StudyResult",
-    "STEP_KINDS",
+    "list_models",
     "load_study",
     "loads_study",
     "run_study",
     "shipped_model",
-    "list_models",
 ]
 
 logger = logging.getLogger(__name__)
@@ -75,22 +75,46 @@ class _Data:
     simulation: Any = None
 
 
+_AUGMENT_KEYS = ("mediators", "other_policies", "flags", "missing_share")
+
+
+def _plain(value: Any) -> Any:
+    """Spec values (read-only tables, tuples) as plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _simulate(name: str, args: dict[str, Any]):
+    from .datasets import simulate_efficiency, simulate_pilot_zones, simulate_staggered
+    from .datasets.simulate_mediated import augment
+
+    extra = {k: args.pop(k) for k in _AUGMENT_KEYS if k in args}
+    if "years" in args:
+        args["years"] = tuple(args["years"])
+    for key in ("batches", "cohort_effects", "region_effects"):
+        if key in args:
+            args[key] = dict(args[key])
+    function = {"staggered": simulate_staggered, "staggered_mediated": simulate_staggered,
+                "efficiency": simulate_efficiency, "pilot_zones": simulate_pilot_zones}[name]
+    sim = function(**args)
+    if extra or name == "staggered_mediated":
+        seed = args.get("random_seed", 0)
+        sim = augment(sim, random_seed=[int(seed), 7919], **extra)
+    return sim
+
+
 def _load_data(source: DataSource) -> _Data:
     if source.kind == "simulate":
-        from .datasets import simulate_staggered
-
-        args = dict(source.args)
-        if "years" in args:
-            args["years"] = tuple(args["years"])
-        for key in ("batches", "cohort_effects", "region_effects"):
-            if key in args:
-                args[key] = dict(args[key])
         try:
-            sim = simulate_staggered(**args)
+            sim = _simulate(source.name, _plain(dict(source.args)))
         except SpecError as err:
             raise SpecError(f"data.simulate_args: {err}") from None
-        logger.info("simulated %d units x %d periods", sim.data["city"].nunique(),
-                    sim.data["year"].nunique())
+        kw = sim.panel_kwargs
+        logger.info("simulated %d units x %d periods (%s)", sim.data[kw["unit"]].nunique(),
+                    sim.data[kw["time"]].nunique(), source.name)
         return _Data(sim.data, dict(sim.panel_kwargs), sim)
     if source.kind == "dataset":
         from .datasets import info, load
@@ -169,11 +193,43 @@ def _truth_column(effects: pd.DataFrame, study: Study, sim) -> pd.DataFrame:
     out = effects.merge(sim.truth.rename(columns={"value": "truth"}),
                         on=["estimand", "group"], how="left")
     k = pd.to_numeric(out["group"].str.extract(r"^k=(-?\d+)$")[0], errors="coerce")
-    cells = sim.tau.merge(sim.data[["city", "year", "cohort"]], on=["city", "year"])
-    cells_k = cells["year"] - cells["cohort"].astype("int64")
+    unit, time = sim.panel_kwargs["unit"], sim.panel_kwargs["time"]
+    cells = sim.tau.merge(sim.data[[unit, time, "cohort"]], on=[unit, time])
+    cells_k = cells[time] - cells["cohort"].astype("int64")
     steps = {s.name: s for s in study.steps}
+    kinds = {s.name: s.kind for s in study.steps}
+    mediators = sim.params.get("augment", {}).get("mediators", {})
+    hit = sim.truth.query("estimand == 'att' and group == 'overall'")["value"]
+    overall = float(hit.iloc[0]) if len(hit) else float("nan")
     for name, step in steps.items():
-        rows = (out["step"] == name) & (out["estimand"] == "event_time") & k.notna()
+        this = out["step"] == name
+        replaced = step.options.get("outcome")
+        from_ml = kinds.get(step.options.get("outcome_from")) == "ml_index"
+        effects_rows = this & out["estimand"].isin(["att", "gap", "att_gt"])
+        if replaced is not None or from_ml:
+            # another outcome: only a mediator's effect (its constant ``a``) is known
+            out.loc[this, "truth"] = float("nan")
+            if replaced in mediators:
+                out.loc[effects_rows, "truth"] = float(mediators[replaced].get("a", 0.0))
+            continue
+        if "fake_start" in step.options:  # a time placebo: no effect before the real start
+            out.loc[this, "truth"] = float("nan")
+            out.loc[effects_rows, "truth"] = 0.0
+            continue
+        if step.kind == "psm_did":  # the matched samples keep (almost) every treated row
+            out.loc[this & (out["estimand"] == "att"), "truth"] = overall
+        if step.options.get("where") or step.options.get("cohorts"):
+            # a sub-design: its overall effect averages the sub-design's treated cells only
+            units = sim.data
+            for col, values in (step.options.get("where") or {}).items():
+                units = units[units[col].isin(list(values))] if col in units else units.iloc[:0]
+            if step.options.get("cohorts"):
+                units = units[units["cohort"].isin(list(step.options["cohorts"]))]
+            sub = cells[cells[unit].isin(units[unit].unique())]
+            out.loc[this & (out["estimand"] == "event_time"), "truth"] = float("nan")
+            out.loc[this & (out["estimand"] == "att") & (out["group"] == "overall"),
+                    "truth"] = float(sub["tau"].mean()) if len(sub) else float("nan")
+        rows = this & (out["estimand"] == "event_time") & k.notna()
         out.loc[rows & (k < 0), "truth"] = 0.0
         if step.kind == "event_study" and step.options.get("bin_ends", True):
             lags = step.options.get("lags", 8)
@@ -243,7 +299,9 @@ def run_study(study: Study, out_dir: str | Path, progress: bool = True, *,
                 "finished steps are read from .cache/.\n", encoding="utf-8")
             t = time.perf_counter()
             ctx = StepContext(level=study.level, progress=progress,
-                              earlier=MappingProxyType(dict(results)))
+                              earlier=MappingProxyType(dict(results)),
+                              outputs=MappingProxyType(dict(outputs)), data=data.frame,
+                              panel_kwargs=MappingProxyType(kwargs))
             output = _run_step(step, panel, ctx)
             seconds[step.name] = time.perf_counter() - t
             refitted.append(step.name)
@@ -314,7 +372,7 @@ def run_study(study: Study, out_dir: str | Path, progress: bool = True, *,
         sim.truth.to_csv(paths["truth"], index=False)
         same_design = (panel.outcome == data.panel_kwargs["outcome"]
                        and not any(k in study.panel for k in _TREATMENT_KEYS)
-                       and not panel.log)
+                       and all(e.step == "interpolate" for e in panel.log))
         if same_design:
             paths["effects_vs_truth"] = out / "effects_vs_truth.csv"
             _truth_column(effects, study, sim).to_csv(paths["effects_vs_truth"], index=False)

@@ -15,11 +15,12 @@ Spec format
     level = 0.95                        # optional; interval level of every table
 
     [data]                              # exactly one source:
-    simulate = "staggered"              #   bayesdid.datasets.simulate_staggered
+    simulate = "staggered"              #   a simulator: staggered | staggered_mediated |
+                                        #   efficiency | pilot_zones
     # dataset = "castle"                #   a shipped dataset (bayesdid.datasets.list())
     # csv = "panel.csv"                 #   a CSV file, relative to this TOML file
 
-    [data.simulate_args]                # only with simulate: simulate_staggered kwargs
+    [data.simulate_args]                # only with simulate: the simulator's kwargs
     random_seed = 0
     years = [2005, 2014]
     batches = { "2008" = 5, "2010" = 6 }   # TOML keys are strings; years become ints
@@ -41,7 +42,18 @@ them one by one, except that naming any of ``treat`` / ``cohort`` / ``policy_lis
 replaces the default treatment source, and an empty string (``weights = ""``) or an empty
 list (``covariates = []``) removes a default.
 
-Step options (all optional except ``kind``):
+Simulators (``[data.simulate_args]`` is checked against each one's arguments):
+``staggered`` (:func:`~bayesdid.datasets.simulate_staggered`), ``efficiency``
+(:func:`~bayesdid.datasets.simulate_efficiency`), ``pilot_zones``
+(:func:`~bayesdid.datasets.simulate_pilot_zones`) and ``staggered_mediated``
+(``simulate_staggered``). All but ``staggered`` also take the keys of
+:func:`bayesdid.datasets.simulate_mediated.augment`, which add columns with a known truth:
+``mediators = { m = { a = 0.1, b = 0.2 } }``, ``other_policies = { p = { start = 2010,
+share = 0.3 } }``, ``flags = { resource_city = 0.3 }`` and ``missing_share = 0.03``.
+
+Steps: ``kind`` names one of :data:`STEP_KINDS` (the registry
+:data:`bayesdid.study_steps.STEPS`, where every kind's options are documented); every other
+key is an option of that kind, mapped to the estimator's keyword arguments, e.g.
 
 - ``twfe``: ``covariates`` (default the panel's; ``[]`` for none), ``cluster``,
   ``weights`` (``""`` for unweighted).
@@ -52,6 +64,12 @@ Step options (all optional except ``kind``):
   (:class:`~bayesdid.bayes.priors.DiDPriors` fields); sampler options ``draws``, ``tune``,
   ``chains``, ``cores``, ``random_seed`` (omitted: one is drawn and recorded in the
   posterior file and the log), ``target_accept``; ``interval`` (``"hdi"`` or ``"eti"``).
+
+DID-type steps also take ``outcome`` (another data column as the outcome), ``outcome_from``
+(the scores of an earlier efficiency step; ``propagate = M`` refits on M posterior draws
+of a ``bayesian_sfa`` step), ``where = { column = [values] }`` and ``cohorts = [...]`` (a
+sub-design). Options naming earlier steps (``outcome_from``, ``of``, ``compare``) must name
+a step defined before, of a fitting kind.
 
 What a run writes: see :mod:`bayesdid.study`.
 
@@ -105,15 +123,15 @@ from .study_checks import (
 from .study_steps import STEPS
 
 __all__ = [
-    "Study",
+    "STEP_KINDS",
     "DataSource",
     "Step",
+    "Study",
     "StudyResult",
-    "STEP_KINDS",
+    "list_models",
     "load_study",
     "loads_study",
     "shipped_model",
-    "list_models",
 ]
 
 logger = logging.getLogger(__name__)
@@ -124,10 +142,15 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 # ============================================================================ schema
+def _years() -> Check:
+    return check_list(check_int(), length=2, what="int")
+
+
 def _simulate_args_schema() -> dict[str, Check]:
+    """``simulate = "staggered"``: :func:`bayesdid.datasets.simulate_staggered` kwargs."""
     return {
         "n_units": check_int(5),
-        "years": check_list(check_int(), length=2, what="int"),
+        "years": _years(),
         "batches": check_year_table(check_int(1)),
         "start": check_str(("next_year", "same_year")),
         "n_covariates": check_int(0),
@@ -140,6 +163,76 @@ def _simulate_args_schema() -> dict[str, Check]:
         "random_seed": check_int(0),
     }
 
+
+def _table_of(schema: dict[str, Check], what: str, required: tuple[str, ...] = ()) -> Check:
+    def check(value: Any, path: str) -> MappingProxyType:
+        if not isinstance(value, dict):
+            raise fail(path, f"expected a table of {what} tables, got {type_name(value)}")
+        return MappingProxyType({
+            name: MappingProxyType(check_table(v, f"{path}.{name}", schema, required=required,
+                                               what=f"{what} option"))
+            for name, v in value.items()})
+    return check
+
+
+def _augment_schema() -> dict[str, Check]:
+    """Extra columns with known truth (:func:`bayesdid.datasets.simulate_mediated.augment`)."""
+    return {
+        "mediators": _table_of({"a": check_num(), "b": check_num(), "unit_sd": check_num(0),
+                                "trend": check_num(), "noise": check_num(0)}, "mediator"),
+        "other_policies": _table_of({"start": check_int(), "share": check_num(0, 1),
+                                     "effect": check_num()}, "other-policy",
+                                    required=("start",)),
+        "flags": check_plain_table(check_num(0, 1)),
+        "missing_share": check_num(0, 0.49),
+    }
+
+
+def _efficiency_args_schema() -> dict[str, Check]:
+    """``simulate = "efficiency"``: :func:`bayesdid.datasets.simulate_efficiency` kwargs."""
+    return {
+        "n_units": check_int(5), "years": _years(),
+        "batches": check_year_table(check_int(1)),
+        "start": check_str(("next_year", "same_year")),
+        "policy_effect": check_num(), "sigma_u": check_num(0), "sigma_w": check_num(0),
+        "sigma_v": check_num(0), "eta": check_num(), "random_seed": check_int(0),
+    }
+
+
+def _effects_check(value: Any, path: str):
+    if isinstance(value, dict):
+        return check_plain_table(check_num())(value, path)
+    if isinstance(value, list):
+        return check_list(check_num(), what="number")(value, path)
+    return check_num()(value, path)
+
+
+def _treated_check(value: Any, path: str):
+    if isinstance(value, list):
+        return check_list(check_str(), what="str")(value, path)
+    return check_int(1)(value, path)
+
+
+def _pilot_args_schema() -> dict[str, Check]:
+    """``simulate = "pilot_zones"``: :func:`bayesdid.datasets.simulate_pilot_zones` kwargs."""
+    return {
+        "n_units": check_int(6), "years": _years(), "treated": _treated_check,
+        "start": check_int(), "effect": _effects_check, "effect_slope": check_num(),
+        "n_factors": check_int(1), "noise": check_num(0),
+        "noise_rho": check_num(-1, 1, open_=True), "random_seed": check_int(0),
+    }
+
+
+# simulator -> (function named in errors, argument schema)
+SIMULATOR_ARGS: Mapping[str, tuple[str, Any]] = MappingProxyType({
+    "staggered": ("simulate_staggered", _simulate_args_schema),
+    "staggered_mediated": ("simulate_staggered_mediated",
+                           lambda: {**_simulate_args_schema(), **_augment_schema()}),
+    "efficiency": ("simulate_efficiency",
+                   lambda: {**_efficiency_args_schema(), **_augment_schema()}),
+    "pilot_zones": ("simulate_pilot_zones",
+                    lambda: {**_pilot_args_schema(), **_augment_schema()}),
+})
 
 
 PANEL_SCHEMA: dict[str, Check] = {
@@ -155,7 +248,7 @@ PANEL_SCHEMA: dict[str, Check] = {
 _TREATMENT_KEYS = ("treat", "cohort", "policy_lists")
 STEP_KINDS: Mapping[str, Mapping[str, Check]] = MappingProxyType(
     {name: kind.schema for name, kind in STEPS.items()})
-SIMULATORS = ("staggered",)
+SIMULATORS = tuple(SIMULATOR_ARGS)
 
 
 # ============================================================================ spec objects
@@ -299,6 +392,10 @@ def _parse(raw: dict[str, Any], base: Path) -> Study:
                                "defined before this step" + (
                                    " (it comes later: reorder the steps)" if ref in later
                                    else f"; earlier steps: {', '.join(seen) or 'none'}"))
+        check_refs = STEPS[step.kind].check_refs
+        if check_refs is not None and STEPS[step.kind].refs_of(step.options):
+            check_refs(step.options, f"steps[{i}]",
+                       {s.name: (s.kind, s.options) for s in steps})
         seen[step.name] = i
         steps.append(step)
     return Study(name=head["name"], description=head.get("description", ""),
@@ -312,15 +409,18 @@ def _parse_data(value: Any, base: Path) -> DataSource:
     data = check_table(value, "data", schema)
     sources = [k for k in ("simulate", "dataset", "csv") if k in data]
     if not sources:
-        raise fail("data", "no data source; give one of simulate = \"staggered\", "
-                    "dataset = \"<name>\" or csv = \"<path>\"")
+        raise fail("data", "no data source; give one of simulate = \"<simulator>\" ("
+                    + ", ".join(SIMULATORS) + "), dataset = \"<name>\" or csv = \"<path>\"")
     if len(sources) > 1:
         raise fail("data", f"give exactly one data source, got {sources}")
     kind = sources[0]
     if "simulate_args" in data and kind != "simulate":
         raise fail("data.simulate_args", "only allowed with data.simulate")
-    args = check_table(data.get("simulate_args", {}), "data.simulate_args",
-                  _simulate_args_schema(), what="simulate_staggered argument")
+    args: dict[str, Any] = {}
+    if kind == "simulate":
+        function, schema = SIMULATOR_ARGS[data["simulate"]]
+        args = check_table(data.get("simulate_args", {}), "data.simulate_args", schema(),
+                           what=f"{function} argument")
     name = data[kind]
     if kind == "dataset":
         from .datasets import data_path

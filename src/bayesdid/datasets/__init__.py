@@ -32,6 +32,7 @@ from ._registry import data_path, info, list_datasets, load
 from ._registry import list_datasets as list  # noqa: A001 - the public name is datasets.list
 from .simulate import REGIONS, SimulatedPanel, simulate_staggered
 from .simulate_efficiency import simulate_efficiency
+from .simulate_mediated import augment, simulate_staggered_mediated
 from .simulate_pilot import PILOT_PROVINCES, PROVINCES, simulate_pilot_zones
 
 # ``list`` is deliberately left out of __all__ so that ``import *`` cannot shadow the builtin.
@@ -43,6 +44,8 @@ __all__ = [
     "simulate_staggered",
     "simulate_efficiency",
     "simulate_pilot_zones",
+    "simulate_staggered_mediated",
+    "augment",
     "PROVINCES",
     "PILOT_PROVINCES",
     "SimulatedPanel",

@@ -49,6 +49,19 @@ def _extra_head(df: pd.DataFrame) -> pd.DataFrame:
     return df.head(_MAX_EXTRA_ROWS)
 
 
+def _worst_rows(diag: pd.DataFrame, step: str) -> tuple[pd.DataFrame, str]:
+    """At most ``_MAX_EXTRA_ROWS`` diagnostics rows: the highest R-hat first (a model with
+    thousands of per-observation quantities would otherwise flood the report)."""
+    title = "Convergence diagnostics"
+    if len(diag) <= _MAX_EXTRA_ROWS:
+        return diag, title
+    key = next((c for c in diag.columns if "r_hat" in c.lower()), None)
+    shown = diag.sort_values(key, ascending=False) if key else diag
+    return shown.head(_MAX_EXTRA_ROWS), (f"{title} (the {_MAX_EXTRA_ROWS} of {len(diag)} "
+                                         f"rows with the highest R-hat; all in "
+                                         f"diagnostics_{step}.csv)")
+
+
 def write_report(*, study, panel_text: str, steps: list, outputs: Mapping[str, Any],
                  comparison, seconds: Mapping[str, float], refitted: tuple[str, ...],
                  diagnostics: Mapping[str, pd.DataFrame], figures: Mapping[str, Path],
@@ -103,10 +116,9 @@ def write_report(*, study, panel_text: str, steps: list, outputs: Mapping[str, A
             body += [f"<h3>{html.escape(name)}{html.escape(more)}</h3>",
                      shown.to_html(index=False, float_format=lambda x: f"{x:.4g}")]
         if step.name in diagnostics:
-            diag = diagnostics[step.name]
-            md += ["### Convergence diagnostics", "",
-                   diag.to_markdown(index=False, floatfmt=".3g"), ""]
-            body += ["<h3>Convergence diagnostics</h3>",
+            diag, title = _worst_rows(diagnostics[step.name], step.name)
+            md += [f"### {title}", "", diag.to_markdown(index=False, floatfmt=".3g"), ""]
+            body += [f"<h3>{html.escape(title)}</h3>",
                      diag.to_html(index=False, float_format=lambda x: f"{x:.3g}")]
         for name, path in output.figures.items():
             rel = Path(path).relative_to(out).as_posix()
