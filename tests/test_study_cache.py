@@ -124,3 +124,13 @@ def test_failed_step_leaves_a_note_and_the_rerun_resumes(tmp_path):
     res = run_study(fixed, out, progress=False)
     assert res.refitted == ("event_study",)
     assert not (out / "INCOMPLETE.txt").exists()
+
+
+@pytest.mark.pipeline
+def test_report_has_a_regression_table(first):
+    out, _ = first
+    md = (out / "report.md").read_text()
+    assert "## Regression table (overall ATT of each step)" in md
+    assert "| Observations" in md and "posterior sd" in md
+    assert (out / "tables" / "regression_table.tex").read_text().startswith(
+        r"\begin{threeparttable}")

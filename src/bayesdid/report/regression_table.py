@@ -109,7 +109,7 @@ class RegressionTable:
                     continue
                 r = hit.iloc[0]
                 est[col] = self._cell(r["b"], r["p"])
-                par[col] = f"({r['se']:.{self.digits}f})"
+                par[col] = f"({r['se']:.{self.digits}f})" if np.isfinite(r["se"]) else ""
             out += [est, par]
         for label, values in self.footer.iterrows():
             out.append({"": label, **{c: str(values[c]) for c in self.columns}})
@@ -174,14 +174,19 @@ def regression_table(*results: EffectResult, labels: Sequence[str] | None = None
                                                                   table["group"])]])
         wanted = wanted.sort_values("group", key=lambda g: g != "overall", kind="stable")
         dof = getattr(res, "info", {}).get("df")
-        bayesian = bool((table["interval"] != "confidence").any())
+        # credible or confidence: read off the rows shown (a placebo result also carries
+        # equal-tailed rows of its placebo distribution, which are not its ATT's interval)
+        bayesian = bool((wanted["interval"] != "confidence").any()) if len(wanted) else False
         for _, r in wanted.iterrows():
             rows.append({"column": label, "name": _row_name(r["estimand"], r["group"]),
                          "b": r["estimate"], "se": r["se_or_sd"], "p": _p_value(r, dof),
                          "bayesian": bayesian})
         overall = table[(table["estimand"] == "att") & (table["group"] == "overall")]
-        n = overall["n_obs"].iloc[0] if len(overall) else (
-            table["n_obs"].max() if len(table) else pd.NA)
+        # the estimation sample: recorded by the estimator, else the ATT row's count
+        n = getattr(res, "info", {}).get("n_obs")
+        if n is None:
+            n = overall["n_obs"].iloc[0] if len(overall) else (
+                table["n_obs"].max() if len(table) else pd.NA)
         footer[label] = {"Observations": "" if pd.isna(n) else int(n),
                          "Fixed effects": fixed_effects,
                          "SE / sd": "posterior sd" if bayesian else "SE"}

@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from ..results import EffectResult
+from .regression_table import regression_table
 from .tables import order_rows, render_html, render_latex, render_markdown
 
 __all__ = ["write_report"]
@@ -47,6 +49,23 @@ def _step_table(table: pd.DataFrame, label: str) -> pd.DataFrame:
 
 def _extra_head(df: pd.DataFrame) -> pd.DataFrame:
     return df.head(_MAX_EXTRA_ROWS)
+
+
+def _att_regression_table(steps: list, outputs: Mapping[str, Any], panel_text: str):
+    """A paper-style table of the steps that report an overall ATT (None if none does)."""
+    with_att = [s for s in steps
+                if ((outputs[s.name].table["estimand"] == "att")
+                    & (outputs[s.name].table["group"] == "overall")).any()]
+    if not with_att:
+        return None
+    results = [EffectResult(table=outputs[s.name].table, method=s.kind,
+                            info=dict(getattr(outputs[s.name].result, "info", {}) or {}))
+               for s in with_att]
+    outcome = next((ln.split(":", 1)[1].split(";")[0].strip() for ln in panel_text.splitlines()
+                    if ln.startswith("outcome:")), "outcome")
+    return regression_table(*results, labels=[f"({i}) {s.name}" for i, s in
+                                              enumerate(with_att, 1)],
+                            effects=[("att", "overall")], depvar=outcome)
 
 
 def _worst_rows(diag: pd.DataFrame, step: str) -> tuple[pd.DataFrame, str]:
@@ -82,6 +101,12 @@ def write_report(*, study, panel_text: str, steps: list, outputs: Mapping[str, A
     md += ["## Panel", "", "```", panel_text, "```", ""]
     body.append(f"<h2>Panel</h2><pre>{html.escape(panel_text)}</pre>")
 
+    reg = _att_regression_table(steps, outputs, panel_text)
+    if reg is not None:
+        md += ["## Regression table (overall ATT of each step)", "", reg.to_markdown(), ""]
+        body += ["<h2>Regression table (overall ATT of each step)</h2>", reg.to_html()]
+        paths["latex_regression_table"] = out / "tables" / "regression_table.tex"
+        paths["latex_regression_table"].write_text(reg.to_latex(), encoding="utf-8")
     md += ["## All steps side by side", "", comparison.to_markdown(), ""]
     body += ["<h2>All steps side by side</h2>", comparison.to_html()]
     for title, path in figures.items():
