@@ -33,7 +33,8 @@ from bayesdid.parallel import run_replications
 RESULTS = Path(__file__).parent / "results" / "synth_coverage.md"
 
 
-def one_panel(seed: int, draws: int, tune: int, noise_rho: float) -> list[dict]:
+def one_panel(seed: int, draws: int, tune: int, noise_rho: float,
+              pooling: str = "partial") -> list[dict]:
     """Fit both methods on one simulated panel; rows of (method, group, truth, interval)."""
     warnings.filterwarnings("ignore")
     logging.getLogger("pymc").setLevel(logging.ERROR)
@@ -46,7 +47,7 @@ def one_panel(seed: int, draws: int, tune: int, noise_rho: float) -> list[dict]:
     truth = sim.truth.query("estimand == 'att'").set_index("group")["value"]
     rows = []
     t0 = time.perf_counter()
-    bayes = BayesianSyntheticControl().fit(panel, draws=draws, tune=tune, chains=2, cores=1,
+    bayes = BayesianSyntheticControl(pooling=pooling).fit(panel, draws=draws, tune=tune, chains=2, cores=1,
                                            random_seed=seed, progress=False)
     t_bayes = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -82,11 +83,12 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--tune", type=int, default=500)
     parser.add_argument("--noise-rho", type=float, default=0.0)
+    parser.add_argument("--pooling", choices=["partial", "none"], default="partial")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--csv", type=Path, default=None, help="also write every interval")
     args = parser.parse_args()
     t0 = time.perf_counter()
-    out = run_replications(one_panel, [(s, args.draws, args.tune, args.noise_rho)
+    out = run_replications(one_panel, [(s, args.draws, args.tune, args.noise_rho, args.pooling)
                                        for s in range(args.panels)],
                            workers=args.workers, desc="panels")
     wall = time.perf_counter() - t0
@@ -100,8 +102,8 @@ def main() -> None:
         f"treated from 2017, effects 0.25/0.15/0.10, noise sd 0.03, noise_rho "
         f"{args.noise_rho}).",
         "",
-        f"Bayesian SC: BayesianSyntheticControl() defaults (concentration 0.3, partial "
-        f"pooling), 2 chains x {args.draws} draws after {args.tune} tuning, 95% HDI. "
+        f"Bayesian SC: BayesianSyntheticControl(pooling={args.pooling!r}) (concentration "
+        f"0.3), 2 chains x {args.draws} draws after {args.tune} tuning, 95% HDI. "
         f"Classical: bayesdid.classical.synth.synth (ADH weights on all pre-period "
         f"outcomes), interval ATT +/- 1.96 sd(placebo-in-space ATTs).",
         "",
