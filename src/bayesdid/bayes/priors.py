@@ -12,7 +12,20 @@ from ..errors import BayesDidError
 
 
 @dataclass(frozen=True)
-class DiDPriors:
+class PositivePriors:
+    """Base of prior configs whose fields are all positive scales (checked on creation)."""
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not (isinstance(value, int | float) and value > 0):
+                raise BayesDidError(f"prior {name} must be a positive number, got {value!r}")
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DiDPriors(PositivePriors):
     """Prior scales.
 
     sigma_sd : HalfNormal scale of the error (innovation) sd.
@@ -26,11 +39,3 @@ class DiDPriors:
     effect_mean_sd: float = 1.0
     effect_sd: float = 0.5
     nu_rate: float = 0.1
-
-    def __post_init__(self) -> None:
-        for name, value in asdict(self).items():
-            if not (isinstance(value, int | float) and value > 0):
-                raise BayesDidError(f"prior {name} must be a positive number, got {value!r}")
-
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)

@@ -23,7 +23,7 @@ Inefficiency over time (``inefficiency=``):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -39,6 +39,7 @@ from ..classical.sfa import FrontierDesign, _starts, frontier_design
 from ..errors import BayesDidError
 from ..panel import Panel
 from ..results import group_label
+from .priors import PositivePriors
 from .result import BayesResult, config_hash
 from .sampling import resolve_seed, sample
 
@@ -49,7 +50,7 @@ HALF_LOG2PI = 0.5 * m.LOG2PI
 
 
 @dataclass(frozen=True)
-class SFAPriors:
+class SFAPriors(PositivePriors):
     """Prior scales (JSON-serialisable).
 
     beta_sd : Normal sd of each slope per sd of its (logged) regressor, in sds of ``y``.
@@ -65,14 +66,6 @@ class SFAPriors:
     sigma_u: float = 1.0
     mu_sd: float = 1.0
     eta_sd: float = 0.2
-
-    def __post_init__(self) -> None:
-        for name, value in asdict(self).items():
-            if not (isinstance(value, int | float) and value > 0):
-                raise BayesDidError(f"prior {name} must be a positive number, got {value!r}")
-
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
 
 
 @dataclass(frozen=True, eq=False)

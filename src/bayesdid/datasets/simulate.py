@@ -159,6 +159,23 @@ def _ar1(rng: np.random.Generator, shape: tuple[int, int], rho: float,
     return out
 
 
+def assign_batches(keys: np.ndarray, batches: Mapping[int, int],
+                   units: np.ndarray) -> tuple[np.ndarray, dict[int, list]]:
+    """List units by batch in decreasing order of ``keys``: the first batch takes the
+    highest keys. Returns each unit's listing year (-1 if never listed) and the policy
+    lists ``{year: [unit, ...]}``."""
+    picked = np.argsort(-keys, kind="stable")[: sum(batches.values())]
+    batch_of = np.full(len(units), -1)
+    policy_lists: dict[int, list] = {}
+    pos = 0
+    for year, count in batches.items():
+        members = np.sort(picked[pos: pos + count])
+        batch_of[members] = year
+        policy_lists[year] = units[members].tolist()
+        pos += count
+    return batch_of, policy_lists
+
+
 def _truth(cells: pd.DataFrame) -> pd.DataFrame:
     """Observation-weighted means of ``tau`` over treated rows, in canonical groups."""
     rows = [("att", group_label(), cells["tau"].mean())]
@@ -278,15 +295,7 @@ def simulate_staggered(
     # Selection on levels: Gumbel top-k = weighted sampling without replacement,
     # the earliest batches taking the highest keys.
     keys = _SELECTION * z + rng.gumbel(size=n_units)
-    picked = np.argsort(-keys, kind="stable")[: sum(batches.values())]
-    batch_of = np.full(n_units, -1)
-    pos = 0
-    policy_lists: dict[int, list[str]] = {}
-    for b, count in batches.items():
-        members = np.sort(picked[pos: pos + count])
-        batch_of[members] = b
-        policy_lists[b] = cities[members].tolist()
-        pos += count
+    batch_of, policy_lists = assign_batches(keys, batches, cities)
     ever = batch_of >= 0
     cohort_of = np.where(ever, batch_of + shift, -1)
 

@@ -42,6 +42,7 @@ from .simulate import (
     _is_real,
     _region_counts,
     _truth,
+    assign_batches,
 )
 
 __all__ = ["simulate_efficiency"]
@@ -119,15 +120,7 @@ def simulate_efficiency(n_units: int = 278, years: tuple[int, int] = (2003, 2021
     # persistent inefficiency and selection: more efficient cities are listed first
     u_i = np.abs(rng.normal(0.0, sigma_u, n_units))
     keys = -u_i / max(sigma_u, 1e-12) + rng.gumbel(size=n_units)
-    picked = np.argsort(-keys, kind="stable")[: sum(batches.values())]
-    batch_of = np.full(n_units, -1)
-    policy_lists: dict[int, list[str]] = {}
-    pos = 0
-    for b, count in batches.items():
-        members = np.sort(picked[pos: pos + count])
-        batch_of[members] = b
-        policy_lists[b] = cities[members].tolist()
-        pos += count
+    batch_of, policy_lists = assign_batches(keys, batches, cities)
     ever = batch_of >= 0
     cohort_of = np.where(ever, batch_of + shift, -1)
     k = year_grid[None, :] - cohort_of[:, None]
