@@ -2,12 +2,71 @@
 
 Hierarchical Bayesian difference-in-differences beside the classical replications a
 reviewer expects, on one shared :class:`~bayesdid.panel.Panel`.
+
+The public API is importable from the top level; heavy modules (PyMC, pyfixest) load
+only when a name that needs them is first used, so ``import bayesdid`` stays quick.
+
+>>> import bayesdid
+>>> bayesdid.HierarchicalDiD.__module__, bayesdid.twfe.__module__
+('bayesdid.bayes.did', 'bayesdid.classical.twfe')
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 from .panel import Panel
 from .results import EffectResult
 
 __version__ = "0.1.0"
-__all__ = ["Panel", "EffectResult", "__version__"]
+
+# public name -> module that defines it (imported on first access, PEP 562)
+_LAZY = {
+    # Bayesian models
+    "HierarchicalDiD": "bayesdid.bayes.did",
+    "DiDPriors": "bayesdid.bayes.priors",
+    "BayesianSyntheticControl": "bayesdid.bayes.synth",
+    "BayesianRegressionControl": "bayesdid.bayes.regression_control",
+    "BayesianSFA": "bayesdid.bayes.sfa",
+    "BayesianMediation": "bayesdid.bayes.mediation",
+    "BayesResult": "bayesdid.bayes.result",
+    "ConvergenceWarning": "bayesdid.bayes.result",
+    "bayes_sensitivity": "bayesdid.bayes.sensitivity",
+    "posterior_contrasts": "bayesdid.bayes.contrasts",
+    # classical twins
+    **{name: "bayesdid.classical" for name in (
+        "twfe", "event_study", "callaway_santanna", "sun_abraham", "imputation",
+        "bacon_decomposition", "honest_did", "heterogeneity", "placebo", "robustness",
+        "psm_did", "mediation", "synth", "synth_placebo_time", "synthdid",
+        "regression_control", "dea", "ddf", "sbm", "super_sbm", "malmquist_luenberger",
+        "sfa")},
+    # comparison, data, studies
+    "compare": "bayesdid.compare",
+    "efficiency_did": "bayesdid.efficiency_did",
+    "load": "bayesdid.datasets",
+    "simulate_staggered": "bayesdid.datasets",
+    "simulate_pilot_zones": "bayesdid.datasets",
+    "simulate_efficiency": "bayesdid.datasets",
+    "regression_table": "bayesdid.report",
+}
+
+__all__ = ["Panel", "EffectResult", "__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bayesdid' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # cache: the next access is a plain attribute lookup
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # static tools see the real objects
+    from .bayes.did import HierarchicalDiD  # noqa: F401
+    from .compare import compare  # noqa: F401
