@@ -58,9 +58,9 @@ def test_imputation_recovers_truth_noise_free(noise_free):
 
 
 @pytest.mark.unit
-def test_did2s_equals_by_hand_imputation():
-    """Gardner's did2s (pyfixest) gives the BJS imputation estimates: checked against
-    a by-hand imputation (feols on untreated rows, predict Y0 for treated rows)."""
+def test_imputation_equals_by_hand_feols_imputation():
+    """The BJS imputation estimates equal a by-hand imputation with pyfixest (feols on
+    untreated rows, predict Y0 for treated rows)."""
     _sim, panel = _panel()  # noisy default sigma
     res = imputation(panel)
     df = panel.data

@@ -129,7 +129,7 @@ def _imputation(panel, opts, ctx):
     from .classical.staggered import imputation
 
     return imputation(panel, level=ctx.level, **_est(opts, "covariates", "cluster", "weights",
-                                                      "event_time"))
+                                                      "event_time", "vcov"))
 
 
 def _bacon(panel, opts, ctx):
@@ -344,8 +344,9 @@ KINDS: dict[str, StepKind] = {
         _sa, propagate=True, columns=_covs,
         description="Sun-Abraham interaction-weighted event study"),
     "imputation": kind(
-        "imputation", {**CLASSICAL, "event_time": check_bool}, _imputation, propagate=True,
-        columns=_covs, description="Borusyak-Jaravel-Spiess imputation (did2s)"),
+        "imputation", {**CLASSICAL, "event_time": check_bool,
+                       "vcov": check_str(("bjs", "gardner"))}, _imputation, propagate=True,
+        columns=_covs, description="Borusyak-Jaravel-Spiess imputation (BJS or Gardner SE)"),
     "bacon": kind("bacon", {"covariates": STR_LIST, "weights": OPT_STR}, _bacon, _bacon_output,
                   columns=_covs, description="Goodman-Bacon decomposition of the TWFE DID"),
     "honest_did": kind(

@@ -4,8 +4,9 @@ Both use only clean comparisons, so unlike TWFE (:func:`bayesdid.classical.twfe`
 are unbiased when effects differ by cohort and event time.
 
 * :func:`sun_abraham` — Sun & Abraham (2021) interaction-weighted event study.
-* :func:`imputation` — Borusyak, Jaravel & Spiess (2024) imputation estimator, computed
-  with Gardner's two-stage ``did2s`` (identical point estimates, see its docstring).
+* :func:`imputation` — Borusyak, Jaravel & Spiess (2024) imputation estimator, with BJS's
+  leave-out conservative variance and Gardner's two-stage variance (numerics in
+  :mod:`bayesdid.classical._imputation`).
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ from scipy import stats
 from ..errors import BayesDidError, DesignError
 from ..panel import Panel
 from ..results import EffectResult, group_label
-from ._fixest import CL, TIME, UNIT, W, Y, coef_rows, feols, pf, resolve, work_frame
+from ._fixest import CL, feols, resolve, work_frame
+from ._imputation import TwoWayLS, fit_imputation
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["imputation", "sun_abraham"]
 
-D = "treated__"
 
 
 def _kname(k: int) -> str:
@@ -213,33 +214,73 @@ def sun_abraham(panel: Panel, *, leads: int = 6, lags: int = 8,
 
 
 # ---------------------------------------------------------------------- imputation
+VCOV_KINDS = ("bjs", "gardner")
+AVG_GROUPS = ("cohort x period", "event time", "estimand")  # BJS averaging, finest first
+
+
 def imputation(panel: Panel, *, covariates: Sequence[str] | None = None,
                cluster: str | None = None, weights: str | None = None, level: float = 0.95,
-               event_time: bool = True) -> EffectResult:
-    """Borusyak-Jaravel-Spiess imputation estimator (via Gardner's two-stage ``did2s``).
+               event_time: bool = True, vcov: str = "bjs") -> EffectResult:
+    """Borusyak-Jaravel-Spiess (2024) imputation estimator, with BJS and Gardner SEs.
 
-    Fits ``y ~ X | unit + time`` on untreated observations only, imputes the untreated
-    outcome ``Y0_hat`` of every treated observation, and averages ``y - Y0_hat`` over the
-    treated observations: ``att`` ``overall``, ``att`` by ``cohort=g`` and, with
-    ``event_time=True``, ``event_time`` ``k=0, 1, ...`` (post-treatment only; BJS test
-    pre-trends separately, not done here). Averages are observation-weighted (by the panel
-    weights if any).
+    Fits ``y ~ X | unit + time`` by (weighted) least squares on the untreated observations
+    only, keeping every fixed effect they identify (a period whose only untreated
+    observation is one unit keeps its period effect; nothing is dropped as a singleton),
+    imputes the untreated outcome ``Y0_hat`` of every treated observation and averages
+    ``tau_it = y - Y0_hat`` over treated observations: ``att`` ``overall``, ``att`` by
+    ``cohort=g`` and, with ``event_time=True``, ``event_time`` ``k=0, 1, ...``
+    (post-treatment only; BJS test pre-trends separately, not done here). Averages are
+    observation-weighted (by the panel weights if any, which also weight the first stage).
 
-    What pyfixest does and what is done here: ``pyfixest.did2s`` (Gardner 2021) runs the
-    first stage on untreated rows and regresses the first-stage residuals ``y - Y0_hat`` on
-    the second-stage regressors. With mutually exclusive treated-subset indicators as the
-    second stage (treated; cohort x treated; event time x treated) each coefficient is the
-    mean of ``y - Y0_hat`` over its subset, i.e. exactly the BJS imputation estimate
-    (verified numerically against a by-hand imputation in the tests). One ``did2s`` call
-    per aggregation level is made here. Standard errors are did2s's: the GMM
-    cluster-robust variance that accounts for the first stage (Gardner 2021; Butts' R
-    ``did2s``), clustered by ``cluster``. These are not BJS's own conservative variance
-    (which needs leave-out auxiliary averages); they are valid asymptotic SEs for the same
-    estimand. Intervals use pyfixest's t distribution with ``info['df']`` degrees of freedom.
+    Two clustered standard errors are computed and both reported (columns ``se_bjs`` and
+    ``se_gardner``); ``se_or_sd`` and the intervals use the one named by ``vcov``:
 
-    Every treated observation is imputable: :class:`~bayesdid.Panel` guarantees each unit
-    a pre-treatment period and each period an untreated unit. Cohorts of fewer than 5
-    units are kept, logged at WARNING and listed in ``info['small_cohorts']``.
+    * ``"bjs"`` (default): BJS's conservative variance (their Theorem 3) with the leave-out
+      averages of their Section 4.3 (Stata ``did_imputation, leaveout``, which they
+      recommend): ``sum_c (sum_{it in c} v_it eps_it)^2`` with ``v`` the estimator's weights
+      on the outcomes, ``eps`` the first-stage residual on untreated rows and ``tau_it``
+      minus the leave-own-cluster-out average of its cohort x period cell on treated rows.
+      A cell whose weight sits in one cluster (a one-unit cohort) is averaged by event time
+      instead, then over the estimand (``info['bjs_averaging']`` names such rows).
+    * ``"gardner"``: Gardner's (2021) two-stage GMM variance (Butts & Gardner 2022, R
+      ``did2s``, ``pyfixest.did2s``): the same formula with ``tau_it`` minus the reported
+      estimate on treated rows.
+
+    When one cluster holds all of an estimand's weight (a one-unit cohort's ATT clustered by
+    unit) no clustered variance exists: the treated part of both formulas is identically
+    zero, so both SEs and the interval are NaN for that row (its estimate is kept).
+
+    BJS is the default because it is the variance the estimator's authors derived and
+    recommend for it: valid under arbitrary effect heterogeneity (conservative only by the
+    heterogeneity left inside cohort x period cells), whereas Gardner's treated residuals
+    keep all heterogeneity between cells of a reported group. Under a constant effect and
+    iid noise the two agree closely (BJS / Gardner 1.007 for the overall ATT on a tested
+    300-unit panel; the leave-out makes BJS slightly larger). Intervals use the t
+    distribution with ``info['df']`` = clusters - 1 degrees of freedom.
+
+    A treated observation whose unit or period effect the untreated rows do not identify
+    (a period with no untreated observation, e.g. after sub-setting or zero weights) raises
+    :class:`~bayesdid.errors.DesignError` naming the periods. Periods whose untreated
+    observations come from one cluster (the shape where every unit but one has adopted) are
+    imputed from that cluster alone, whose noise then is common to every treated unit of the
+    period; no clustered variance sees it (its first-stage residual there is zero), and the
+    BJS theory's condition that no observation carries a large weight fails. With two to
+    four untreated clusters it is seen poorly. SEs of estimates leaning on such periods are
+    too small: with 50 units x 11 years and one untreated unit in the last year the overall
+    ATT's 95% intervals covered 78% (BJS) / 77% (Gardner), 90% / 89% with that year dropped
+    (two untreated units left in the new last year), 96% / 96% with 25 never-treated units
+    (``benchmarks/imputation_variance.py``, 400 panels each). Periods with fewer than 5
+    untreated clusters are logged at WARNING and listed in ``info['thin_periods']``
+    ({period: clusters}; those with one also in ``info['single_cluster_periods']``), with
+    each estimate's weight on them in ``info['thin_period_weight']``.
+    Cohorts of fewer than 5 units are kept, logged and listed in ``info['small_cohorts']``.
+
+    How it is computed: by hand (``bayesdid.classical._imputation``) rather than with
+    ``pyfixest.did2s``, whose first stage drops singleton fixed effects and then fails with
+    a broadcasting error on such panels; the first stage is solved exactly and also yields
+    BJS's weights ``v`` (see that module). Tested: estimates equal a dense least-squares
+    imputation to 1e-10, both SEs a dense construction to 1e-10, and the Gardner SE
+    ``pyfixest.did2s``'s to 1e-8 on panels where did2s runs.
 
     Examples
     --------
@@ -252,48 +293,126 @@ def imputation(panel: Panel, *, covariates: Sequence[str] | None = None,
     >>> bool(abs(res.effect("event_time", "k=2")["estimate"]
     ...          - truth[("event_time", "k=2")]) < 1e-8)
     True
+    >>> res.info["vcov"]
+    'bjs'
     """
+    if vcov not in VCOV_KINDS:
+        raise BayesDidError(f"vcov must be one of {VCOV_KINDS}, got {vcov!r}")
     covs, cluster, weights = resolve(panel, covariates, cluster, weights)
     f = panel.frame
     d = f["treated"].to_numpy(bool)
-    untreated = f.loc[~d]
-    ok = (f[panel.unit].isin(untreated[panel.unit]) & f[panel.time].isin(untreated[panel.time])
-          ).to_numpy()
-    if (d & ~ok).any():  # Panel's design checks rule this out; kept as a guard
-        raise DesignError("treated rows whose unit or period has no untreated observation "
-                          "cannot be imputed", column=panel.unit, rows=f.loc[d & ~ok])
     if not d.any():
         raise DesignError("no imputable treated observations", column="treated")
+    wt = f[weights].to_numpy(float) if weights else np.ones(len(f))
+    unit = pd.factorize(f[panel.unit])[0]
+    _, time = np.unique(f[panel.time].to_numpy(), return_inverse=True)
+    x = f[list(covs)].to_numpy(float).reshape(len(f), len(covs))
+    sd = x.std(axis=0)  # rescaled for the rank decisions; the fit is invariant to it
+    x = (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    ls = TwoWayLS.fit(unit, time, x, wt, ~d)
+    bad = ls.unidentified(d)
+    if bad.any():
+        raise _not_imputable(panel, wt, bad, weights)
 
-    cohort = f["cohort"].astype("float").to_numpy()
-    rel = f["rel_time"].astype("float").to_numpy()
-    specs: dict[str, dict[str, tuple[np.ndarray, tuple[str, str]]]] = {
-        "overall": {D: (d.astype(float), ("att", group_label()))}}
-    specs["cohort"] = {
-        f"coh_{int(g)}__": ((d & (cohort == g)).astype(float), ("att", group_label(cohort=int(g))))
-        for g in sorted(np.unique(cohort[d]))}
+    cohort = f["cohort"].astype("float").to_numpy()[d]
+    rel = f["rel_time"].astype("float").to_numpy()[d]
+    wt1 = wt[d]
+    specs = [(np.ones(d.sum(), bool), "att", group_label())]
+    specs += [(cohort == g, "att", group_label(cohort=int(g))) for g in np.unique(cohort)]
     if event_time:
-        specs["event_time"] = {
-            f"k_{_kname(k)}__": ((d & (rel == k)).astype(float),
-                                 ("event_time", group_label(k=int(k))))
-            for k in sorted(np.unique(rel[d]))}
-    regs = {name: col for spec in specs.values() for name, (col, _) in spec.items()}
-    work, cov_names = work_frame(panel, regs, covs, cluster, weights)
-    first_stage = f"~ {' + '.join(cov_names) if cov_names else '0'} | {UNIT} + {TIME}"
+        specs += [(rel == k, "event_time", group_label(k=int(k))) for k in np.unique(rel)]
+    mass = np.array([wt1[m].sum() for m, _, _ in specs])
+    skipped = [lab for (_, _, lab), s in zip(specs, mass) if s <= 0]
+    if skipped:
+        logger.warning("imputation: no treated weight in %s; not reported", skipped)
+    specs = [sp for sp, s in zip(specs, mass) if s > 0]
+    wtr = np.column_stack([np.where(m, wt1, 0.0) / wt1[m].sum() for m, _, _ in specs])
+    avg_groups = [pd.factorize(pd.MultiIndex.from_arrays([cohort, rel]))[0],
+                  pd.factorize(rel)[0], np.zeros(d.sum(), np.int64)]
+    cl = pd.factorize(f[cluster])[0]
+    fit = fit_imputation(ls, f[panel.outcome].to_numpy(float), wt, d, cl, wtr, avg_groups)
+    thin = _thin_periods(panel, d, wt, cl)
+    share = wtr[np.isin(f[panel.time].to_numpy()[d], list(thin))].sum(axis=0)
+    thin_weight = {f"{e}: {g}": round(float(s), 4) for (_, e, g), s in zip(specs, share) if s > 0}
+    if thin:
+        logger.warning("imputation: period(s) with fewer than %d untreated clusters "
+                       "{period: clusters} %s; the outcomes imputed there share those "
+                       "clusters' noise, which clustered SEs barely see (not at all with one), "
+                       "so SEs are too small for estimates that weight these periods (overall "
+                       "ATT: %.0f%% of its weight); consider ending the sample before them",
+                       SMALL_COHORT, thin, 100 * share[0])
 
-    rows, dof = [], None
-    for spec in specs.values():
-        fit = pf.did2s(work, yname=Y, first_stage=first_stage,
-                       second_stage="~ " + " + ".join(spec), treatment=D, cluster=CL,
-                       weights=W if weights else None)
-        counts = {name: int(col.sum()) for name, (col, _) in spec.items()}
-        rows += coef_rows(fit, {name: lab for name, (_, lab) in spec.items()}, level,
-                          "imputation", counts)
-        dof = int(fit._df_t) if dof is None else dof
+    n_cl = int(cl.max()) + 1
+    dof = n_cl - 1
+    q = stats.t.ppf(0.5 + level / 2, dof)
+    rows, averaging = [], {}
+    for j, (m, estimand, group) in enumerate(specs):
+        bjs, gardner = float(fit.se_bjs[j]), float(fit.se_gardner[j])
+        if not np.isfinite(bjs):  # one cluster holds all the weight: no clustered variance
+            gardner = np.nan
+        se, est = (bjs if vcov == "bjs" else gardner), float(fit.estimate[j])
+        rows.append({"estimand": estimand, "group": group, "estimate": est, "se_or_sd": se,
+                     "lower": est - q * se, "upper": est + q * se, "level": level,
+                     "interval": "confidence", "n_obs": int(m.sum()), "se_bjs": bjs,
+                     "se_gardner": gardner})
+        if fit.bjs_level[j] != 0:
+            averaging[f"{estimand}: {group}"] = (AVG_GROUPS[fit.bjs_level[j]]
+                                                 if fit.bjs_level[j] > 0 else "undefined")
+    if averaging:
+        logger.warning("imputation: BJS leave-out averages pooled beyond cohort x period "
+                       "cells (one cluster holds a cell's weight), or undefined (no SE: one "
+                       "cluster holds all the weight), for %s", averaging)
     info = {"small_cohorts": small_cohorts(panel, "imputation"),
             "first_stage": f"{panel.outcome} ~ {' + '.join(covs) or '0'} | {panel.unit} + "
-                           f"{panel.time} on untreated rows",
-            "vcov": f"did2s GMM CRV1 by {cluster} (Gardner 2021), not the BJS variance",
-            "weights": weights, "df": dof, "n_clusters": int(work[CL].nunique()),
-            "n_treated": int(d.sum())}
+                           f"{panel.time} on untreated rows (every identified effect kept)",
+            "vcov": vcov,
+            "vcov_detail": {
+                "bjs": f"BJS (2024) Theorem 3 conservative variance, leave-out cohort x period "
+                       f"averages (Section 4.3), clustered by {cluster}",
+                "gardner": f"Gardner (2021) two-stage GMM variance (did2s), clustered by "
+                           f"{cluster}"},
+            "bjs_averaging": averaging,
+            "single_cluster_periods": [p for p, n in thin.items() if n == 1],
+            "thin_periods": thin, "thin_period_weight": thin_weight,
+            "weights": weights, "df": dof, "n_clusters": n_cl, "n_treated": int(d.sum())}
     return EffectResult.from_rows(rows, method="imputation", info=info)
+
+
+def _not_imputable(panel: Panel, wt: np.ndarray, bad: np.ndarray,
+                   weights: str | None) -> DesignError:
+    """The error for treated rows whose untreated outcome cannot be imputed."""
+    f = panel.frame
+    d = f["treated"].to_numpy(bool)
+    rows = f.loc[d].loc[bad, [panel.unit, panel.time, "cohort"]]
+    untreated = pd.Series(~d & (wt > 0)).groupby(f[panel.time].to_numpy()).sum()
+    periods = sorted(rows[panel.time].unique())
+    empty = [p for p in periods if untreated.get(p, 0) == 0]
+    rest = [p for p in periods if p not in empty]
+    what = "untreated observation" + (f" with positive weight ({weights!r})" if weights else "")
+    parts = []
+    if empty:
+        parts.append(f"period(s) {_fmt(empty)} of column {panel.time!r} have no {what}, so "
+                     "their period effects are not identified")
+    if rest:
+        parts.append(f"in period(s) {_fmt(rest)} of column {panel.time!r} the untreated "
+                     "observations do not identify their unit and period effects or covariate "
+                     "slopes (units or periods not connected to the rest through untreated "
+                     "observations)")
+    return DesignError(f"{len(rows)} treated observation(s) cannot be imputed: "
+                       + "; ".join(parts), column=panel.time, rows=rows,
+                       hint="end the sample before the periods in which every unit is treated, "
+                            "add never-treated units, or check how the sample was cut")
+
+
+def _fmt(periods) -> str:
+    return "[" + ", ".join(str(int(p)) if float(p).is_integer() else str(p)
+                           for p in periods) + "]"
+
+
+def _thin_periods(panel: Panel, d: np.ndarray, wt: np.ndarray,
+                  cl: np.ndarray) -> dict[int, int]:
+    """Periods with treated rows and fewer than 5 untreated clusters {period: clusters}."""
+    t = panel.frame[panel.time].to_numpy()
+    n_cl = pd.Series(cl[~d & (wt > 0)]).groupby(t[~d & (wt > 0)]).nunique()
+    return {int(p): int(n_cl.get(p, 0)) for p in np.unique(t[d])
+            if n_cl.get(p, 0) < SMALL_COHORT}
