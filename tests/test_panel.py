@@ -355,8 +355,14 @@ def test_bad_start_and_string_groups():
 
 @pytest.mark.unit
 def test_all_errors_are_value_errors():
-    for name in errors.__all__:
-        assert issubclass(getattr(errors, name), ValueError), name
+    """Every error is a ValueError; the module's warnings (ConvergenceWarning, ...) are
+    warnings, and nothing else is exported."""
+    exported = [getattr(errors, name) for name in errors.__all__]
+    warns = [c for c in exported if issubclass(c, Warning)]
+    assert {c.__name__ for c in warns} == {"ConvergenceWarning", "DesignIgnoredWarning"}
+    for cls in exported:
+        if cls not in warns:
+            assert issubclass(cls, errors.BayesDidError) and issubclass(cls, ValueError), cls
 
 
 @pytest.mark.unit
@@ -612,6 +618,76 @@ def test_interpolate_leaves_edge_gaps(edge_year):
         build(df, interpolate=True)
     assert e.value.column == "y"
     assert list(e.value.rows.index) == list(df.index[edge])
+
+
+def _drop(df, pairs):
+    gone = np.zeros(len(df), bool)
+    for unit, year in pairs:
+        gone |= ((df.unit == unit) & (df.year == year)).to_numpy()
+    return df.loc[~gone]
+
+
+# interior gaps: a (treated 2002) misses 2001; c (treated 2004) misses its first treated
+# year; d (never treated) misses 2002-2003. Edge gaps: e starts 2001, f ends 2004.
+GAPS = [("a", 2001), ("c", 2004), ("d", 2002), ("d", 2003), ("e", 2000), ("f", 2005)]
+
+
+@pytest.mark.unit
+def test_missing_periods_lists_interior_gaps_only():
+    p = build(_drop(make_frame(), GAPS))
+    assert p.missing_periods().to_dict("list") == {"unit": ["a", "c", "d", "d"],
+                                                   "year": [2001, 2004, 2002, 2003]}
+    assert build(make_frame()).missing_periods().empty
+    # the grid is the periods observed at all: biennial data have no gaps
+    biennial = make_frame().query("year % 2 == 0")
+    assert build(biennial).missing_periods().empty
+
+
+@pytest.mark.unit
+def test_interpolate_adds_missing_interior_periods():
+    """interpolate=True adds the interior missing periods (not the edges), interpolates
+    outcome and covariates linearly in time, carries the other columns from the previous
+    period, and logs units and periods. (Before: the rows stayed missing, so AR(1) models
+    refused the panel with a hint to pass interpolate=True.)"""
+    df = _drop(make_frame(), GAPS)
+    original = df.copy()
+    p = build(df, covariates=["x"], groups=["region"], weights="w", interpolate=True)
+    pdt.assert_frame_equal(df, original)
+    assert p.n_obs == 36 - 2 and p.missing_periods().empty
+    got = p.data.set_index(["unit", "year"])
+    assert ("e", 2000) not in got.index and ("f", 2005) not in got.index  # no extrapolation
+    full = make_frame().set_index(["unit", "year"]).sort_index()
+    for unit, year in [("a", 2001), ("c", 2004), ("d", 2002), ("d", 2003)]:
+        ys = full.loc[unit, "y"].drop([y for u, y in GAPS if u == unit])
+        xs = full.loc[unit, "x"].drop([y for u, y in GAPS if u == unit])
+        assert got.loc[(unit, year), "y"] == pytest.approx(np.interp(year, ys.index, ys))
+        assert got.loc[(unit, year), "x"] == pytest.approx(np.interp(year, xs.index, xs))
+        assert got.loc[(unit, year), "region"] == full.loc[(unit, year), "region"]
+        assert got.loc[(unit, year), "w"] == full.loc[(unit, year), "w"]
+    # treatment carried from the previous period: c's cohort is its first observed treated
+    # year (2005), as it would be without the added row; a keeps 2002
+    assert got.loc[("c", 2004), "treated"] == 0 and got.loc["c", "cohort"].eq(2005).all()
+    assert got.loc[("a", 2001), "treated"] == 0 and got.loc["a", "cohort"].eq(2002).all()
+    added = [e for e in p.log if e.step == "add_periods"]
+    assert len(added) == 1 and added[0].n_affected == 4
+    assert "a: 2001; c: 2004; d: 2002, 2003" in added[0].detail
+    interp = {e.detail.split(":")[0]: e.n_affected for e in p.log if e.step == "interpolate"}
+    assert interp == {"y": 4, "x": 4}
+    # with a cohort column the added first treated year is treated
+    by_cohort = build(df, treat=None, cohort="g", interpolate=True).data.set_index(
+        ["unit", "year"])
+    assert by_cohort.loc[("c", 2004), "treated"] == 1
+    assert by_cohort.loc["c", "cohort"].eq(2004).all()
+
+
+@pytest.mark.unit
+def test_added_periods_keep_column_types():
+    df = _drop(make_frame(), GAPS)
+    df["region_code"] = np.where(df["region"] == "north", 1, 2)
+    p = build(df, groups=["region_code"], cluster="region_code", interpolate=True)
+    got = p.data
+    assert got["region_code"].dtype == np.int64 and got["year"].dtype == np.int64
+    assert got.set_index(["unit", "year"]).loc[("d", 2002), "region_code"] == 1  # d: north
 
 
 @pytest.mark.unit

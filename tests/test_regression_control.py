@@ -146,7 +146,7 @@ def test_prop99_and_time_placebo():
 @pytest.mark.slow
 def test_pilot_zone_simulator_truth_inside_each_unit_interval():
     """On the project's pilot-zone simulator (3 of 29 provinces treated from 2017)."""
-    sim_mod = pytest.importorskip("bayesdid.datasets.simulate_pilot")
+    from bayesdid.datasets import simulate_pilot as sim_mod
     covered, n, sizes = 0, 0, []
     for seed in range(5):
         sim = sim_mod.simulate_pilot_zones(random_seed=seed)

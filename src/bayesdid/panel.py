@@ -3,7 +3,8 @@
 Every estimator in bayesdid sees a :class:`Panel`, never a raw DataFrame. Building one
 checks the input up front and fails with a typed error (:mod:`bayesdid.errors`) that names
 the column and shows the offending rows. The caller's frame is copied, never mutated; every
-transformation applied (winsorizing, interpolation) is recorded in :attr:`Panel.log`.
+transformation applied (adding missing interior periods, interpolation, winsorizing) is
+recorded in :attr:`Panel.log`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from . import _transform as tf
 from . import _validate as v
+from ._transform import LogEntry
 from .errors import (
     BayesDidError,
     ColumnError,
@@ -34,15 +37,6 @@ __all__ = ["Panel", "LogEntry"]
 UNIT, TIME, Y, D, COHORT, REL, NEVER = "_unit", "_time", "_y", "_d", "_cohort", "_rel", "_never"
 # derived columns added to ``Panel.data``; user columns in data roles may not carry these names
 DERIVED = ("treated", "cohort", "rel_time", "never_treated")
-
-
-@dataclass(frozen=True)
-class LogEntry:
-    """One transformation applied while building the panel."""
-
-    step: str
-    detail: str
-    n_affected: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,8 +105,15 @@ class Panel:
         weights : non-negative observation weights. cluster : column to cluster by.
         winsorize : ``(lower, upper)`` quantiles, e.g. ``(0.01, 0.99)``, applied to the
             outcome and covariates (logged).
-        interpolate : fill interior missing outcome/covariate values by linear
-            interpolation over time within unit (logged).
+        interpolate : fill interior gaps by linear interpolation over time within unit
+            (logged in :attr:`log`): missing outcome/covariate values, and periods missing
+            from a unit's rows between its first and last observed period (periods of the
+            panel's grid, i.e. observed for some unit), which are added as rows first.
+            An added row's outcome and covariates are interpolated; its other columns
+            (treatment, cohort, groups, weights, cluster) are carried from the unit's
+            previous period. Nothing is filled or added before a unit's first or after
+            its last observed period. Interpolated values are not data: estimators treat
+            them as observed.
 
         Exactly one of ``treat``, ``cohort``, ``policy_lists`` is required.
         """
@@ -136,7 +137,7 @@ class Panel:
                               hint=f"write groups=[{groups!r}]" if isinstance(groups, str)
                               else f"write covariates=[{covariates!r}]")
         groups, covariates = tuple(groups), tuple(covariates)
-        winsorize = _check_quantiles(winsorize)
+        winsorize = tf.check_quantiles(winsorize)
         roles = {"unit": unit, "time": time, "outcome": outcome, "treat": treat,
                  "cohort": cohort, "weights": weights, "cluster": cluster,
                  **{f"groups[{i}]": g for i, g in enumerate(groups)},
@@ -173,13 +174,15 @@ class Panel:
         for col in numeric:
             data[col] = v.coerce_numeric(data, col)
         if interpolate:
-            log.extend(_interpolate(data, unit, time, numeric))
+            data, added = tf.add_missing_periods(data, unit, time, numeric)
+            log.extend(added)
+            log.extend(tf.interpolate(data, unit, time, numeric))
         for col in numeric:
             v.check_no_missing(data, col, hint="pass interpolate=True to fill interior gaps"
                                if not interpolate else None)
             v.check_finite(data, col)
         if winsorize is not None:
-            log.extend(_winsorize(data, numeric, winsorize))
+            log.extend(tf.winsorize(data, numeric, winsorize))
         if weights is not None:
             v.check_weights(data, weights)
         for col in (*groups, *( [cluster] if cluster else [])):
@@ -251,6 +254,21 @@ class Panel:
     @property
     def is_balanced(self) -> bool:
         return self.n_obs == len(self.units) * len(self.times)
+
+    def missing_periods(self) -> pd.DataFrame:
+        """Periods a unit lacks between its first and last observed period (periods of the
+        panel's grid): the panel's unit and time columns, one row per gap; empty when every
+        unit's rows are consecutive (as AR(1) errors need). ``Panel.from_frame(...,
+        interpolate=True)`` adds and fills them.
+
+        >>> df = pd.DataFrame({"u": ["a"] * 3 + ["b"] * 4, "t": [1, 3, 4, 1, 2, 3, 4],
+        ...                    "y": [1.0, 2, 3, 4, 5, 6, 7]})
+        >>> p = Panel.from_frame(df, unit="u", time="t", outcome="y",
+        ...                      policy_lists={2: ["b"]})
+        >>> p.missing_periods().to_dict("list")
+        {'u': ['a'], 't': [2]}
+        """
+        return tf.missing_periods(self.frame, self.unit, self.time)
 
     def with_frame(self, frame: pd.DataFrame, note: LogEntry) -> Panel:
         """A new panel on a row subset or re-labelled frame of this one (internal use)."""
@@ -406,54 +424,3 @@ def _check_design(data: pd.DataFrame, unit: str, time: str, source: str) -> None
             "effect from the period effect",
             column=time, rows=rows.rename(columns={COHORT: "cohort"}),
             hint="add never-treated units or end the sample before the last cohort is treated")
-
-
-# ---------------------------------------------------------------------- transformations
-def _interpolate(data: pd.DataFrame, unit: str, time: str, cols: Sequence[str]) -> list[LogEntry]:
-    """Fill interior gaps linearly in ``time`` (not in row position) within each unit;
-    edge gaps (before a unit's first or after its last observed value) stay missing."""
-    entries = []
-    for col in cols:
-        missing = data[col].isna()
-        if not missing.any():
-            continue
-        filled = data[col].copy()
-        for _, idx in data.groupby(unit, sort=False).groups.items():
-            series = pd.Series(data.loc[idx, col].to_numpy(dtype=float),
-                               index=data.loc[idx, time].to_numpy(dtype=float))
-            if series.isna().any():
-                filled.loc[idx] = series.interpolate(method="index",
-                                                     limit_area="inside").to_numpy()
-        data[col] = filled
-        n = int((missing & data[col].notna()).sum())
-        entries.append(LogEntry("interpolate", f"{col}: {n} interior gap value(s) filled "
-                                "linearly within unit", n))
-        logger.info("interpolated %d value(s) of %s", n, col)
-    return entries
-
-
-def _check_quantiles(quantiles) -> tuple[float, float] | None:
-    if quantiles is None:
-        return None
-    try:
-        lo_q, hi_q = (float(q) for q in quantiles)
-    except (TypeError, ValueError):
-        raise BayesDidError(f"winsorize must be a pair of quantiles such as (0.01, 0.99), "
-                            f"got {quantiles!r}") from None
-    if not (0 <= lo_q < hi_q <= 1):
-        raise BayesDidError("winsorize quantiles must satisfy 0 <= lower < upper <= 1, "
-                            f"got {quantiles!r}")
-    return lo_q, hi_q
-
-
-def _winsorize(data: pd.DataFrame, cols: Sequence[str],
-               quantiles: tuple[float, float]) -> list[LogEntry]:
-    lo_q, hi_q = quantiles
-    entries = []
-    for col in cols:
-        lo, hi = data[col].quantile([lo_q, hi_q])
-        clipped = int(((data[col] < lo) | (data[col] > hi)).sum())
-        data[col] = data[col].clip(lo, hi)
-        entries.append(LogEntry("winsorize", f"{col}: clipped {clipped} value(s) to "
-                                f"[{lo:.6g}, {hi:.6g}] (quantiles {lo_q:g}/{hi_q:g})", clipped))
-    return entries
