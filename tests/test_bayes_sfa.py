@@ -116,3 +116,78 @@ def test_electricity_posterior_within_two_sd_of_mle(tmp_path):
     fig = plot_frontier(res, df)
     assert fig.axes[0].get_xlabel() == "ln_output"
     plt.close(fig)
+
+
+# ---------------------------------------------------------------------- panel draws
+def _constant_posterior(cfg: BayesianSFA, data: pd.DataFrame, params: dict, n_draws: int,
+                        seed: int = 5):
+    """Efficiency draws of ``cfg`` under a posterior that puts all its mass on ``params``
+    (the exact post-hoc draws of u, without NUTS)."""
+    import xarray as xr
+
+    d = cfg.prepare(data)
+    full = lambda v: np.full((1, n_draws), float(v))
+    post = xr.Dataset({"beta": (("chain", "draw", "term"),
+                                np.broadcast_to(params["beta"], (1, n_draws, d.X.shape[1])))},
+                      coords={"chain": [0], "draw": np.arange(n_draws), "term": list(d.names)})
+    for name in ("sigma_v", "sigma_u", "mu", "eta"):
+        if name in params:
+            post[name] = (("chain", "draw"), full(params[name]))
+    idata = cfg._add_efficiency(xr.DataTree.from_dict({"posterior": post}), d, seed)
+    return d, BayesSFAResult.from_idata(idata, method="test", info={}).efficiency_draws()
+
+
+def _fixed_params(cfg: BayesianSFA, data: pd.DataFrame) -> dict:
+    """A parameter point near the data: OLS slopes, the intercept shifted by E[u]."""
+    d = cfg.prepare(data)
+    beta = np.linalg.lstsq(d.X, d.y, rcond=None)[0]
+    beta[0] += d.sign * 0.3 * np.sqrt(2 / np.pi)
+    return {"beta": beta, "sigma_v": 0.05, "sigma_u": 0.3}
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("dist,ineff", [("half_normal", "time_invariant"),
+                                        ("truncated_normal", "bc92")])
+def test_panel_efficiency_draws_share_one_u_per_unit(dist, ineff):
+    sim = simulate_efficiency(n_units=30, years=(2005, 2012), batches={2007: 6}, random_seed=4)
+    cfg = BayesianSFA(**sim.params["sfa_kwargs"], distribution=dist, inefficiency=ineff)
+    params = _fixed_params(cfg, sim.data)
+    if ineff == "bc92":
+        params.update(eta=0.04, mu=0.1)
+    n_draws = 4000
+    d, draws = _constant_posterior(cfg, sim.data, params, n_draws)
+    assert draws.shape == (240, n_draws) and draws.index.names == ["city", "year"]
+    # the exact conditional: u_i | (all of unit i's residuals), BC92 pooling of the rows
+    h = np.exp(-params.get("eta", 0.0) * (d.time_values - 2012))
+    e = d.sign * (d.y - d.X @ params["beta"])   # distance function: sign -1
+    mu_i, s_i = m.panel_conditional(e, d.unit_idx, h, d.n_units, params["sigma_v"],
+                                    params["sigma_u"], params.get("mu", 0.0))
+    u_over_h = -np.log(draws.to_numpy()) / h[:, None]
+    by_unit = pd.DataFrame(u_over_h).groupby(d.unit_idx)
+    assert (by_unit.max() - by_unit.min()).to_numpy().max() <= 1e-12 * u_over_h.max()
+    if ineff == "time_invariant":   # one efficiency per unit and draw, exactly
+        by_city = draws.groupby(level="city")
+        assert (by_city.max() - by_city.min()).to_numpy().max() == 0.0
+    te, te_sd = m.battese_coelli(mu_i[d.unit_idx], s_i[d.unit_idx], h)
+    mc_se = te_sd / np.sqrt(n_draws)
+    assert np.all(np.abs(draws.mean(axis=1).to_numpy() - te) < 4.5 * mc_se)
+    # a unit's first and last years move together: Cov = E[e^-(h1+h2)u] - E[e^-h1 u]E[e^-h2 u]
+    r1, r2 = np.flatnonzero(d.time_values == 2005), np.flatnonzero(d.time_values == 2012)
+    exact = (m.battese_coelli(mu_i, s_i, h[r1] + h[r2])[0]
+             - m.battese_coelli(mu_i, s_i, h[r1])[0] * m.battese_coelli(mu_i, s_i, h[r2])[0])
+    sample = np.array([np.cov(a, b)[0, 1] for a, b in zip(draws.to_numpy()[r1],
+                                                          draws.to_numpy()[r2])])
+    assert np.mean(sample / exact) == pytest.approx(1.0, abs=0.02)
+
+
+@pytest.mark.unit
+def test_cross_section_draws_stay_one_per_row():
+    sim = simulate_efficiency(n_units=20, years=(2005, 2010), batches={2007: 4}, random_seed=2)
+    cfg = BayesianSFA(**sim.params["sfa_kwargs"])
+    params = _fixed_params(cfg, sim.data)
+    d, draws = _constant_posterior(cfg, sim.data, params, 50, seed=9)
+    e = d.sign * (d.y - d.X @ params["beta"])
+    mu_s, s_s = m.conditional_cross(e, params["sigma_v"], params["sigma_u"], "half_normal")
+    q = np.random.default_rng([9, 104729]).uniform(size=(50, len(e)))
+    expected = np.exp(-m.u_quantile(mu_s, s_s, q)).T   # one uniform per row and draw
+    np.testing.assert_allclose(draws.to_numpy(), expected, rtol=1e-12)

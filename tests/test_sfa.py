@@ -258,3 +258,77 @@ def test_plots_return_figures():
     fig = plot_efficiency_intervals(res, max_points=30)
     assert len(fig.axes[0].get_yticks()) == 30
     plt.close(fig)
+
+
+# ---------------------------------------------------------------------- panel draws
+def sim_panel(n=40, t=6, eta=0.05, seed=7):
+    """Production panel with u_it = exp(-eta (t - T)) u_i."""
+    rng = np.random.default_rng(seed)
+    years = np.arange(2001, 2001 + t)
+    u = np.abs(rng.normal(0, 0.3, n))[:, None] * np.exp(-eta * (years - years[-1]))[None, :]
+    k = rng.lognormal(size=(n, t))
+    q = np.exp(0.5 + 0.6 * np.log(k) + rng.normal(0, 0.08, (n, t)) - u)
+    return pd.DataFrame({"firm": np.repeat(np.arange(n), t), "year": np.tile(years, n),
+                         "q": q.ravel(), "k": k.ravel()})
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("model", ["time_invariant", "bc92"])
+def test_panel_efficiency_draws_share_one_u_per_unit(model):
+    df = sim_panel()
+    res = sfa(df, y="q", x=["k"], model=model, unit="firm", time="year")
+    c = res.coef.set_index("term")["estimate"]
+    sv, su, eta = c["sigma_v"], c["sigma_u"], c.get("eta", 0.0)
+    # Battese-Coelli (1992) by hand: u_i | (all of unit i's residuals) ~ N+(mu_i*, s_i*^2)
+    e = np.log(df["q"]) - c["const"] - c["ln_k"] * np.log(df["k"])
+    h = np.exp(-eta * (df["year"] - df.groupby("firm")["year"].transform("max"))).to_numpy()
+    sums = pd.DataFrame({"he": h * e, "hh": h**2}).groupby(df["firm"]).sum()
+    den = sv**2 + su**2 * sums["hh"]
+    mu_i = (-su**2 * sums["he"] / den).to_numpy()
+    s_i = (su * sv / np.sqrt(den)).to_numpy()
+    unit = df["firm"].to_numpy()
+    mu_r, s_r = mu_i[unit], s_i[unit]
+    z = mu_r / s_r
+    u_hand = h * (mu_r + s_r * stats.norm.pdf(z) / stats.norm.cdf(z))
+    te_hand = (np.exp(-h * mu_r + 0.5 * h**2 * s_r**2) * stats.norm.cdf(z - h * s_r)
+               / stats.norm.cdf(z))
+    np.testing.assert_allclose(res.efficiency["u_jlms"], u_hand, rtol=1e-9)
+    np.testing.assert_allclose(res.efficiency["te_bc"], te_hand, rtol=1e-9)
+
+    n_draws = 4000
+    draws = res.efficiency_draws(n_draws=n_draws, random_seed=3)
+    u_over_h = -np.log(draws.to_numpy()) / h[:, None]
+    by_unit = pd.DataFrame(u_over_h).groupby(unit)
+    spread = (by_unit.max() - by_unit.min()).to_numpy().max()
+    if model == "time_invariant":   # one efficiency per unit and draw, exactly
+        by_firm = draws.groupby(level="firm")
+        assert (by_firm.max() - by_firm.min()).to_numpy().max() == 0.0
+    assert spread <= 1e-12 * u_over_h.max()
+    # the unit's u_i follows N+(mu_i*, s_i*^2): scipy's truncated normal as the reference
+    first = u_over_h[np.flatnonzero(unit == 0)[0]]
+    law = stats.truncnorm(-mu_i[0] / s_i[0], np.inf, loc=mu_i[0], scale=s_i[0])
+    assert stats.kstest(first, law.cdf).pvalue > 1e-3
+    mc_se = res.efficiency["te_bc_sd"].to_numpy() / np.sqrt(n_draws)
+    assert np.all(np.abs(draws.mean(axis=1).to_numpy() - te_hand) < 4.5 * mc_se)
+    # covariance of a unit's first and last year: E[e^-(h1+h2)u] - E[e^-h1 u] E[e^-h2 u]
+    rows = np.flatnonzero(df["year"].to_numpy() == 2001), np.flatnonzero(df["year"] == 2006)
+    h1, h2 = h[rows[0]], h[rows[1]]
+    exact = (m.battese_coelli(mu_i, s_i, h1 + h2)[0]
+             - m.battese_coelli(mu_i, s_i, h1)[0] * m.battese_coelli(mu_i, s_i, h2)[0])
+    d1, d2 = draws.to_numpy()[rows[0]], draws.to_numpy()[rows[1]]
+    sample = ((d1 - d1.mean(1, keepdims=True)) * (d2 - d2.mean(1, keepdims=True))).sum(1) / (
+        n_draws - 1)
+    assert np.mean(sample / exact) == pytest.approx(1.0, abs=0.02)
+
+
+@pytest.mark.unit
+def test_cross_section_draws_stay_one_per_row():
+    df, _ = sim_cross(n=300, seed=2)
+    res = sfa(df, y="q", x=["k", "l"])
+    c = res.coef.set_index("term")["estimate"]
+    mu_s, s_s = m.conditional_cross(res.efficiency["residual"].to_numpy(), c["sigma_v"],
+                                    c["sigma_u"], "half_normal")
+    q = np.random.default_rng(4).uniform(size=(300, 50))
+    expected = np.exp(-m.u_quantile(mu_s[:, None], s_s[:, None], q))
+    np.testing.assert_allclose(res.efficiency_draws(n_draws=50, random_seed=4), expected,
+                               rtol=1e-12)

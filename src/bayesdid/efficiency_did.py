@@ -12,11 +12,17 @@ the ``M`` fits:
 
 It also fits the estimator once on the posterior mean efficiency, the *naive* analysis
 that treats efficiency as known, and reports both intervals and their width ratio.
+
+Panel frontiers draw one ``u_i`` per unit and draw, so a unit's whole efficiency path moves
+together from draw to draw. Unit effects remove most of that movement: under BC92 decay the
+DID keeps only the part that changes with ``exp(-eta (t - T_i))``, and under time-invariant
+inefficiency nothing is left (every refit's effect is zero; a warning says so).
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,6 +121,20 @@ def _draw_frame(efficiency: Any, n_draws: int, seed: int) -> pd.DataFrame:
     return efficiency.efficiency_draws(n_draws=max(n_draws, 200), random_seed=seed)
 
 
+def _warn_if_constant_within_unit(values: np.ndarray, frame: pd.DataFrame, unit) -> None:
+    """A time-invariant frontier gives each unit one efficiency per draw; unit effects
+    absorb it and every refit's effect is zero, so say so rather than report a 0 +/- 0."""
+    if unit not in frame.columns or not frame[unit].duplicated().any():
+        return
+    by_unit = pd.DataFrame(values).groupby(pd.factorize(frame[unit])[0])
+    if float((by_unit.max() - by_unit.min()).to_numpy().max()) == 0.0:
+        warnings.warn(f"the efficiency draws do not change over time within any {unit!r} "
+                      "(a time-invariant frontier): a DID with unit effects absorbs them, so "
+                      "its effect is 0 in every draw; fit a frontier whose inefficiency can "
+                      "move year to year (inefficiency='cross_section')", RuntimeWarning,
+                      stacklevel=3)
+
+
 def efficiency_did(efficiency: Any, data: pd.DataFrame,
                    estimator: Callable[[Panel], EffectResult], *,
                    panel_kwargs: Mapping[str, Any], n_draws: int = 20,
@@ -172,6 +192,7 @@ def efficiency_did(efficiency: Any, data: pd.DataFrame,
                           column=ids[0], rows=frame.loc[pos < 0, ids],
                           hint="fit the frontier on the same rows as the DID panel")
     values = draws.to_numpy()[pos]
+    _warn_if_constant_within_unit(values, frame, kwargs.get("unit"))
     if draws.shape[1] < n_draws:
         raise BayesDidError(f"only {draws.shape[1]} efficiency draws for n_draws={n_draws}")
     chosen = rng.choice(draws.shape[1], size=n_draws, replace=False)

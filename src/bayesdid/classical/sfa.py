@@ -248,6 +248,7 @@ class SFAResult:
     n_obs: int
     level: float
     info: dict[str, Any] = field(default_factory=dict)
+    # (mu_star, s_star, scale) of u | e per row, and the unit codes (None: cross-section)
     _cond: tuple = field(default=(), repr=False)
 
     def effects(self, level: float | None = None) -> pd.DataFrame:
@@ -273,17 +274,24 @@ class SFAResult:
         return tidy_table(pd.concat([pd.DataFrame([overall]), rows], ignore_index=True))
 
     def _bounds(self, level: float):
-        mu_s, s_s, scale = self._cond
+        mu_s, s_s, scale, _ = self._cond
         return m.horrace_schmidt(mu_s, s_s, level, scale)
 
     def efficiency_draws(self, n_draws: int = 100, random_seed: int | None = 0) -> pd.DataFrame:
         """Draws of exp(-u) from its conditional law given the MLE (prediction
         uncertainty only; parameter uncertainty is not included): rows as
-        :attr:`efficiency`, one column per draw."""
-        mu_s, s_s, scale = self._cond
+        :attr:`efficiency`, one column per draw. In the panel models each draw takes one
+        ``u_i`` per unit from ``u_i | e_i`` and scales it by the BC92 decay, so a
+        time-invariant unit keeps one efficiency across its years within a draw."""
+        mu_s, s_s, scale, unit_idx = self._cond
         rng = np.random.default_rng(random_seed)
-        u = m.draw_u(mu_s[:, None], s_s[:, None] * np.ones((1, n_draws)), rng,
-                     np.asarray(scale)[..., None] if np.ndim(scale) else scale)
+        if unit_idx is None:  # cross-section: one u per row
+            u = m.draw_u(mu_s[:, None], s_s[:, None] * np.ones((1, n_draws)), rng)
+        else:  # (mu_s, s_s) repeat the unit's values on each of its rows
+            first = np.unique(unit_idx, return_index=True)[1]
+            u_i = m.draw_u(mu_s[first][:, None], s_s[first][:, None] * np.ones((1, n_draws)),
+                           rng)
+            u = np.asarray(scale)[:, None] * u_i[unit_idx]
         idx = pd.MultiIndex.from_frame(self.efficiency[list(self.info["id_columns"])])
         return pd.DataFrame(np.exp(-u), index=idx)
 
@@ -450,6 +458,14 @@ def sfa(data: pd.DataFrame, *, y: str | Sequence[str], x: Sequence[str],
             f"{len(tried)} starting values (last: {tried[-1][1]})", hint=hint)
     theta = best[0]
     beta, sv, su, mu, eta = _unpack(theta, k, distribution, model)
+    if distribution == "truncated_normal" and mu / su < EXPONENTIAL_LIMIT:
+        # far in the left tail the truncated normal is an exponential with mean su^2/|mu|:
+        # the likelihood is flat along that ridge, so the "optimum" is where the optimizer
+        # stopped (optimizer versions disagree), not an estimate
+        raise ConvergenceError(
+            f"the truncated-normal {model} SFA likelihood has no interior maximum: mu/sigma_u "
+            f"went to {mu / su:.3g} (mu = {mu:.4g}, sigma_u = {su:.4g}), the exponential limit "
+            "(mu -> -inf)", hint="fit distribution='exponential' instead")
     coef = _coef_table(theta, design, distribution, model, level)
     e = design.sign * (design.y - design.X @ beta)
     if model == "cross_section":
@@ -479,7 +495,11 @@ def sfa(data: pd.DataFrame, *, y: str | Sequence[str], x: Sequence[str],
     return SFAResult(coef=coef, loglik=float(-best[1]), loglik_ols=float(ll_ols),
                      efficiency=eff, lr_test=lr, frontier=design.kind,
                      distribution=distribution, model=model, n_obs=n, level=level,
-                     info=info, _cond=(mu_s, s_s, scale))
+                     info=info, _cond=(mu_s, s_s, scale,
+                                       None if model == "cross_section" else design.unit_idx))
+
+
+EXPONENTIAL_LIMIT = -10.0  # mu/sigma_u below this: the truncated normal is an exponential
 
 
 def _maximise(start, design, distribution, model, maxiter):
