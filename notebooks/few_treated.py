@@ -24,8 +24,11 @@
 #   time.
 #
 # `FAST` keeps CI quick: 2 chains x 500 draws and 100 SDID placebo replications. A real
-# analysis would use 4 chains x 1000 draws (and check `diagnostics()`), and synthdid's 200
-# or more replications.
+# analysis would use 4 chains x 1000 draws or more, and synthdid's 200 or more
+# replications. Every Bayesian fit checks R-hat, bulk/tail ESS and divergences on all it
+# samples and reports; at the FAST setting both Bayesian fits below *fail* those checks and
+# say so (`ConvergenceWarning`, naming the worst parameters): read the warnings, they are
+# the point of this section as much as the numbers.
 
 # %%
 # %matplotlib inline
@@ -84,7 +87,7 @@ print(prop99.describe())
 # (placebo in space); the p-value is the rank of California's post/pre RMSPE ratio.
 
 # %%
-res_sc = synth(prop99, progress=False)
+res_sc = synth(prop99)
 print(f"ATT 1989-2000: {res_sc.effect()['estimate']:.2f} packs per capita; "
       f"pre-period RMSPE {res_sc.pre_rmspe['California']:.2f}; "
       f"RMSPE-ratio permutation p-value {res_sc.p_value['California']:.3f}")
@@ -114,8 +117,8 @@ fig_placebo
 published = pd.DataFrame({"published estimate": [-27.34911, -19.61966, -15.60383],
                           "published placebo SE": [17.7, 9.9, 8.4]},
                          index=["did", "sc", "sdid"])
-ours = {est: synthdid(prop99, estimator=est, replications=replications, random_seed=0,
-                      progress=False) for est in published.index}
+ours = {est: synthdid(prop99, estimator=est, replications=replications, random_seed=0)
+        for est in published.index}
 published["bayesdid estimate"] = [ours[e].estimate for e in published.index]
 published["bayesdid placebo SE"] = [ours[e].se for e in published.index]
 published.round(3)
@@ -131,14 +134,14 @@ ours["sdid"].unit_weights.nlargest(5).round(3)
 # weights. What the posterior adds: intervals on every weight, and a band around the
 # counterfactual that reflects how well (or badly) the pre-period pins the weights down.
 # Several donors are near-substitutes (their weights trade off against each other), which
-# makes the weight posterior multimodal and slow to mix: check R-hat and ESS, and run
-# longer chains for a paper. The posterior predictive check below asks whether the
-# pre-period fit is as good as the learned noise level implies (coverage near 95%,
-# p-value away from 0 and 1).
+# makes the weight posterior multimodal and slow to mix: the fit warns that some weights
+# have R-hat above 1.01 and ESS below 400 at this run length; run longer chains for a
+# paper. The posterior predictive check below asks whether the pre-period fit is as good as
+# the learned noise level implies (coverage near 95%, p-value away from 0 and 1).
 
 # %%
-res_bsc = BayesianSyntheticControl().fit(prop99, random_seed=1, progress=False, **sampler_sc)
-diag = res_bsc.diagnostics(warn=False)
+res_bsc = BayesianSyntheticControl().fit(prop99, random_seed=1, **sampler_sc)
+diag = res_bsc.diagnostics()
 print(f"max R-hat {diag['r_hat'].max():.3f}, min bulk ESS {diag['ess_bulk'].min():.0f} "
       f"(slowest: {', '.join(diag.nsmallest(2, 'ess_bulk')['parameter'])})")
 res_bsc.ppc()
@@ -196,7 +199,7 @@ truth[truth["estimand"] == "att"]
 # best-subset search is far too good). The AICc path by subset size:
 
 # %%
-res_rc = regression_control(pilot, progress=False)
+res_rc = regression_control(pilot)
 sel = res_rc.selection
 sel.pivot(index="size", columns="unit", values="criterion").round(1).head(8)
 
@@ -212,17 +215,18 @@ pd.Series(res_rc.info["selected"]).rename("selected donors").to_frame()
 # drawn from).
 
 # %%
-res_brc = BayesianRegressionControl().fit(pilot, random_seed=2, progress=False, **sampler)
-diag = res_brc.diagnostics(warn=False)
+res_brc = BayesianRegressionControl().fit(pilot, random_seed=2, **sampler)
+diag = res_brc.diagnostics()
 n_div = int(res_brc.idata.sample_stats["diverging"].sum())
 print(f"max R-hat {diag['r_hat'].max():.3f}, min bulk ESS {diag['ess_bulk'].min():.0f}, "
       f"{n_div} divergent transitions")
 res_brc.weights("Fujian").head(6).round(3)
 
 # %% [markdown]
-# The horseshoe posterior is hard to sample: a few divergent transitions and modest ESS at
-# this run length. For a paper, raise `target_accept` (e.g. 0.99) and the number of draws
-# until `diagnostics()` is clean.
+# The horseshoe posterior is hard to sample: at this run length the fit warns about
+# divergent transitions and about R-hat and ESS of the horseshoe's scales and
+# coefficients, so these intervals are not yet to be trusted. For a paper, raise
+# `target_accept` (e.g. 0.99) and the number of draws until the fit no longer warns.
 #
 # Counterfactual paths: HCW (dashed) and the Bayesian posterior mean with its 95% band.
 
@@ -242,8 +246,8 @@ fig_paths
 # "effect" should be near zero.
 
 # %%
-placebos = [regression_control_placebo_time(pilot, fake_start=2014, progress=False),
-            synth_placebo_time(pilot, fake_start=2014, progress=False)]
+placebos = [regression_control_placebo_time(pilot, fake_start=2014),
+            synth_placebo_time(pilot, fake_start=2014)]
 pd.concat([p.effects().query("estimand == 'att'") for p in placebos])[
     ["method", "group", "estimate", "lower", "upper"]].round(3)
 
@@ -254,7 +258,7 @@ pd.concat([p.effects().query("estimand == 'att'") for p in placebos])[
 # beside the true effects.
 
 # %%
-res_sc_pilot = synth(pilot, progress=False)
+res_sc_pilot = synth(pilot)
 cmp = compare(res_rc, res_sc_pilot, res_brc,
               labels=["HCW regression control", "ADH synth", "Bayesian RC"])
 long = cmp.table.merge(truth, on=["estimand", "group"], how="inner")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytensor
 import pytensor.tensor as pt
 import pytest
 import scipy.sparse as sp
+import xarray as xr
 from scipy import stats
 
 from bayesdid import Panel
@@ -19,7 +22,7 @@ from bayesdid.bayes.likelihoods import (
     marginal_loglik_np,
     marginal_loglik_pt,
 )
-from bayesdid.bayes.result import BayesResult
+from bayesdid.bayes.result import BayesResult, ConvergenceWarning
 from bayesdid.datasets import simulate_staggered
 from bayesdid.errors import BayesDidError, DesignError, ModelMismatchError
 
@@ -71,14 +74,42 @@ def test_design_blocks_and_cells(small_panel, small_sim):
 
 @pytest.mark.unit
 def test_design_rejects_unknown_pool_and_gappy_ar1(small_panel, small_sim):
-    with pytest.raises(DesignError, match="not group columns"):
+    with pytest.raises(DesignError, match="not group columns") as e:
         HierarchicalDiD(pool=("cohort", "province")).prepare(small_panel)
+    assert e.value.column == "province" and "panel groups: ['region']" in str(e.value)
     df = small_sim.data
-    gappy = df.drop(index=df.index[(df["city"] == df["city"].iloc[0]) & (df["year"] == 2009)])
-    panel = Panel.from_frame(gappy, **small_sim.panel_kwargs)
-    with pytest.raises(DesignError, match="consecutive"):
+    first, second = df["city"].unique()[:2]
+    gone = (((df["city"] == first) & df["year"].isin([2008, 2009]))
+            | ((df["city"] == second) & (df["year"] == 2012)))
+    panel = Panel.from_frame(df.loc[~gone], **small_sim.panel_kwargs)
+    with pytest.raises(DesignError, match="consecutive") as e:
         HierarchicalDiD(errors="ar1").prepare(panel)
+    # the error shows which units miss which periods, and a hint that works
+    assert e.value.rows.to_dict("list") == {"city": [first, second],
+                                           "missing periods": ["2008, 2009", "2012"]}
+    assert "2 unit(s)" in str(e.value) and "miss 3 period(s)" in str(e.value)
+    assert "interpolate=True" in str(e.value)
     HierarchicalDiD(errors="iid").prepare(panel)  # fine without serial correlation
+    filled = Panel.from_frame(df.loc[~gone], **small_sim.panel_kwargs, interpolate=True)
+    assert filled.missing_periods().empty and filled.n_obs == len(df)
+    assert HierarchicalDiD(errors="ar1").prepare(filled).contiguous
+
+
+@pytest.mark.unit
+def test_pool_names_are_checked_before_any_data():
+    with pytest.raises(BayesDidError, match="repeated"):
+        HierarchicalDiD(pool=("region", "region"))
+    with pytest.raises(BayesDidError, match="not strings"):
+        HierarchicalDiD(pool=("cohort", 3))
+
+
+@pytest.mark.unit
+def test_empty_pool_design(small_panel):
+    """pool=(): one cell per cohort x event time, pooled toward its event-time mean only."""
+    design = HierarchicalDiD(pool=()).prepare(small_panel)
+    assert [b.name for b in design.blocks] == ["time", "beta", "event", "cell"]
+    assert list(design.cells.columns[:2]) == ["cohort", "k"]
+    assert not design.cells.duplicated(["cohort", "k"]).any()
 
 
 @pytest.mark.unit
@@ -226,7 +257,35 @@ def test_diagnostics_table(small_fit):
     assert {"parameter", "r_hat", "ess_bulk", "ess_tail"} <= set(diag.columns)
     assert "sigma" in set(diag["parameter"]) and "att|overall" in set(diag["parameter"])
     assert diag["r_hat"].max() < 1.05
-    assert diag.attrs["divergences"] >= 0
+    # the count is the sum of the per-draw flags; this well-behaved panel has none
+    flags = small_fit.idata.sample_stats["diverging"].values
+    assert flags.shape == (2, 400)
+    assert diag.attrs["divergences"] == int(flags.sum()) == 0
+
+
+@pytest.mark.sampling
+def test_diagnostics_count_and_warn_about_divergences(small_fit):
+    """Divergent draws (set by hand in a copy of a real fit) are counted and warned about."""
+    idata = small_fit.idata.copy(deep=True)
+    flags = np.zeros((2, 400), dtype=bool)
+    flags[0, [3, 50]] = flags[1, 7] = True
+    stats_ds = idata["sample_stats"].to_dataset().assign(diverging=(("chain", "draw"), flags))
+    idata["sample_stats"] = xr.DataTree(stats_ds)
+    hurt = BayesResult.from_idata(idata, method="hierarchical_did", info=small_fit.info)
+    with pytest.warns(ConvergenceWarning, match="3 divergent transition"):
+        diag = hurt.diagnostics()
+    assert diag.attrs["divergences"] == 3
+
+
+@pytest.mark.sampling
+def test_empty_pool_fits_and_reports_by_cohort(small_panel):
+    """pool=() used to fail after sampling (KeyError 'region' in the aggregation)."""
+    with warnings.catch_warnings():  # a short smoke fit: its convergence is not the point
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = HierarchicalDiD(pool=()).fit(small_panel, draws=150, tune=150, chains=1,
+                                           random_seed=3, progress=False)
+    assert res.effects()["group"].tolist() == ["overall", "cohort=2009", "cohort=2011"]
+    assert res.info["config"]["pool"] == ()
 
 
 @pytest.mark.sampling

@@ -11,9 +11,6 @@ import pytest
 from bayesdid.errors import BayesDidError
 from bayesdid.study import loads_study, run_study
 
-# the Bayesian step samples 2 x 100 draws: enough for the pipeline, not for convergence
-pytestmark = pytest.mark.filterwarnings("ignore::bayesdid.bayes.result.ConvergenceWarning")
-
 SPEC = """
 [study]
 name = "cache"
@@ -36,8 +33,8 @@ lags = 4
 [[steps]]
 kind = "hierarchical_did"
 name = "bayes"
-draws = 100
-tune = 100
+draws = 800
+tune = 500
 chains = 2
 random_seed = {seed}
 """
@@ -67,6 +64,11 @@ def test_first_run_fits_every_step_and_writes_the_report(first):
     html = (out / "report.html").read_text()
     assert html.count("<table") >= 4 and '<img src="forest.png"' in html
     assert "Convergence diagnostics" in md  # the Bayesian step's R-hat / ESS table
+    # 2 x 500 draws: every check passes (no ConvergenceWarning), and the report says so
+    conv = res.results["bayes"].info["convergence"]
+    assert conv["ok"] and conv["n_checked"] == len(pd.read_csv(out / "diagnostics_bayes.csv"))
+    assert "## Convergence of the Bayesian steps" in md
+    assert f"Converged: all {conv['n_checked']} quantities pass" in md
 
 
 @pytest.mark.pipeline

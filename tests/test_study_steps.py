@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayesdid.errors import BayesDidError, SpecError
+from bayesdid.errors import BayesDidError, ConvergenceWarning, SpecError
 from bayesdid.study import loads_study, run_study
 from bayesdid.study_steps import STEPS
 
-# the Bayesian steps sample 2 x 150 draws: enough for the pipeline, not for convergence
-pytestmark = pytest.mark.filterwarnings("ignore::bayesdid.bayes.result.ConvergenceWarning")
+# ConvergenceWarning is not filtered: the staggered and efficiency Bayesian steps sample
+# enough draws to pass every check; the few-treated ones (2 x 150 draws of the synthetic
+# and horseshoe regression control) do not, and the test asserts that they warn.
 
 STAGGERED = """
 [study]
@@ -121,8 +122,8 @@ event_time = true
 leads = 2
 pool = ["cohort", "overlap"]
 errors = "iid"
-draws = 150
-tune = 150
+draws = 700
+tune = 500
 chains = 2
 random_seed = 1
 [[steps]]
@@ -137,8 +138,8 @@ by = "overlap"
 [[steps]]
 kind = "bayesian_mediation"
 mediators = ["m"]
-draws = 150
-tune = 150
+draws = 700
+tune = 500
 chains = 2
 random_seed = 1
 """
@@ -164,8 +165,8 @@ name = "bsfa"
 y = ["gdp_pc", "green"]
 x = ["capital", "labour", "tech", "energy"]
 undesirable = ["aqi"]
-draws = 150
-tune = 150
+draws = 2000
+tune = 500
 chains = 2
 random_seed = 1
 [[steps]]
@@ -247,7 +248,11 @@ def efficiency(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pilot(tmp_path_factory):
-    return run(PILOT, tmp_path_factory)
+    # 2 x 150 draws of the Bayesian synthetic and regression control: enough for the
+    # pipeline, not for convergence, so the run must say so loudly
+    with pytest.warns(ConvergenceWarning) as seen:
+        res, out = run(PILOT, tmp_path_factory)
+    return res, out, [str(w.message) for w in seen if issubclass(w.category, ConvergenceWarning)]
 
 
 def vs_truth(out) -> pd.DataFrame:
@@ -355,7 +360,7 @@ def test_efficiency_steps_feed_the_did(efficiency):
 
 @pytest.mark.pipeline
 def test_few_treated_kinds(pilot):
-    res, out = pilot
+    res, out, _ = pilot
     vs = vs_truth(out)
     truth = row(vs, "rc")["truth"]
     assert truth == pytest.approx(0.1667, abs=1e-3)
@@ -369,6 +374,60 @@ def test_few_treated_kinds(pilot):
     assert "Guangdong" not in set(weights["donor"])
     assert "figure_synth_placebos_Fujian" in res.paths
     assert "figure_bayesian_synth_path_Fujian" in res.paths
+
+
+def _bayesian_steps(res) -> list[str]:
+    return [s.name for s in res.study.steps if STEPS[s.kind].bayesian]
+
+
+@pytest.mark.pipeline
+@pytest.mark.parametrize("which", ["staggered", "efficiency"])
+def test_bayesian_steps_converge_and_the_report_says_so(which, request):
+    res, out = request.getfixturevalue(which)
+    md = (out / "report.md").read_text()
+    assert "## Convergence of the Bayesian steps" in md
+    for name in _bayesian_steps(res):
+        conv = res.results[name].info["convergence"]
+        assert conv["ok"], (name, conv["failed"][:3], conv["divergences"])
+        diag = pd.read_csv(out / f"diagnostics_{name}.csv")
+        assert f"Converged: all {len(diag)} quantities pass" in md, name
+    if which == "efficiency":  # the SFA slopes are checked, not only the scales
+        params = set(pd.read_csv(out / "diagnostics_bsfa.csv")["parameter"])
+        assert {"sigma_u", "sigma_v", "beta[ln_capital]", "beta[ln_energy]"} <= params
+    else:  # twfe (CRV1 by city) beside the model-based posteriors: compare() notes it
+        assert "Note: Model-based beside cluster-robust intervals" in md
+        assert "bayes (iid Gaussian errors)" in md and "twfe (CRV1 by city)" in md
+
+
+@pytest.mark.pipeline
+def test_unconverged_steps_warn_with_their_name_and_are_listed(pilot):
+    res, out, warned = pilot
+    md = (out / "report.md").read_text()
+    failed = [n for n in _bayesian_steps(res) if not res.results[n].info["convergence"]["ok"]]
+    assert "bayesian_regression_control" in failed  # horseshoe at 2 x 150 draws
+    assert sorted(w.split("'")[1] for w in warned) == sorted(failed)  # one warning per step
+    for name in failed:
+        conv = res.results[name].info["convergence"]
+        text = next(w for w in warned if w.startswith(f"step {name!r}: "))
+        assert conv["failed"][0]["parameter"] in text  # the worst parameter is named
+        assert f"| {name} " in md and "| NO " in md  # the summary table at the top
+        assert "**Not converged**" in md and "### Failed convergence checks" in md
+        assert conv["failed"][0]["parameter"] in md
+    # every sampled parameter is checked: the horseshoe's global and local scales, the
+    # slab, the coefficients on the original scale, and the synthetic control's weights
+    rc = {p.split("[")[0] for p in
+          pd.read_csv(out / "diagnostics_bayesian_regression_control.csv")["parameter"]}
+    assert {"tau_n", "tau_ig", "lambda_n", "lambda_ig", "c2", "z", "weight", "a",
+            "sigma_std"} <= rc
+    sc = {p.split("[")[0] for p in
+          pd.read_csv(out / "diagnostics_bayesian_synth.csv")["parameter"]}
+    assert {"w", "sigma", "att|overall"} <= sc
+    for name in ("bayesian_synth", "bayesian_regression_control"):  # every listed variable
+        result = res.results[name]
+        listed = set(result.info["sampled_vars"]) & set(result.idata.posterior.data_vars)
+        assert listed <= (sc if name == "bayesian_synth" else rc), name
+        free = {rv for rv in listed if rv not in ("w", "sigma", "weight", "intercept")}
+        assert free, name  # the sampler's own (unconstrained-scale) parameters are in
 
 
 # ======================================================================== spec errors

@@ -2,6 +2,10 @@
 
 Every error is a ``ValueError`` subclass, names the offending column and, where rows are
 at fault, shows them. Catch :class:`BayesDidError` to catch them all.
+
+Two warnings live here too: :class:`ConvergenceWarning` (a Bayesian fit failed its
+R-hat / ESS / divergence checks) and :class:`DesignIgnoredWarning` (a Bayesian model does
+not use the panel's ``cluster`` or ``weights``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ __all__ = [
     "InfeasibleError",
     "MatchingError",
     "ClusterError",
+    "ConvergenceWarning",
+    "DesignIgnoredWarning",
 ]
 
 _MAX_ROWS_SHOWN = 10
@@ -153,3 +159,12 @@ class MatchingError(EstimationError):
 
 class ClusterError(BayesDidError):
     """A Dask cluster cannot be reached or fails while running replications."""
+
+
+# warnings (not errors): defined here so that anything can filter or catch them cheaply
+class ConvergenceWarning(RuntimeWarning):
+    """Sampler diagnostics suggest the posterior was not explored reliably."""
+
+
+class DesignIgnoredWarning(UserWarning):
+    """A Bayesian model ignores the panel's ``cluster`` or ``weights`` column."""

@@ -11,7 +11,8 @@ se_or_sd   standard error (classical) or posterior standard deviation
 lower      lower end of the interval
 upper      upper end of the interval
 level      interval level, e.g. 0.95
-interval   ``confidence`` | ``hdi`` | ``eti``
+interval   ``confidence`` | ``hdi`` | ``eti`` | ``placebo`` (estimate +/- z * sd of
+           placebo estimates, e.g. synthetic control; not a confidence interval)
 method     estimator name, e.g. ``twfe``, ``hierarchical_did``
 n_obs      observations behind the estimate (treated cells for group rows)
 ========== =================================================================
@@ -33,7 +34,8 @@ EFFECT_COLUMNS = [
     "estimand", "group", "estimate", "se_or_sd", "lower", "upper",
     "level", "interval", "method", "n_obs",
 ]
-INTERVAL_KINDS = ("confidence", "hdi", "eti")
+INTERVAL_KINDS = ("confidence", "hdi", "eti", "placebo")
+RECOMPUTABLE = ("confidence", "placebo")  # estimate +/- quantile * se_or_sd
 
 
 def group_label(**parts: Any) -> str:
@@ -111,16 +113,16 @@ class EffectResult:
     def effects(self, level: float | None = None) -> pd.DataFrame:
         """The tidy effects table (a copy).
 
-        ``level`` recomputes confidence intervals from the standard errors, with the
-        t distribution when the estimator recorded its degrees of freedom (``info['df']``)
-        and the normal otherwise.
+        ``level`` recomputes confidence (and placebo) intervals from the standard errors,
+        with the t distribution when the estimator recorded its degrees of freedom
+        (``info['df']``) and the normal otherwise.
         """
         table = self.table.copy()
         if level is None or np.allclose(table["level"], level):
             return table
         if not 0 < level < 1:
             raise BayesDidError(f"level must be in (0, 1), got {level}")
-        if (table["interval"] != "confidence").any():
+        if (~table["interval"].isin(RECOMPUTABLE)).any():
             raise BayesDidError(
                 "credible intervals cannot be recomputed from a table at another level; "
                 "use the Bayesian result's effects(level=...)", column="interval")

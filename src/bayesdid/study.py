@@ -22,6 +22,7 @@ holds ``INCOMPLETE.txt`` saying which step it stopped in if it fails.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from collections.abc import Mapping
@@ -32,7 +33,7 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import BayesDidError, SpecError
+from .errors import BayesDidError, ConvergenceWarning, SpecError
 from .results import EFFECT_COLUMNS, EffectResult
 from .study_cache import StepCache, data_fingerprint, step_key
 from .study_spec import (
@@ -63,6 +64,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+_PACKAGE_DIR = os.path.join(os.path.dirname(__file__), "")  # warnings point at the caller
 
 INCOMPLETE = "INCOMPLETE.txt"
 
@@ -148,7 +150,10 @@ def _panel_kwargs(defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict
 
 
 def _run_step(step: Step, panel, ctx: StepContext) -> StepOutput:
-    """Run one step, turning its warnings into log lines and naming the step in errors."""
+    """Run one step, turning its warnings into log lines and naming the step in errors.
+
+    A :class:`ConvergenceWarning` stays a warning (prefixed with the step's name): the
+    caller of :func:`run_study` sees it as loudly as a direct ``fit`` would."""
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -158,6 +163,10 @@ def _run_step(step: Step, panel, ctx: StepContext) -> StepOutput:
         raise
     for w in caught:
         if issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning)):
+            continue
+        if issubclass(w.category, ConvergenceWarning):
+            warnings.warn(f"step {step.name!r}: {w.message}", ConvergenceWarning,
+                          skip_file_prefixes=(_PACKAGE_DIR,))
             continue
         logger.warning("%s: %s", step.name, w.message)
     return output
@@ -327,7 +336,7 @@ def run_study(study: Study, out_dir: str | Path, progress: bool = True, *,
             paths[f"table_{step.name}_{name}"].parent.mkdir(exist_ok=True)
             extra.to_csv(paths[f"table_{step.name}_{name}"], index=False)
         if kind.bayesian:
-            diag = output.result.diagnostics(warn=cached is None)
+            diag = output.result.diagnostics(warn=False)  # the fit warned already
             diag = diag.assign(divergences=diag.attrs.get("divergences", 0))
             paths[f"diagnostics_{step.name}"] = out / f"diagnostics_{step.name}.csv"
             diag.to_csv(paths[f"diagnostics_{step.name}"], index=False)
@@ -341,7 +350,10 @@ def run_study(study: Study, out_dir: str | Path, progress: bool = True, *,
     effects.to_csv(paths["effects"], index=False)
 
     # compare() sees exactly the tables written to effects.csv (same level and interval)
-    views = [EffectResult(table=t, method=results[name].method) for name, t in tables.items()]
+    # (with each result's info, so compare() can note model-based beside cluster-robust)
+    views = [EffectResult(table=t, method=results[name].method,
+                          info=dict(getattr(results[name], "info", None) or {}))
+             for name, t in tables.items()]
     labels = list(tables)
     comparison = compare(*views, labels=labels, level=None)
     for kind, p in comparison.save(out, stem="comparison").items():

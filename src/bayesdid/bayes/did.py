@@ -16,6 +16,7 @@ from .aggregate import aggregation
 from .design import DiDDesign, prepare
 from .did_model import LAM_FIXED, build_dense, build_marginal, prior_precision_draws
 from .likelihoods import draw_phi
+from .notices import warn_ignored_design
 from .priors import DiDPriors
 from .result import BayesResult, config_hash
 from .sampling import resolve_seed, sample
@@ -39,7 +40,9 @@ class HierarchicalDiD:
     Parameters
     ----------
     pool : pooling dimensions, among ``"cohort"`` and the panel's group columns.
-        Default: ``("cohort", *panel.groups)``.
+        Default: ``("cohort", *panel.groups)``. ``pool=()`` keeps one cell per cohort x
+        event time, each shrunk toward its event-time mean only (no cohort or group
+        effects); effects are still reported by cohort.
     event_time : also report effects by event time (``k=3``) and by cohort x event time
         (``cohort=2010, k=3``), observation-weighted like every reported effect
         (event-time means are always part of the model).
@@ -80,6 +83,14 @@ class HierarchicalDiD:
         if isinstance(pool, str) or isinstance(covariates, str):
             raise BayesDidError("pool and covariates take a tuple of names, not a string")
         self.pool = None if pool is None else tuple(pool)
+        if self.pool is not None:
+            bad = [g for g in self.pool if not isinstance(g, str)]
+            twice = sorted({g for g in self.pool if self.pool.count(g) > 1}, key=str)
+            if bad or twice:
+                raise BayesDidError(
+                    f"pool takes distinct column names (\"cohort\" or the panel's group "
+                    f"columns); got {self.pool!r}"
+                    + (f": {bad!r} not strings" if bad else f": {twice!r} repeated"))
         if not isinstance(leads, int) or isinstance(leads, bool) or leads < 0 or leads == 1:
             raise BayesDidError(f"leads must be 0 (none) or an integer >= 2, got {leads!r}; "
                                 "event time -1 is the reference period")
@@ -106,15 +117,25 @@ class HierarchicalDiD:
         if not isinstance(panel, Panel):
             raise BayesDidError(f"expected a bayesdid Panel, got {type(panel).__name__}; "
                                 "build one with Panel.from_frame(df, ...)")
-        pool = self.pool if self.pool is not None else ("cohort", *panel.groups)
         covs = self.covariates if self.covariates is not None else panel.covariates
-        design = prepare(panel, pool, covs, leads=self.leads)
+        design = prepare(panel, self._pool(panel), covs, leads=self.leads)
         if self.errors == "ar1" and not design.contiguous:
+            gaps = panel.missing_periods()
+            shown = (gaps.groupby(panel.unit, sort=False)[panel.time]
+                     .agg(lambda t: ", ".join(map(str, t))).rename("missing periods")
+                     .reset_index())
             raise DesignError(
-                "AR(1) errors need each unit's periods to be consecutive; some units have gaps",
-                column=panel.time, hint="pass interpolate=True when building the panel, fill "
-                "the missing periods, or use errors='iid'")
+                f"AR(1) errors need each unit's periods to be consecutive; {len(shown)} unit(s) "
+                f"of column {panel.unit!r} miss {len(gaps)} period(s) of column {panel.time!r} "
+                "inside their observed span", column=panel.time, rows=shown,
+                hint="rebuild the panel with Panel.from_frame(..., interpolate=True), which "
+                "adds the missing interior periods and interpolates their values (logged in "
+                "panel.log), or use errors='iid'")
         return design
+
+    def _pool(self, panel: Panel) -> tuple[str, ...]:
+        """The pooling dimensions used on ``panel`` (``()`` is a valid choice)."""
+        return self.pool if self.pool is not None else ("cohort", *panel.groups)
 
     def form(self) -> str:
         """Which likelihood form :meth:`build` uses."""
@@ -145,11 +166,12 @@ class HierarchicalDiD:
         """
         random_seed = resolve_seed(random_seed)
         design = self.prepare(panel)
+        warn_ignored_design(self, panel)
         model = self._build(design)
         idata = sample(model, draws=draws, tune=tune, chains=chains, cores=cores,
                        random_seed=random_seed, progress=progress, target_accept=target_accept)
-        sampled = [rv.name for rv in model.free_RVs if rv.name in ("sigma", "rho")
-                   or rv.name.startswith("sd_") or rv.name == "nu_minus_2"]
+        # every sampled parameter, and the cell, time and covariate effects drawn from them
+        sampled = [rv.name for rv in model.free_RVs] + ["tau_cell", "time_effect", "beta"]
         idata = self._add_effects(idata, design, panel, random_seed)
         info = {
             "model_type": type(self).__name__, "config": self.config(),
@@ -158,7 +180,7 @@ class HierarchicalDiD:
             "chains": chains, "n_obs": design.n_obs, "n_units": design.n_units,
             "n_cells": len(design.cells), "sampled_vars": sampled, "bayesdid_version": __version__,
         }
-        return BayesResult.from_idata(idata, method="hierarchical_did", info=info)
+        return BayesResult.from_fit(idata, method="hierarchical_did", info=info)
 
     def _add_effects(self, idata, design: DiDDesign, panel: Panel, seed: int):
         post = idata.posterior
@@ -168,7 +190,7 @@ class HierarchicalDiD:
         else:
             tau_std = post["tau_cell_std"].values.reshape(n_chain * n_draw, -1)
             phi = None
-        groups = [g for g in (self.pool or ("cohort", *panel.groups)) if g != "cohort"]
+        groups = [g for g in self._pool(panel) if g != "cohort"]
         agg = aggregation(design.cells, groups, self.event_time)
         tau = tau_std * design.y_scale
         eff = tau @ agg.matrix.T

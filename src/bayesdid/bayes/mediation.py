@@ -47,6 +47,7 @@ from ..classical.mediation import _controls, panel_columns
 from ..errors import BayesDidError, DesignError
 from ..panel import Panel
 from ..results import group_label
+from .notices import warn_ignored_design
 from .result import BayesResult, config_hash
 from .sampling import resolve_seed, sample
 
@@ -150,8 +151,6 @@ class BayesianMediation:
         absent = [c for c in covs if c not in panel.frame.columns]
         if absent:
             raise BayesDidError(f"covariate {absent[0]!r} is not a panel column", column=absent[0])
-        if panel.weights:
-            logger.warning("BayesianMediation ignores the panel weights %r", panel.weights)
         f = panel.frame
         Z = np.column_stack([f[panel.outcome].to_numpy(float), f["treated"].to_numpy(float),
                              meds.to_numpy(float), f[list(covs)].to_numpy(float)])
@@ -251,6 +250,7 @@ class BayesianMediation:
         """
         random_seed = resolve_seed(random_seed)
         design = self.prepare(panel, data)
+        warn_ignored_design(self, panel)
         model = self._build(design)
         idata = sample(model, draws=draws, tune=tune, chains=chains, cores=cores,
                        random_seed=random_seed, progress=progress, target_accept=target_accept)
@@ -272,4 +272,4 @@ class BayesianMediation:
                 "n_obs": design.n_obs, "n_eff": design.n_eff,
                 "covariates": list(design.covariates), "sampled_vars": sampled,
                 "bayesdid_version": __version__}
-        return BayesResult.from_idata(idata, method="bayesian_mediation", info=info)
+        return BayesResult.from_fit(idata, method="bayesian_mediation", info=info)

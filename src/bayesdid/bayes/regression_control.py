@@ -33,6 +33,7 @@ from .. import __version__
 from ..donors import DonorPool
 from ..errors import BayesDidError
 from ..panel import Panel
+from .notices import warn_ignored_design
 from .result import config_hash
 from .sampling import resolve_seed
 from .synth import POOLING, _check_positive, _flat, sample_synth
@@ -135,6 +136,7 @@ class BayesianRegressionControl:
         coefficients on the original scale (``weights()`` lists them)."""
         random_seed = resolve_seed(random_seed)
         design = self.prepare(data)
+        warn_ignored_design(self, data)
         model = self._build(design)
         idata = sample_synth(model, draws=draws, tune=tune, chains=chains, cores=cores,
                        random_seed=random_seed, progress=progress, target_accept=target_accept)
@@ -154,7 +156,9 @@ class BayesianRegressionControl:
             "treated_units": list(map(str, design.targets)),
             "donor_units": list(map(str, design.donor_units)),
             "n_pre": design.pre.sum(axis=0).tolist(),
-            "sampled_vars": ["sigma_std", "a", "tau_n", "c2"],
+            # every sampled parameter (horseshoe global and local scales included) and the
+            # coefficients and intercepts on the original scale
+            "sampled_vars": [rv.name for rv in model.free_RVs] + ["weight", "intercept"],
             "bayesdid_version": __version__,
         }
         return assemble(idata, design, mean_std, sigma, pooling=self.pooling,

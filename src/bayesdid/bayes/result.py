@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,15 +18,21 @@ import xarray as xr
 
 from ..errors import BayesDidError, ModelMismatchError
 from ..results import EffectResult, tidy_table
+from .convergence import (
+    ESS_MIN,
+    RHAT_MAX,
+    ConvergenceWarning,
+    convergence_message,
+    convergence_summary,
+    diagnostics_table,
+)
+
+__all__ = ["BayesResult", "ConvergenceWarning", "RHAT_MAX", "ESS_MIN", "config_hash"]
 
 logger = logging.getLogger(__name__)
 
-RHAT_MAX = 1.01
-ESS_MIN = 400
-
-
-class ConvergenceWarning(RuntimeWarning):
-    """Sampler diagnostics suggest the posterior was not explored reliably."""
+# warnings point at the user's line, not at bayesdid's internals (Python >= 3.12)
+PACKAGE_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "")
 
 
 def config_hash(model_type: str, config: dict[str, Any]) -> str:
@@ -47,8 +54,26 @@ class BayesResult(EffectResult):
 
     @classmethod
     def from_idata(cls, idata, *, method: str, info: dict[str, Any] | None = None) -> BayesResult:
+        """Wrap draws as they are (no checks, no warning; :meth:`load` uses this)."""
         table = _summarise(idata, method, level=0.95, interval="hdi")
         return cls(table=table, method=method, info=dict(info or {}), idata=idata)
+
+    @classmethod
+    def from_fit(cls, idata, *, method: str, info: dict[str, Any] | None = None) -> BayesResult:
+        """What every ``fit`` returns: :meth:`from_idata` plus the convergence check.
+
+        Checks R-hat, bulk/tail ESS of ``info["sampled_vars"]`` and every reported effect,
+        and divergences (see :mod:`bayesdid.bayes.convergence`); records the outcome in
+        ``info["convergence"]`` and warns (:class:`ConvergenceWarning`, naming the worst
+        parameters) when a check fails.
+        """
+        info = dict(info or {})
+        table = diagnostics_table(idata, info.get("sampled_vars", []))
+        info["convergence"] = convergence_summary(table, idata)
+        result = cls.from_idata(idata, method=method, info=info)
+        object.__setattr__(result, "_diagnostics", table)  # a cache: same draws, same table
+        _warn_convergence(info["convergence"], info.get("model_type") or method)
+        return result
 
     def effects(self, level: float | None = None, interval: str = "hdi") -> pd.DataFrame:
         """Tidy effects table from the posterior draws.
@@ -99,45 +124,22 @@ class BayesResult(EffectResult):
 
     # ------------------------------------------------------------------ diagnostics
     def diagnostics(self, warn: bool = True) -> pd.DataFrame:
-        """R-hat, bulk and tail ESS of every sampled scalar and every reported effect, and
-        the number of divergent transitions. Warns (:class:`ConvergenceWarning`) when
-        R-hat > 1.01, bulk ESS < 400 or any transition diverged."""
-        post = self.idata.posterior
-        sampled = [v for v in self.info.get("sampled_vars", []) if v in post]
-        names = [*sampled, "effect"]
-        ds = post.to_dataset()[names]
-        rhat = azs.rhat(ds)
-        bulk = azs.ess(ds, method="bulk")
-        tail = azs.ess(ds, method="tail")
-        rows = []
-        for name in names:
-            r, b, t = (np.atleast_1d(x[name].values) for x in (rhat, bulk, tail))
-            labels = (list(post["effect"].coords["effect_id"].values) if name == "effect"
-                      else [name] * r.size if r.size == 1 else
-                      [f"{name}[{i}]" for i in range(r.size)])
-            rows += [dict(parameter=lab, r_hat=float(ri), ess_bulk=float(bi), ess_tail=float(ti))
-                     for lab, ri, bi, ti in zip(labels, r.ravel(), b.ravel(), t.ravel())]
-        table = pd.DataFrame(rows)
-        stats = self.idata.sample_stats
-        if "diverging" in stats:  # per-draw flags
-            n_div = int(np.asarray(stats["diverging"].values).astype(bool).sum())
-        elif "divergences" in stats:  # PyMC's running count per chain
-            n_div = int(np.asarray(stats["divergences"].values).max(axis=-1).sum())
-        else:
-            n_div = 0
-        table.attrs["divergences"] = n_div
+        """R-hat, bulk and tail ESS of every sampled parameter (``info["sampled_vars"]``,
+        vectors split by coordinate) and every reported effect (``"att|overall"``), and the
+        number of divergent transitions (``attrs["divergences"]``).
+
+        Warns (:class:`ConvergenceWarning`, naming the worst parameters) when R-hat > 1.01,
+        bulk or tail ESS < 400, or any transition diverged. With one chain R-hat is NaN and
+        not checked. ``fit`` already ran this check (``info["convergence"]``).
+        """
+        table = self.__dict__.get("_diagnostics")
+        if table is None:  # computed once per result (thousands of quantities take seconds)
+            table = diagnostics_table(self.idata, self.info.get("sampled_vars", []))
+            object.__setattr__(self, "_diagnostics", table)
+        table = table.copy()
         if warn:
-            problems = []
-            if (table["r_hat"] > RHAT_MAX).any():
-                problems.append(f"max R-hat {table['r_hat'].max():.3f} > {RHAT_MAX}")
-            if (table["ess_bulk"] < ESS_MIN).any():
-                problems.append(f"min bulk ESS {table['ess_bulk'].min():.0f} < {ESS_MIN}")
-            if n_div:
-                problems.append(f"{n_div} divergent transition(s)")
-            if problems:
-                warnings.warn("Sampling problems: " + "; ".join(problems) + ". Increase "
-                              "tune/draws or check the model before trusting the intervals.",
-                              ConvergenceWarning, stacklevel=2)
+            _warn_convergence(convergence_summary(table, self.idata),
+                              self.info.get("model_type") or self.method)
         return table
 
     # ------------------------------------------------------------------ persistence
@@ -174,6 +176,12 @@ class BayesResult(EffectResult):
                     f"{path} holds a {info.get('model_type')} fit with config "
                     f"{info.get('config')}, not this {type(model).__name__} {model.config()}")
         return cls.from_idata(tree, method=method, info=info)
+
+
+def _warn_convergence(summary: dict[str, Any], what: str) -> None:
+    message = convergence_message(summary, what)
+    if message is not None:
+        warnings.warn(message, ConvergenceWarning, skip_file_prefixes=(PACKAGE_DIR,))
 
 
 def _json_default(obj):

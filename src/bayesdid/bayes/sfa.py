@@ -10,7 +10,10 @@ moves only the frontier coefficients (on standardised regressors) and the few sc
 parameters; every gradient is one vectorised pass. Given each posterior draw of the
 parameters, ``u | e`` is a normal truncated at zero, and ``u`` is drawn from it exactly
 afterwards (inversion); ``exp(-u)`` draws carry both parameter and prediction
-uncertainty.
+uncertainty. In the panel forms the conditional law is that of the unit's ``u_i`` given
+all of the unit's residuals (Battese-Coelli 1992): each draw takes one ``u_i`` per unit
+and gives year ``t`` the efficiency ``exp(-exp(-eta (t - T_i)) u_i)``, so a
+time-invariant unit has one efficiency per draw.
 
 Inefficiency over time (``inefficiency=``):
 
@@ -40,6 +43,7 @@ from ..errors import BayesDidError
 from ..panel import Panel
 from ..results import group_label
 from .priors import PositivePriors
+from .notices import warn_ignored_design
 from .result import BayesResult, config_hash
 from .sampling import resolve_seed, sample
 
@@ -76,7 +80,9 @@ class BayesSFAResult(BayesResult):
 
     def efficiency_draws(self) -> pd.DataFrame:
         """Posterior draws of efficiency ``exp(-u)``: one row per observation (indexed by
-        unit and time, or obs), one column per draw (chains stacked)."""
+        unit and time, or obs), one column per draw (chains stacked). In the panel forms a
+        column holds one ``u_i`` per unit, scaled by the BC92 decay (constant over a
+        time-invariant unit's years)."""
         eff = self.idata.posterior["effect"].isel(effect_id=slice(1, None))
         draws = eff.stack(sample=("chain", "draw")).transpose("effect_id", "sample").values
         const = self.idata.constant_data
@@ -227,20 +233,21 @@ class BayesianSFA:
         ``"jitter+adapt_full"``, adapted worse than the diagonal default in short runs)."""
         random_seed = resolve_seed(random_seed)
         d = self.prepare(data)
+        warn_ignored_design(self, data)
         model = self._build(d)
         init = self._initvals(d)
         idata = sample(model, draws=draws, tune=tune, chains=chains, cores=cores,
                        random_seed=random_seed, progress=progress, target_accept=target_accept,
                        initvals=init, init=init_method)
         idata = self._add_efficiency(idata, d, random_seed)
-        sampled = [v.name for v in model.free_RVs if v.name != "theta"]
+        sampled = [v.name for v in model.free_RVs] + ["beta"]  # beta: intercept and slopes
         info = {"model_type": type(self).__name__, "config": self.config(),
                 "config_hash": config_hash(type(self).__name__, self.config()),
                 "random_seed": random_seed, "draws": draws, "tune": tune, "chains": chains,
                 "n_obs": len(d.y), "n_units": d.n_units, "sampled_vars": sampled,
                 "frontier_kind": d.kind, "bayesdid_version": __version__}
-        return BayesSFAResult.from_idata(idata, method=f"bayes_sfa_{self.distribution}",
-                                         info=info)
+        return BayesSFAResult.from_fit(idata, method=f"bayes_sfa_{self.distribution}",
+                                       info=info)
 
     def _initvals(self, d: FrontierDesign) -> dict:
         start = _starts(d, self.distribution, "cross_section", np.random.default_rng(0))[0]
@@ -269,15 +276,17 @@ class BayesianSFA:
         rng = np.random.default_rng([seed, 104729])
         if self.inefficiency == "cross_section":
             mu_s, s_s = m.conditional_cross(e, sv, su, self.distribution, mu)
-            scale = 1.0
+            u = m.draw_u(mu_s, s_s, rng)
         else:
             eta = flat["eta"].values[:, None] if "eta" in flat else np.zeros_like(sv)
             last = np.zeros(d.n_units)
             np.maximum.at(last, d.unit_idx, d.time_values)
             scale = np.exp(-eta * (d.time_values - last[d.unit_idx])[None, :])
+            # u_i | (all of unit i's residuals) is one truncated normal per unit and draw:
+            # draw u_i once, then every year of the unit is the same u_i scaled by its decay
             mu_u, s_u = _panel_conditional_draws(e, d, scale, sv, su, mu)
-            mu_s, s_s = mu_u[:, d.unit_idx], s_u[:, d.unit_idx]
-        eff = np.exp(-m.draw_u(mu_s, s_s, rng, scale))
+            u = scale * m.draw_u(mu_u, s_u, rng)[:, d.unit_idx]
+        eff = np.exp(-u)
         all_eff = np.concatenate([eff.mean(axis=1, keepdims=True), eff], axis=1)
         idcols = list(d.index.columns)
         groups = ["overall"] + [group_label(**dict(zip(idcols, row)))

@@ -2,8 +2,10 @@
 
 Per step: what ran (kind, options, time or 'from cache'), its effects with intervals (by
 region, cohort and event time where the step reports them), its extra tables, convergence
-diagnostics for Bayesian steps, and its figures. At the top: the panel, and every step's
-effects side by side (posterior beside classical).
+diagnostics for Bayesian steps (whether every check passed, and the parameters that failed
+R-hat <= 1.01, bulk/tail ESS >= 400, with the divergences), and its figures. At the top: the
+panel, a convergence summary of the Bayesian steps, and every step's effects side by side
+(posterior beside classical).
 """
 
 from __future__ import annotations
@@ -81,6 +83,52 @@ def _worst_rows(diag: pd.DataFrame, step: str) -> tuple[pd.DataFrame, str]:
                                          f"diagnostics_{step}.csv)")
 
 
+def _md(df: pd.DataFrame, floatfmt: str = ".3g") -> str:
+    """Markdown of a diagnostics table; '|' in names (``att|overall``) escaped."""
+    text = df.assign(**{c: df[c].astype(str).str.replace("|", r"\|", regex=False)
+                        for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])})
+    return text.to_markdown(index=False, floatfmt=floatfmt)
+
+
+def _convergence(diag: pd.DataFrame) -> tuple[str, pd.DataFrame, int]:
+    """(one sentence, the failing rows worst first, divergences) for a diagnostics table."""
+    from ..bayes.convergence import failed_checks
+
+    bad = failed_checks(diag)
+    n_div = (int(diag["divergences"].iloc[0]) if "divergences" in diag and len(diag)
+             else int(diag.attrs.get("divergences", 0)))
+    if bad.empty and not n_div:
+        return (f"Converged: all {len(diag)} quantities pass R-hat <= 1.01 and bulk/tail "
+                "ESS >= 400; no divergent transitions.", bad, n_div)
+    parts = [f"{len(bad)} of {len(diag)} quantities fail R-hat <= 1.01 or bulk/tail "
+             "ESS >= 400"] if len(bad) else []
+    if n_div:
+        parts.append(f"{n_div} divergent transition(s)")
+    return ("**Not converged**: " + "; ".join(parts) + ". Do not trust these intervals "
+            "before refitting with more draws and tune (and a higher target_accept for "
+            "divergences).", bad, n_div)
+
+
+def _failed_table(bad: pd.DataFrame) -> pd.DataFrame:
+    return bad.head(_MAX_EXTRA_ROWS).assign(fails=[", ".join(f) for f in
+                                                   bad["fails"].head(_MAX_EXTRA_ROWS)]
+                                            ).drop(columns="severity")
+
+
+def _convergence_summary(steps: list, diagnostics: Mapping[str, pd.DataFrame]):
+    """One row per Bayesian step: converged?, failing quantities, divergences, worst five."""
+    rows = []
+    for step in steps:
+        if step.name not in diagnostics:
+            continue
+        _, bad, n_div = _convergence(diagnostics[step.name])
+        rows.append({"step": step.name, "converged": "yes" if bad.empty and not n_div else "NO",
+                     "failing quantities": f"{len(bad)} of {len(diagnostics[step.name])}",
+                     "divergences": n_div,
+                     "worst": ", ".join(bad["parameter"].head(5)) or "-"})
+    return pd.DataFrame(rows)
+
+
 def write_report(*, study, panel_text: str, steps: list, outputs: Mapping[str, Any],
                  comparison, seconds: Mapping[str, float], refitted: tuple[str, ...],
                  diagnostics: Mapping[str, pd.DataFrame], figures: Mapping[str, Path],
@@ -100,6 +148,14 @@ def write_report(*, study, panel_text: str, steps: list, outputs: Mapping[str, A
         body.append(f"<p>{html.escape(study.description)}</p>")
     md += ["## Panel", "", "```", panel_text, "```", ""]
     body.append(f"<h2>Panel</h2><pre>{html.escape(panel_text)}</pre>")
+    conv = _convergence_summary(steps, diagnostics)
+    if len(conv):
+        note = ("R-hat <= 1.01, bulk and tail ESS >= 400 for every sampled parameter and "
+                "reported effect, and no divergent transition; per-step details below.")
+        md += ["## Convergence of the Bayesian steps", "", note, "",
+               _md(conv), ""]
+        body += ["<h2>Convergence of the Bayesian steps</h2>",
+                 f'<p class="note">{html.escape(note)}</p>', conv.to_html(index=False)]
 
     reg = _att_regression_table(steps, outputs, panel_text)
     if reg is not None:
@@ -141,8 +197,20 @@ def write_report(*, study, panel_text: str, steps: list, outputs: Mapping[str, A
             body += [f"<h3>{html.escape(name)}{html.escape(more)}</h3>",
                      shown.to_html(index=False, float_format=lambda x: f"{x:.4g}")]
         if step.name in diagnostics:
+            sentence, bad, _ = _convergence(diagnostics[step.name])
+            md += [sentence, ""]
+            body.append(f'<p class="note">{html.escape(sentence)}</p>'
+                        if sentence.startswith("Converged") else
+                        f"<p><b>{html.escape(sentence.replace('**', ''))}</b></p>")
+            if len(bad):
+                more = (f" (the {_MAX_EXTRA_ROWS} worst of {len(bad)})"
+                        if len(bad) > _MAX_EXTRA_ROWS else "")
+                shown = _failed_table(bad)
+                md += [f"### Failed convergence checks{more}", "", _md(shown), ""]
+                body += [f"<h3>Failed convergence checks{html.escape(more)}</h3>",
+                         shown.to_html(index=False, float_format=lambda x: f"{x:.3g}")]
             diag, title = _worst_rows(diagnostics[step.name], step.name)
-            md += [f"### {title}", "", diag.to_markdown(index=False, floatfmt=".3g"), ""]
+            md += [f"### {title}", "", _md(diag), ""]
             body += [f"<h3>{html.escape(title)}</h3>",
                      diag.to_html(index=False, float_format=lambda x: f"{x:.3g}")]
         for name, path in output.figures.items():

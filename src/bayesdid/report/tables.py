@@ -51,8 +51,9 @@ _KIND_TEXT = {
     "confidence": "confidence interval",
     "hdi": "HDI (highest-density credible interval)",
     "eti": "ETI (equal-tailed credible interval)",
+    "placebo": "placebo interval (estimate +/- z x sd of placebo estimates; not a CI)",
 }
-_KIND_SHORT = {"confidence": "CI", "hdi": "HDI", "eti": "ETI"}
+_KIND_SHORT = {"confidence": "CI", "hdi": "HDI", "eti": "ETI", "placebo": "placebo"}
 # Order of group families: overall, cohort, region, cohort x region, event time, the rest.
 _FAMILY = {(): 0, ("cohort",): 1, ("region",): 2, ("cohort", "region"): 3, ("k",): 4}
 _PART = re.compile(r"^\s*([^=]+?)\s*=\s*(.*?)\s*$")
