@@ -31,7 +31,8 @@ _LAZY = {
     "BayesianSFA": "bayesdid.bayes.sfa",
     "BayesianMediation": "bayesdid.bayes.mediation",
     "BayesResult": "bayesdid.bayes.result",
-    "ConvergenceWarning": "bayesdid.bayes.result",
+    "ConvergenceWarning": "bayesdid.errors",
+    "DesignIgnoredWarning": "bayesdid.errors",
     "bayes_sensitivity": "bayesdid.bayes.sensitivity",
     "posterior_contrasts": "bayesdid.bayes.contrasts",
     # classical twins
