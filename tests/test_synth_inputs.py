@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import pandas as pd
 import pytest
 
@@ -10,7 +12,7 @@ from bayesdid.classical.regression_control import regression_control
 from bayesdid.classical.sdid import synthdid
 from bayesdid.classical.synth import synth
 from bayesdid.datasets import info, load
-from bayesdid.errors import ColumnError, DesignError, MissingValueError
+from bayesdid.errors import ColumnError, DesignError, MissingValueError, SpecError
 
 KW = info("prop99")["panel_kwargs"]
 ESTIMATORS = {
@@ -103,3 +105,70 @@ def test_inputs_not_mutated(frame):
     synth(panel, placebo=False, progress=False)
     regression_control(panel, se="prediction", progress=False)
     pd.testing.assert_frame_equal(frame, before)
+
+
+@pytest.mark.unit
+def test_mspe_periods_after_treatment_need_consent(panel):
+    kw = {"lags": [1975, 1980, 1988], "placebo": False, "progress": False}
+    with pytest.raises(DesignError, match=r"mspe_periods \[1989, 1990\] are at or after the "
+                                          r"treatment start of 'California'") as err:
+        synth(panel, mspe_periods=range(1985, 1991), **kw)
+    assert err.value.column == "time"
+    assert "allow_post_mspe=True" in str(err.value)
+    res = synth(panel, mspe_periods=range(1985, 1991), allow_post_mspe=True, **kw)
+    assert res.predictor_weights["California"].sum() == pytest.approx(1.0)
+    with pytest.raises(DesignError, match=r"mspe_periods \[1960\] are not periods"):
+        synth(panel, mspe_periods=[1960, 1980], **kw)
+    with pytest.raises(DesignError, match="no V is searched"):
+        synth(panel, mspe_periods=[1980, 1985], placebo=False, progress=False)
+    with pytest.raises(DesignError, match="no V is searched"):
+        synth(panel, mspe_periods=[1980, 1985], v="equal", **kw)
+
+
+@pytest.mark.unit
+def test_bad_predictor_periods(panel):
+    kw = {"placebo": False, "progress": False}
+    with pytest.raises(DesignError, match=r"outcome periods 1988,1990-1992 reach past the "
+                                          r"treatment start"):
+        synth(panel, outcome_means=[[1988, 1990, 1991, 1992]], **kw)
+    with pytest.raises(DesignError, match=r"periods \[1901\] for predictor 'y' are not"):
+        synth(panel, outcome_means=[[1901, 1980]], **kw)
+    with pytest.raises(DesignError, match=r"a tuple is a \(start, end\) window") as err:
+        synth(panel, outcome_means=[(1975, 1980, 1985)], **kw)
+    assert "as a list" in str(err.value)
+    with pytest.raises(DesignError, match="non-empty list of periods"):
+        synth(panel, outcome_means=[[]], **kw)
+    with pytest.raises(DesignError, match="n_starts must be a positive integer"):
+        synth(panel, lags=[1980, 1988], n_starts=0, **kw)
+    with pytest.raises(DesignError, match="non-negative numbers with a positive sum"):
+        synth(panel, lags=[1980, 1988], v=[0.0, 0.0], **kw)
+
+
+@pytest.mark.pipeline
+def test_study_step_takes_predictor_forms_and_mspe_window(tmp_path):
+    from bayesdid.study import loads_study, run_study
+    from bayesdid.study_steps_synth import _periods
+
+    assert _periods("1988,1990-1992", "p") == [1988, 1990, 1991, 1992]
+    assert _periods("1980-1988", "p") == (1980, 1988) and _periods("pre", "p") is None
+    assert _periods([1975, 1980], "p") == [1975, 1980]
+    with pytest.raises(SpecError, match="cannot read periods"):
+        _periods("1980 to 1988", "steps[0].outcome_means[0]")
+    text = """
+    [study]
+    name = "p99"
+    [data]
+    dataset = "prop99"
+    [[steps]]
+    kind = "synth"
+    lags = [1975, 1988]
+    outcome_means = ["1980-1984", "1985,1987-1988"]
+    mspe_periods = [1980, 1981, 1982, 1983, 1984, 1985, 1986, 1987, 1988]
+    placebo = false
+    """
+    res = run_study(loads_study(textwrap.dedent(text)), tmp_path, progress=False)
+    weights = pd.read_csv(res.paths["table_synth_weights"])
+    assert weights["California"].sum() == pytest.approx(1.0)
+    bad = textwrap.dedent(text).replace("mspe_periods = [1980,", "mspe_periods = [1990,")
+    with pytest.raises(DesignError, match=r"mspe_periods \[1990\] are at or after"):
+        run_study(loads_study(bad), tmp_path / "bad", progress=False)

@@ -14,6 +14,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from types import MappingProxyType
 from typing import Any
@@ -25,6 +26,7 @@ from .study_checks import (
     check_bool,
     check_int,
     check_list,
+    check_plain_table,
     check_num,
     check_str,
     check_unit_id,
@@ -81,11 +83,46 @@ def _treated_units(result) -> list:
 
 
 # ---------------------------------------------------------------------------- synth
+def _periods(value: Any, path: str):
+    """A predictor's periods: ``"1980-1988"`` (a window), ``"1988,1990-1992"`` or an array
+    of years (exactly those years), ``"pre"`` (the whole pre-period)."""
+    if isinstance(value, list):
+        return list(check_list(check_int(), what="int")(value, path))
+    if not isinstance(value, str):
+        raise fail(path, f"expected a period string like '1980-1988' or an array of years, "
+                         f"got {value!r:.60}")
+    text = value.replace(" ", "")
+    if text == "pre":
+        return None
+    years: list[int] = []
+    try:
+        for part in text.split(","):
+            a, _, b = part.partition("-")
+            years += list(range(int(a), int(b or a) + 1))
+    except ValueError:
+        raise fail(path, f"cannot read periods {value!r}",
+                   hint="write '1980-1988', '1988,1990-1992' or 'pre'") from None
+    if "," not in text and "-" in text:
+        return (years[0], years[-1])  # a window, as synth's (start, end)
+    return years
+
+
+PERIODS = check_list(_periods, what="period strings or arrays of years")
+
+
 def _synth(panel, opts, ctx):
     from .classical.synth import synth, synth_placebo_time
 
     kw = {k: opts[k] for k in ("v", "n_starts", "placebo", "max_pre_rmspe_ratio",
-                               "random_seed") if k in opts}
+                               "random_seed", "allow_post_mspe") if k in opts}
+    for k in ("lags", "outcome_means", "mspe_periods"):
+        if k in opts:
+            kw[k] = list(opts[k])
+    if "covariates" in opts:
+        kw["covariates"] = dict(opts["covariates"])
+        # columns merged in from the study data become covariates of this step's panel
+        new = tuple(c for c in kw["covariates"] if c not in panel.covariates)
+        panel = dataclasses.replace(panel, covariates=panel.covariates + new)
     kw.update(_donors(panel, opts))
     if "fake_start" in opts:
         return synth_placebo_time(panel, opts["fake_start"], level=ctx.level,
@@ -220,8 +257,11 @@ KINDS = {
         "synth",
         {**DONORS, "v": check_str(("optimize", "equal")), "n_starts": check_int(1),
          "placebo": check_bool, "max_pre_rmspe_ratio": POS, "random_seed": check_int(0),
-         "fake_start": check_int()},
+         "fake_start": check_int(), "lags": check_list(check_int(), what="int"),
+         "outcome_means": PERIODS, "covariates": check_plain_table(_periods),
+         "mspe_periods": check_list(check_int(), what="int"), "allow_post_mspe": check_bool},
         _synth, _synth_output, check=_check_donors,
+        columns=lambda o: list(o.get("covariates", {})),
         description="ADH synthetic control with placebo-in-space inference"),
     "synthdid": kind(
         "synthdid",
