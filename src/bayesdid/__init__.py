@@ -5,6 +5,7 @@ reviewer expects, on one shared :class:`~bayesdid.panel.Panel`.
 
 The public API is importable from the top level; heavy modules (PyMC, pyfixest) load
 only when a name that needs them is first used, so ``import bayesdid`` stays quick.
+``compare`` and ``efficiency_did`` are imported eagerly (each shares its module's name).
 
 >>> import bayesdid
 >>> bayesdid.HierarchicalDiD.__module__, bayesdid.twfe.__module__
@@ -18,6 +19,11 @@ from typing import TYPE_CHECKING
 
 from .panel import Panel
 from .results import EffectResult
+
+# these two functions share their name with their module: imported eagerly, because the
+# first `import bayesdid.compare` anywhere would otherwise rebind the name to the module
+from .compare import compare  # noqa: E402
+from .efficiency_did import efficiency_did  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -43,8 +49,6 @@ _LAZY = {
         "regression_control", "dea", "ddf", "sbm", "super_sbm", "malmquist_luenberger",
         "sfa")},
     # comparison, data, studies
-    "compare": "bayesdid.compare",
-    "efficiency_did": "bayesdid.efficiency_did",
     "load": "bayesdid.datasets",
     "simulate_staggered": "bayesdid.datasets",
     "simulate_pilot_zones": "bayesdid.datasets",
@@ -52,7 +56,7 @@ _LAZY = {
     "regression_table": "bayesdid.report",
 }
 
-__all__ = ["Panel", "EffectResult", "__version__", *_LAZY]
+__all__ = ["Panel", "EffectResult", "compare", "efficiency_did", "__version__", *_LAZY]
 
 
 def __getattr__(name: str):
@@ -70,4 +74,3 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static tools see the real objects
     from .bayes.did import HierarchicalDiD  # noqa: F401
-    from .compare import compare  # noqa: F401
