@@ -213,3 +213,58 @@ def test_bad_inputs_raise_clear_errors(prop99):
         BayesianSyntheticControl(concentration=0)
     with pytest.raises(BayesDidError, match="pooling"):
         BayesianSyntheticControl(pooling="full")
+
+
+# ------------------------------------------------------------------ donor-pool warnings
+from bayesdid.bayes.result import ConvergenceWarning  # noqa: E402
+from bayesdid.bayes.synth_checks import DonorPoolWarning, donor_pool_notes  # noqa: E402
+from bayesdid.donors import DonorPool  # noqa: E402
+
+
+def _prop99_pool(edit=None) -> DonorPool:
+    df = load("prop99")
+    if edit is not None:
+        df = edit(df)
+    return donor_pool(Panel.from_frame(df, **info("prop99")["panel_kwargs"]))
+
+
+@pytest.mark.unit
+def test_donor_pool_notes_name_periods_outside_the_range_and_opposite_donors():
+    # California lies inside the donors' range; four states moved against it before 1989
+    notes = donor_pool_notes(_prop99_pool())
+    assert len(notes) == 1
+    assert notes[0].startswith("California: 4 of 38 donor(s) are negatively correlated with "
+                               "its pre-period path: Tennessee (-0.46), Arkansas (-0.36)")
+
+    def drop(df):  # California below every donor in 1970-1972
+        hit = (df["state"] == "California") & df["year"].between(1970, 1972)
+        return df.assign(cigsale=np.where(hit, 50.0, df["cigsale"]))
+
+    notes = [n for n in donor_pool_notes(_prop99_pool(drop)) if "range" in n]
+    assert len(notes) == 1
+    assert "outside the donors' range in 3 of 19 pre-period(s)" in notes[0]
+    assert "1970: 50 < smallest donor 65.5" in notes[0] and "1972: 50 < smallest" in notes[0]
+    assert "1973" not in notes[0]
+
+    def mirror(df):  # Utah moves against California before 1989
+        cal = df[df["state"] == "California"].set_index("year")["cigsale"]
+        utah = (df["state"] == "Utah") & (df["year"] < 1989)
+        return df.assign(cigsale=np.where(utah, 250.0 - df["year"].map(cal), df["cigsale"]))
+
+    notes = donor_pool_notes(_prop99_pool(mirror))
+    assert len(notes) == 1
+    assert notes[0].startswith("California: 5 of 38 donor(s) are negatively correlated with "
+                               "its pre-period path: Utah (-1.00), Tennessee (-0.46)")
+
+
+@pytest.mark.sampling
+def test_fit_warns_about_the_donor_pool():
+    def lift(df):
+        hit = (df["state"] == "California") & (df["year"] == 1975)
+        return df.assign(cigsale=np.where(hit, 500.0, df["cigsale"]))
+
+    with pytest.warns(DonorPoolWarning, match=r"1975: 500 > largest donor"):
+        with pytest.warns(ConvergenceWarning):  # 1 chain x 30 draws: too short, and says so
+            BayesianSyntheticControl().fit(_prop99_pool(lift), draws=30, tune=30, chains=1,
+                                           random_seed=1, progress=False)
+

@@ -35,8 +35,10 @@ from .. import __version__
 from ..donors import DonorPool
 from ..errors import BayesDidError
 from ..panel import Panel
+from .notices import warn_ignored_design
 from .result import config_hash
 from .sampling import resolve_seed, sample
+from .synth_checks import warn_donor_pool
 from .synth_pooled import (
     SynthDesign,
     SynthResult,
@@ -165,7 +167,10 @@ class BayesianSyntheticControl:
         """Sample the weights' posterior and return a :class:`SynthResult` with
         ``att`` (per unit and ``overall``), ``gap`` (per unit and period) and weights."""
         random_seed = resolve_seed(random_seed)
-        design = self.prepare(data)
+        pool = as_pool(data)
+        design = self.prepare(pool)
+        warn_ignored_design(self, data)
+        warn_donor_pool(pool)
         return self._fit(design, draws=draws, tune=tune, chains=chains, cores=cores,
                          random_seed=random_seed, progress=progress,
                          target_accept=target_accept, method="bayes_synth")
@@ -182,7 +187,7 @@ class BayesianSyntheticControl:
             "random_seed": seed, "draws": kw["draws"], "tune": kw["tune"],
             "chains": kw["chains"], "treated_units": list(map(str, design.targets)),
             "donor_units": list(map(str, design.donor_units)),
-            "n_pre": design.pre.sum(axis=0).tolist(), "sampled_vars": ["w", "sigma"],
+            "n_pre": design.pre.sum(axis=0).tolist(), "sampled_vars": ["w_gamma", "w", "sigma", "intercept"],
             "bayesdid_version": __version__,
         }
         intercept = b_std * design.y_scale[None, :] if self.intercept else None

@@ -276,7 +276,7 @@ def assemble(idata, design: SynthDesign, mean_std: np.ndarray, sigma_std: np.nda
         coords=dict(effect_id=labels, unit=list(map(str, design.targets)), time=design.times))
     idata["posterior"] = xr.DataTree(ds)
     idata["constant_data"] = xr.DataTree(const)
-    return SynthResult.from_idata(idata, method=method, info=info)
+    return SynthResult.from_fit(idata, method=method, info=info)
 
 
 @dataclass(frozen=True, eq=False)
