@@ -29,9 +29,9 @@ import xarray as xr
 from threadpoolctl import threadpool_limits
 
 from bayesdid import Panel
-from bayesdid.bayes.synth import BayesianSyntheticControl
+from bayesdid.synthetic.bayes_synth import BayesianSyntheticControl
 from bayesdid.datasets import info, load
-from bayesdid.donors import donor_pool
+from bayesdid.synthetic.donors import donor_pool
 
 RESULTS = Path(__file__).parent / "results" / "bench_bayes_synth.md"
 

@@ -20,7 +20,7 @@ import pytensor
 from threadpoolctl import threadpool_limits
 
 from bayesdid import Panel
-from bayesdid.bayes.did import HierarchicalDiD
+from bayesdid.did.hierarchical import HierarchicalDiD
 from bayesdid.classical import twfe
 from bayesdid.datasets import simulate_staggered
 

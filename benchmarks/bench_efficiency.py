@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linprog
 
-from bayesdid.classical.dea import lp_backend
-from bayesdid.classical.malmquist import malmquist_luenberger
+from bayesdid.efficiency.dea import lp_backend
+from bayesdid.efficiency.malmquist import malmquist_luenberger
 
 INPUTS = ["capital", "labour", "tech", "energy"]
 GOODS = ["gdp_pc", "green_pc"]

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from bayesdid import Panel
-from bayesdid.classical._fixest import pf
-from bayesdid.classical.placebo import placebo, placebo_assignments
+from bayesdid.did._fixest import pf
+from bayesdid.checks.placebo import placebo, placebo_assignments
 from bayesdid.datasets.simulate import simulate_staggered
 
 N_DRAWS = 1000

@@ -20,7 +20,7 @@ CHILD = r"""
 import json, logging, resource, sys, time
 logging.getLogger("pymc").setLevel(logging.WARNING)
 from bayesdid import Panel
-from bayesdid.bayes.did import HierarchicalDiD
+from bayesdid.did.hierarchical import HierarchicalDiD
 from bayesdid.classical import twfe
 from bayesdid.datasets import simulate_staggered
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import arviz_stats as azs
 from scipy import stats
 
-from bayesdid.bayes.sfa import BayesianSFA
-from bayesdid.classical.sfa import sfa
+from bayesdid.efficiency.bayes_sfa import BayesianSFA
+from bayesdid.efficiency.sfa import sfa
 from bayesdid.datasets.simulate_efficiency import simulate_efficiency
 
 OUT = Path(__file__).parent / "results" / "bench_sfa.md"

@@ -32,7 +32,7 @@ import pandas as pd
 import statsmodels.api as sm
 
 from bayesdid import Panel
-from bayesdid.classical.callaway_santanna import callaway_santanna
+from bayesdid.staggered.callaway_santanna import callaway_santanna
 from bayesdid.datasets import simulate_staggered
 
 BATCHES = {2005: 150, 2009: 150, 2013: 150, 2017: 150}  # 600 treated, 400 never treated
@@ -134,7 +134,7 @@ def cpu_seconds() -> float:
 
 
 def bench_bayes(lines: list[str]) -> None:
-    from bayesdid.bayes.did import HierarchicalDiD
+    from bayesdid.did.hierarchical import HierarchicalDiD
 
     logging.getLogger("pymc").setLevel(logging.WARNING)
     sim = simulate_staggered(random_seed=0)

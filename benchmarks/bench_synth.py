@@ -15,7 +15,7 @@ Timed (classical, in this process):
 Baseline: one synthetic-control fit on Prop 99 (the default predictors) in the same run;
 every figure is also printed as a multiple of it (machines are noisy: ratios travel).
 The Bayesian SC timing (4 chains x 1000 draws) is a hook, run when
-``bayesdid.bayes.synth.BayesianSyntheticControl`` imports.
+``bayesdid.synthetic.bayes_synth.BayesianSyntheticControl`` imports.
 
     .venv/bin/python benchmarks/bench_synth.py [--reps 3] [--skip-bayes]
 """
@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from bayesdid import Panel
-from bayesdid.classical.regression_control import regression_control
-from bayesdid.classical.sdid import synthdid
-from bayesdid.classical.synth import synth
+from bayesdid.synthetic.regression_control import regression_control
+from bayesdid.synthetic.sdid import synthdid
+from bayesdid.synthetic.synth import synth
 from bayesdid.datasets import info, load
 
 OUT = Path(__file__).parent / "results" / "bench_synth.md"
@@ -74,7 +74,7 @@ def bench_bayesian_sc(panel: Panel, draws: int = 1000, chains: int = 4):
     Returns ``(seconds, result)`` or ``None`` when the Bayesian module is not available.
     """
     try:
-        from bayesdid.bayes.synth import BayesianSyntheticControl
+        from bayesdid.synthetic.bayes_synth import BayesianSyntheticControl
     except ImportError:
         return None
     model = BayesianSyntheticControl()

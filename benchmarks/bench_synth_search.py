@@ -45,7 +45,7 @@ from scipy import optimize
 
 from bayesdid import Panel
 from bayesdid.classical import synth_search as ss
-from bayesdid.classical.synth import synth
+from bayesdid.synthetic.synth import synth
 from bayesdid.datasets import info, load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,8 +134,8 @@ def former_default(X1, X0, z1, Z0, seed: int) -> tuple[float, float]:
 
 def prop99_problems(prop99: Panel):
     """Prop 99's V-search problems (4 predictors): California and its 38 placebo refits."""
-    from bayesdid.classical.synth import _predictor_matrix, _Spec
-    from bayesdid.donors import donor_pool
+    from bayesdid.synthetic.synth import _predictor_matrix, _Spec
+    from bayesdid.synthetic.donors import donor_pool
 
     pool = donor_pool(prop99)
     Y = np.column_stack([pool.y_treated, pool.y_donors])

@@ -34,7 +34,7 @@ import pandas as pd
 
 from bayesdid import Panel
 from bayesdid.classical import imputation
-from bayesdid.classical._fixest import pf
+from bayesdid.did._fixest import pf
 from bayesdid.datasets import simulate_staggered
 
 RESULTS = Path(__file__).parent / "results" / "imputation_variance.md"

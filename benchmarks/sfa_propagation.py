@@ -4,7 +4,7 @@ frontier form (the setting of notebooks/eco_efficiency.py: 278 cities x 19 years
 For each frontier (SFA MLE and BayesianSFA; inefficiency ``cross_section``, ``bc92``,
 ``time_invariant``) the DID (BJS imputation, as in the notebook, and TWFE) is fitted once on
 the mean efficiency (naive) and on ``--refits`` efficiency draws combined by Rubin's rules
-(:func:`bayesdid.efficiency_did.efficiency_did`). Printed per row: the naive and the
+(:func:`bayesdid.efficiency.efficiency_did.efficiency_did`). Printed per row: the naive and the
 propagated 95% interval width, their ratio, Rubin's fraction of missing information, the
 propagated estimate and whether the interval covers the true ATT.
 
@@ -22,11 +22,11 @@ import warnings
 
 import numpy as np
 
-from bayesdid.bayes.sfa import BayesianSFA
+from bayesdid.efficiency.bayes_sfa import BayesianSFA
 from bayesdid.classical import imputation, twfe
-from bayesdid.classical.sfa import sfa
+from bayesdid.efficiency.sfa import sfa
 from bayesdid.datasets import simulate_efficiency
-from bayesdid.efficiency_did import efficiency_did
+from bayesdid.efficiency.efficiency_did import efficiency_did
 
 FORMS = ("cross_section", "bc92", "time_invariant")
 

@@ -5,7 +5,7 @@ treated from 2017, per-unit effects 0.25 / 0.15 / 0.10, seeds 0..n-1) compare
 
 * the Bayesian synthetic control's 95% HDI (:class:`BayesianSyntheticControl`, partial
   pooling), per unit and pooled, and
-* the classical placebo-based interval of :func:`bayesdid.classical.synth.synth`
+* the classical placebo-based interval of :func:`bayesdid.synthetic.synth.synth`
   (ATT +/- 1.96 sd of the placebo-in-space ATTs), per unit and pooled,
 
 against the true ATT. Replications run on local processes through
@@ -38,8 +38,8 @@ def one_panel(seed: int, draws: int, tune: int, noise_rho: float,
     """Fit both methods on one simulated panel; rows of (method, group, truth, interval)."""
     warnings.filterwarnings("ignore")
     logging.getLogger("pymc").setLevel(logging.ERROR)
-    from bayesdid.bayes.synth import BayesianSyntheticControl
-    from bayesdid.classical.synth import synth
+    from bayesdid.synthetic.bayes_synth import BayesianSyntheticControl
+    from bayesdid.synthetic.synth import synth
     from bayesdid.datasets.simulate_pilot import simulate_pilot_zones
 
     sim = simulate_pilot_zones(random_seed=seed, noise_rho=noise_rho)
@@ -104,7 +104,7 @@ def main() -> None:
         "",
         f"Bayesian SC: BayesianSyntheticControl(pooling={args.pooling!r}) (concentration "
         f"0.3), 2 chains x {args.draws} draws after {args.tune} tuning, 95% HDI. "
-        f"Classical: bayesdid.classical.synth.synth (ADH weights on all pre-period "
+        f"Classical: bayesdid.synthetic.synth.synth (ADH weights on all pre-period "
         f"outcomes), interval ATT +/- 1.96 sd(placebo-in-space ATTs).",
         "",
         table.to_markdown(index=False, floatfmt=".3f"),

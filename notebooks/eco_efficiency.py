@@ -39,11 +39,11 @@ import pandas as pd
 from scipy import stats
 
 from bayesdid import Panel
-from bayesdid.bayes.sfa import BayesianSFA
+from bayesdid.efficiency.bayes_sfa import BayesianSFA
 from bayesdid.classical import imputation, malmquist_luenberger, sfa
 from bayesdid.compare import compare
 from bayesdid.datasets import simulate_efficiency
-from bayesdid.efficiency_did import efficiency_did
+from bayesdid.efficiency.efficiency_did import efficiency_did
 from bayesdid.report import (
     plot_efficiency_intervals,
     plot_frontier,

@@ -38,8 +38,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from bayesdid import Panel
-from bayesdid.bayes.regression_control import BayesianRegressionControl
-from bayesdid.bayes.synth import BayesianSyntheticControl
+from bayesdid.synthetic.bayes_regression_control import BayesianRegressionControl
+from bayesdid.synthetic.bayes_synth import BayesianSyntheticControl
 from bayesdid.classical import (
     regression_control,
     regression_control_placebo_time,

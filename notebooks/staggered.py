@@ -39,8 +39,8 @@ import os
 import pandas as pd
 
 from bayesdid import Panel
-from bayesdid.bayes.did import HierarchicalDiD
-from bayesdid.bayes.sensitivity import bayes_sensitivity
+from bayesdid.did.hierarchical import HierarchicalDiD
+from bayesdid.did.bayes_sensitivity import bayes_sensitivity
 from bayesdid.classical import (
     bacon_decomposition,
     callaway_santanna,

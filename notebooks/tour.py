@@ -24,7 +24,7 @@
 import os
 
 from bayesdid import Panel
-from bayesdid.bayes.did import HierarchicalDiD
+from bayesdid.did.hierarchical import HierarchicalDiD
 from bayesdid.classical import event_study, twfe
 from bayesdid.compare import compare
 from bayesdid.datasets import simulate_staggered

@@ -9,7 +9,7 @@ import pytest
 
 from bayesdid import Panel
 from bayesdid.classical import twfe
-from bayesdid.classical.bacon import BaconResult, bacon_decomposition
+from bayesdid.staggered.bacon import BaconResult, bacon_decomposition
 from bayesdid.datasets import load, simulate_staggered
 from bayesdid.errors import BayesDidError, DesignError, WeightsError
 from bayesdid.panel import LogEntry

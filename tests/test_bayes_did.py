@@ -14,10 +14,10 @@ import xarray as xr
 from scipy import stats
 
 from bayesdid import Panel
-from bayesdid.bayes.aggregate import aggregation
-from bayesdid.bayes.design import _phi_matrix
-from bayesdid.bayes.did import HierarchicalDiD
-from bayesdid.bayes.likelihoods import (
+from bayesdid.did.aggregate import aggregation
+from bayesdid.did.hierarchical_design import _phi_matrix
+from bayesdid.did.hierarchical import HierarchicalDiD
+from bayesdid.did.marginal_likelihood import (
     marginal_loglik_grad_np,
     marginal_loglik_np,
     marginal_loglik_pt,

@@ -8,10 +8,10 @@ import pytest
 import xarray as xr
 
 from bayesdid import Panel
-from bayesdid.bayes.aggregate import aggregation
-from bayesdid.bayes.did import HierarchicalDiD
+from bayesdid.did.aggregate import aggregation
+from bayesdid.did.hierarchical import HierarchicalDiD
 from bayesdid.bayes.result import BayesResult
-from bayesdid.bayes.sensitivity import bayes_sensitivity
+from bayesdid.did.bayes_sensitivity import bayes_sensitivity
 from bayesdid.datasets import simulate_staggered
 from bayesdid.errors import BayesDidError
 

@@ -6,10 +6,10 @@ import pytensor
 import pytest
 
 from bayesdid import Panel
-from bayesdid.bayes.regression_control import BayesianRegressionControl
-from bayesdid.bayes.synth_pooled import SynthResult
+from bayesdid.synthetic.bayes_regression_control import BayesianRegressionControl
+from bayesdid.synthetic.bayes_pooled import SynthResult
 from bayesdid.datasets.simulate_pilot import simulate_pilot_zones
-from bayesdid.donors import donor_pool
+from bayesdid.synthetic.donors import donor_pool
 from bayesdid.errors import BayesDidError, ConvergenceWarning, DesignError
 
 

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayesdid.bayes.sfa import BayesianSFA, BayesSFAResult, SFAPriors
+from bayesdid.efficiency.bayes_sfa import BayesianSFA, BayesSFAResult, SFAPriors
 from bayesdid.classical import _sfa_math as m
-from bayesdid.classical.sfa import NonPositiveValueError, sfa
+from bayesdid.efficiency.sfa import NonPositiveValueError, sfa
 from bayesdid.datasets.simulate_efficiency import simulate_efficiency
 from bayesdid.errors import BayesDidError
 from bayesdid.report.sfa_plots import plot_efficiency_intervals, plot_frontier

@@ -8,7 +8,7 @@ import pyfixest as pf
 import pytest
 
 from bayesdid import Panel
-from bayesdid.bayes.did import HierarchicalDiD
+from bayesdid.did.hierarchical import HierarchicalDiD
 from bayesdid.calibration import coverage_table, run_calibration
 from bayesdid.classical import twfe
 from bayesdid.datasets import simulate_staggered

@@ -10,11 +10,11 @@ import pytest
 from scipy import stats
 
 from bayesdid import Panel
-from bayesdid.bayes.synth import BayesianSyntheticControl, BayesPlaceboResult
-from bayesdid.bayes.synth_pooled import SynthResult, partial_pool
+from bayesdid.synthetic.bayes_synth import BayesianSyntheticControl, BayesPlaceboResult
+from bayesdid.synthetic.bayes_pooled import SynthResult, partial_pool
 from bayesdid.datasets import info, load
 from bayesdid.datasets.simulate_pilot import simulate_pilot_zones
-from bayesdid.donors import donor_pool
+from bayesdid.synthetic.donors import donor_pool
 from bayesdid.errors import BayesDidError, DesignError, MissingValueError
 
 # ADH (2010) synthetic California, /work/shared/REFERENCES.md (Stata synth replication)
@@ -217,8 +217,8 @@ def test_bad_inputs_raise_clear_errors(prop99):
 
 # ------------------------------------------------------------------ donor-pool warnings
 from bayesdid.bayes.result import ConvergenceWarning  # noqa: E402
-from bayesdid.bayes.synth_checks import DonorPoolWarning, donor_pool_notes  # noqa: E402
-from bayesdid.donors import DonorPool  # noqa: E402
+from bayesdid.synthetic.donor_checks import DonorPoolWarning, donor_pool_notes  # noqa: E402
+from bayesdid.synthetic.donors import DonorPool  # noqa: E402
 
 
 def _prop99_pool(edit=None) -> DonorPool:

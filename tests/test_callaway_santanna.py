@@ -1,4 +1,4 @@
-"""Callaway & Sant'Anna (2021) ATT(g, t) and aggregations (bayesdid.classical.callaway_santanna)."""
+"""Callaway & Sant'Anna (2021) ATT(g, t) and aggregations (bayesdid.staggered.callaway_santanna)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from bayesdid import Panel
-from bayesdid.classical.callaway_santanna import callaway_santanna
+from bayesdid.staggered.callaway_santanna import callaway_santanna
 from bayesdid.datasets import load, simulate_staggered
 from bayesdid.errors import BayesDidError, DesignError
 from bayesdid.panel import LogEntry

@@ -124,7 +124,7 @@ def test_panel_section_and_policy_lists_keys_become_years():
 
 @pytest.mark.unit
 def test_panel_overrides_replace_treatment_and_empty_string_removes_default():
-    from bayesdid.study import _panel_kwargs
+    from bayesdid.study.run import _panel_kwargs
 
     defaults = dict(unit="sid", time="year", outcome="y", cohort="cohort", weights="popwt")
     study = loads_study(HEAD + '[panel]\ntreat = "treated"\nweights = ""\n'

@@ -1,7 +1,7 @@
 """Callaway-Sant'Anna multiplier bootstrap and uniform (sup-t) bands.
 
-bayesdid.classical.callaway_santanna(bootstrap=, uniform=, multiplier=, random_seed=) and
-bayesdid.classical._bootstrap. No stored csdid bootstrap reference exists (the stored
+bayesdid.staggered.callaway_santanna(bootstrap=, uniform=, multiplier=, random_seed=) and
+bayesdid.staggered._bootstrap. No stored csdid bootstrap reference exists (the stored
 csdid JSONs are analytic, bstrap=False; bootstrap draws cannot match across RNGs), so the
 bootstrap is checked against the analytic influence-function SEs (same variance) and
 against known truth (joint coverage of the uniform band over simulated panels).
@@ -15,8 +15,8 @@ import pytest
 from scipy import stats
 
 from bayesdid import Panel
-from bayesdid.classical._bootstrap import bootstrap_se, multiplier_draws, sup_t_crit
-from bayesdid.classical.callaway_santanna import callaway_santanna
+from bayesdid.staggered._bootstrap import bootstrap_se, multiplier_draws, sup_t_crit
+from bayesdid.staggered.callaway_santanna import callaway_santanna
 from bayesdid.datasets import simulate_staggered
 from bayesdid.errors import BayesDidError, ColumnError
 

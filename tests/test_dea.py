@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy.optimize import linprog
 
-from bayesdid.classical.dea import ddf, dea, lp_backend, sbm, super_sbm
+from bayesdid.efficiency.dea import ddf, dea, lp_backend, sbm, super_sbm
 from bayesdid.errors import ColumnError, DesignError, InfeasibleError, MissingValueError
 
 REF = Path(__file__).parent / "reference" / "dea"
@@ -279,7 +279,7 @@ def test_super_sbm_vrs_infeasible_gives_nan_and_warning(caplog):
     X = np.array([[2.0], [2.0], [3.0]])
     Y = np.array([[2.0], [1.0], [1.5]])
     B = np.array([[1.0], [10.0], [12.0]])
-    with caplog.at_level(logging.WARNING, logger="bayesdid.classical.dea"):
+    with caplog.at_level(logging.WARNING, logger="bayesdid.efficiency.dea"):
         res = super_sbm(inputs=X, outputs=Y, bads=B, rts="vrs")
     assert np.isnan(res.efficiency.iloc[0]) and res.table["status"].iloc[0] == "infeasible"
     assert res.info["n_infeasible"] == 1

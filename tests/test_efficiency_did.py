@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bayesdid.bayes.sfa import BayesianSFA
+from bayesdid.efficiency.bayes_sfa import BayesianSFA
 from bayesdid.classical import _sfa_math as m
-from bayesdid.classical.sfa import frontier_design, sfa
-from bayesdid.classical.twfe import twfe
+from bayesdid.efficiency.sfa import frontier_design, sfa
+from bayesdid.did.twfe import twfe
 from bayesdid.datasets.simulate_efficiency import simulate_efficiency
-from bayesdid.efficiency_did import efficiency_did, pool_draws, rubin_combine
+from bayesdid.efficiency.efficiency_did import efficiency_did, pool_draws, rubin_combine
 from bayesdid.errors import ColumnError
 from bayesdid.panel import Panel
 
@@ -91,7 +91,7 @@ def test_classical_frontier_draws_and_bad_index(sim_and_fit):
 
 @pytest.mark.pipeline
 def test_bayesian_did_is_pooled_as_a_mixture(sim_and_fit):
-    from bayesdid.bayes.did import HierarchicalDiD
+    from bayesdid.did.hierarchical import HierarchicalDiD
 
     sim, res = sim_and_fit
 

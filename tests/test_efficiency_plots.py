@@ -12,7 +12,7 @@ import pytest
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
-from bayesdid.classical.malmquist import malmquist_luenberger
+from bayesdid.efficiency.malmquist import malmquist_luenberger
 from bayesdid.errors import BayesDidError, ColumnError
 from bayesdid.report.efficiency_plots import (
     plot_efficiency_distribution,

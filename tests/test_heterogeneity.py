@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from bayesdid import Panel
-from bayesdid.bayes.contrasts import contrast_table, posterior_contrasts
-from bayesdid.classical._fixest import pf
-from bayesdid.classical.heterogeneity import heterogeneity, with_median_split
+from bayesdid.did.contrasts import contrast_table, posterior_contrasts
+from bayesdid.did._fixest import pf
+from bayesdid.checks.heterogeneity import heterogeneity, with_median_split
 from bayesdid.datasets import simulate_staggered
 from bayesdid.errors import BayesDidError, ColumnError, DesignError
 
@@ -126,7 +126,7 @@ def test_contrast_table_probabilities():
 
 @pytest.mark.sampling
 def test_bayesian_region_contrasts(sim, panel):
-    from bayesdid.bayes.did import HierarchicalDiD
+    from bayesdid.did.hierarchical import HierarchicalDiD
 
     res = HierarchicalDiD(pool=["region"]).fit(panel, draws=300, tune=300, chains=2,
                                                random_seed=5, progress=False)

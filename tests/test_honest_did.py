@@ -7,8 +7,8 @@ import pytest
 from scipy import stats
 
 from bayesdid import Panel
-from bayesdid.classical.event_study import event_study
-from bayesdid.classical.honest_did import (
+from bayesdid.did.event_study import event_study
+from bayesdid.did.honest_did import (
     EventStudyCoefficients,
     _design,
     _flci,
@@ -17,7 +17,7 @@ from bayesdid.classical.honest_did import (
     honest_did,
     identified_set,
 )
-from bayesdid.classical.staggered import sun_abraham
+from bayesdid.staggered.estimators import sun_abraham
 from bayesdid.datasets import simulate_staggered
 from bayesdid.errors import BayesDidError, DesignError
 

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from bayesdid import Panel
-from bayesdid.classical._fixest import pf
-from bayesdid.classical._imputation import TwoWayLS, fit_imputation
-from bayesdid.classical.staggered import imputation
+from bayesdid.did._fixest import pf
+from bayesdid.staggered._imputation import TwoWayLS, fit_imputation
+from bayesdid.staggered.estimators import imputation
 from bayesdid.datasets import simulate_staggered
 from bayesdid.errors import BayesDidError, DesignError
 from bayesdid.panel import LogEntry

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy.optimize import linprog
 
-from bayesdid.classical.malmquist import efficiency_panel, malmquist_luenberger
+from bayesdid.efficiency.malmquist import efficiency_panel, malmquist_luenberger
 from bayesdid.errors import BayesDidError, DuplicateRowsError, TimeColumnError
 
 REF = Path(__file__).parent / "reference" / "dea"
@@ -172,7 +172,7 @@ def test_infeasible_cross_period_lps_are_nan_and_logged(caplog):
     # VRS: year-2 DMU A uses less input than any year-1 DMU, so D^1(x^2) is infeasible
     df = PANEL.copy()
     df.loc[3, "x"] = 1.0
-    with caplog.at_level(logging.WARNING, logger="bayesdid.classical.malmquist"):
+    with caplog.at_level(logging.WARNING, logger="bayesdid.efficiency.malmquist"):
         res = malmquist_luenberger(df, unit="dmu", time="year", inputs=["x"], outputs=["y"],
                                    bads=["b"], rts="vrs")
     assert res.info["n_infeasible"] >= 1

@@ -7,7 +7,7 @@ different periods, and the model's own log-likelihood term (the ``marginal_logli
 Potential of the PyMC model, at fixed sigma, rho and pooling sd) is compared with a dense
 multivariate normal density of the outcome built independently from the panel's rows:
 every coefficient's prior variance and loading written out by hand from the model's
-description (:mod:`bayesdid.bayes.design`), the AR(1) covariance per unit from its own
+description (:mod:`bayesdid.did.hierarchical_design`), the AR(1) covariance per unit from its own
 span.
 """
 
@@ -20,15 +20,15 @@ import pytest
 from scipy import stats
 
 from bayesdid import Panel
-from bayesdid.bayes.design import FIXED_PRIOR_SD
-from bayesdid.bayes.did import HierarchicalDiD
-from bayesdid.bayes.did_model import LAM_FIXED, prior_precision_draws
-from bayesdid.bayes.likelihoods import (
+from bayesdid.did.hierarchical_design import FIXED_PRIOR_SD
+from bayesdid.did.hierarchical import HierarchicalDiD
+from bayesdid.did.hierarchical_model import LAM_FIXED, prior_precision_draws
+from bayesdid.did.marginal_likelihood import (
     marginal_loglik_grad_np,
     marginal_loglik_np,
     marginal_loglik_pt,
 )
-from bayesdid.bayes.priors import DiDPriors
+from bayesdid.did.priors import DiDPriors
 from bayesdid.datasets import simulate_staggered
 
 

@@ -12,8 +12,8 @@ import pyfixest as pf
 import pytest
 
 from bayesdid import Panel
-from bayesdid.bayes.mediation import BayesianMediation
-from bayesdid.classical.mediation import CHUNK, _cluster_counts, mediation
+from bayesdid.checks.bayes_mediation import BayesianMediation
+from bayesdid.checks.mediation import CHUNK, _cluster_counts, mediation
 from bayesdid.datasets import simulate_staggered
 from bayesdid.errors import ColumnError, DesignError, MissingValueError
 

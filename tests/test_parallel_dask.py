@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bayesdid import Panel
-from bayesdid.classical.placebo import placebo
+from bayesdid.checks.placebo import placebo
 from bayesdid.datasets.simulate import simulate_staggered
 from bayesdid.errors import ClusterError
 from bayesdid.parallel import run_replications

@@ -8,14 +8,14 @@ import pandas as pd
 import pytest
 
 from bayesdid import Panel
-from bayesdid.classical._fixest import pf
-from bayesdid.classical.placebo import (
+from bayesdid.did._fixest import pf
+from bayesdid.checks.placebo import (
     KINDS,
     PlaceboResult,
     placebo,
     placebo_assignments,
 )
-from bayesdid.classical.twfe import twfe
+from bayesdid.did.twfe import twfe
 from bayesdid.datasets.simulate import simulate_staggered
 from bayesdid.errors import BayesDidError, DesignError
 

@@ -10,8 +10,8 @@ import pytest
 from scipy import stats
 
 from bayesdid import Panel
-from bayesdid.classical.placebo import placebo
-from bayesdid.classical.twfe import twfe
+from bayesdid.checks.placebo import placebo
+from bayesdid.did.twfe import twfe
 from bayesdid.datasets.simulate import REGIONS, simulate_staggered
 
 N_PANELS, N_DRAWS = 100, 199  # with 199 draws P(p <= 0.05) = 10/200 exactly if exchangeable

@@ -10,7 +10,7 @@ import statsmodels.api as sm
 from matplotlib.figure import Figure
 
 from bayesdid import Panel
-from bayesdid.classical.psm import PSMResult, psm_did
+from bayesdid.checks.psm import PSMResult, psm_did
 from bayesdid.datasets import simulate_staggered
 from bayesdid.errors import MatchingError, MissingValueError, SeparationError
 

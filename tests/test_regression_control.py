@@ -10,7 +10,7 @@ import pytest
 import statsmodels.api as sm
 
 from bayesdid import Panel
-from bayesdid.classical.regression_control import (
+from bayesdid.synthetic.regression_control import (
     RegressionControlResult,
     best_subsets,
     regression_control,

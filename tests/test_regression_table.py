@@ -9,10 +9,10 @@ from scipy import stats
 
 from bayesdid import Panel
 from bayesdid.classical import twfe
-from bayesdid.classical.heterogeneity import heterogeneity
-from bayesdid.classical.regression_control import regression_control
-from bayesdid.classical.sdid import synthdid
-from bayesdid.classical.synth import synth
+from bayesdid.checks.heterogeneity import heterogeneity
+from bayesdid.synthetic.regression_control import regression_control
+from bayesdid.synthetic.sdid import synthdid
+from bayesdid.synthetic.synth import synth
 from bayesdid.datasets import info, load
 from bayesdid.errors import ComparisonError
 from bayesdid.report.regression_table import fixed_effects_of, regression_table

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from bayesdid import Panel
-from bayesdid.classical._fixest import pf
-from bayesdid.classical.robustness import TABLE_COLUMNS, Spec, robustness
-from bayesdid.classical.staggered import imputation
+from bayesdid.did._fixest import pf
+from bayesdid.checks.robustness import TABLE_COLUMNS, Spec, robustness
+from bayesdid.staggered.estimators import imputation
 from bayesdid.datasets.simulate import simulate_staggered
 from bayesdid.errors import BayesDidError, ColumnError, DesignError, MissingValueError
 

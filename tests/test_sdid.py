@@ -11,7 +11,7 @@ import pytest
 
 from bayesdid import Panel
 from bayesdid.classical import sdid as sdid_mod
-from bayesdid.classical.sdid import SyntheticDiDResult, synthdid
+from bayesdid.synthetic.sdid import SyntheticDiDResult, synthdid
 from bayesdid.datasets import info, load
 from bayesdid.errors import DesignError
 from bayesdid.results import EffectResult

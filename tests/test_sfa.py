@@ -16,7 +16,7 @@ import pytest
 from scipy import integrate, special, stats
 
 from bayesdid.classical import _sfa_math as m
-from bayesdid.classical.sfa import (
+from bayesdid.efficiency.sfa import (
     NonPositiveValueError,
     chibar_critical,
     chibar_pvalue,

@@ -7,7 +7,7 @@ import pytest
 from bayesdid import Panel
 from bayesdid.datasets.simulate import SimulatedPanel
 from bayesdid.datasets.simulate_pilot import PILOT_PROVINCES, PROVINCES, simulate_pilot_zones
-from bayesdid.donors import donor_pool
+from bayesdid.synthetic.donors import donor_pool
 from bayesdid.errors import SpecError
 
 pytestmark = pytest.mark.unit

@@ -1,4 +1,4 @@
-"""Sun-Abraham and BJS imputation estimators (bayesdid.classical.staggered)."""
+"""Sun-Abraham and BJS imputation estimators (bayesdid.staggered.estimators)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 
 from bayesdid import Panel
 from bayesdid.classical import twfe
-from bayesdid.classical._fixest import pf
-from bayesdid.classical.staggered import imputation, sun_abraham
+from bayesdid.did._fixest import pf
+from bayesdid.staggered.estimators import imputation, sun_abraham
 from bayesdid.datasets import simulate_staggered
 from bayesdid.errors import BayesDidError
 

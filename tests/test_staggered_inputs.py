@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from bayesdid import Panel
-from bayesdid.classical.callaway_santanna import callaway_santanna
-from bayesdid.classical.event_study import event_study
-from bayesdid.classical.staggered import fit_window, imputation, sun_abraham
-from bayesdid.classical.twfe import twfe
+from bayesdid.staggered.callaway_santanna import callaway_santanna
+from bayesdid.did.event_study import event_study
+from bayesdid.staggered.estimators import fit_window, imputation, sun_abraham
+from bayesdid.did.twfe import twfe
 from bayesdid.datasets import simulate_staggered
 from bayesdid.errors import BayesDidError, DesignError
 from bayesdid.panel import LogEntry

@@ -15,10 +15,10 @@ from matplotlib.container import ErrorbarContainer
 
 from bayesdid import Panel
 from bayesdid.bayes.result import BayesResult
-from bayesdid.bayes.sensitivity import bayes_sensitivity
-from bayesdid.classical.event_study import event_study
-from bayesdid.classical.honest_did import honest_did
-from bayesdid.classical.staggered import sun_abraham
+from bayesdid.did.bayes_sensitivity import bayes_sensitivity
+from bayesdid.did.event_study import event_study
+from bayesdid.did.honest_did import honest_did
+from bayesdid.staggered.estimators import sun_abraham
 from bayesdid.datasets import simulate_staggered
 from bayesdid.errors import ComparisonError
 from bayesdid.report.staggered_plots import (

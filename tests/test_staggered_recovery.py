@@ -22,10 +22,10 @@ import pandas as pd
 import pytest
 
 from bayesdid import Panel
-from bayesdid.classical.callaway_santanna import callaway_santanna
-from bayesdid.classical.event_study import event_study
-from bayesdid.classical.staggered import imputation, sun_abraham
-from bayesdid.classical.twfe import twfe
+from bayesdid.staggered.callaway_santanna import callaway_santanna
+from bayesdid.did.event_study import event_study
+from bayesdid.staggered.estimators import imputation, sun_abraham
+from bayesdid.did.twfe import twfe
 from bayesdid.datasets import simulate_staggered
 
 DESIGN = {"n_units": 300, "years": (2003, 2021), "batches": {2006: 90, 2012: 90, 2016: 60},

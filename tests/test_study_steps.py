@@ -1,4 +1,4 @@
-"""Study step kinds (bayesdid.study_steps): every kind runs on a tiny simulated study and
+"""Study step kinds (bayesdid.study.steps): every kind runs on a tiny simulated study and
 reports numbers near the simulated truth; spec errors name the key path; the simulated data
 sources (staggered_mediated, efficiency, pilot_zones) and their truth."""
 
@@ -12,7 +12,7 @@ import pytest
 
 from bayesdid.errors import BayesDidError, ConvergenceWarning, SpecError
 from bayesdid.study import loads_study, run_study
-from bayesdid.study_steps import STEPS
+from bayesdid.study.steps import STEPS
 
 # ConvergenceWarning is not filtered: the staggered and efficiency Bayesian steps sample
 # enough draws to pass every check; the few-treated ones (2 x 150 draws of the synthetic

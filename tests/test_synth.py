@@ -13,7 +13,7 @@ import pytest
 from scipy import optimize
 
 from bayesdid import Panel
-from bayesdid.classical.synth import (
+from bayesdid.synthetic.synth import (
     SynthResult,
     _predictor_matrix,
     _Spec,
@@ -21,11 +21,11 @@ from bayesdid.classical.synth import (
     synth,
     synth_placebo_time,
 )
-from bayesdid.classical.synth_search import V_FLOOR, search_v
-from bayesdid.classical.sdid import synthdid
+from bayesdid.synthetic.synth_search import V_FLOOR, search_v
+from bayesdid.synthetic.sdid import synthdid
 from bayesdid.compare import compare
 from bayesdid.datasets import info, load
-from bayesdid.donors import donor_pool
+from bayesdid.synthetic.donors import donor_pool
 from bayesdid.errors import DesignError
 from bayesdid.results import EffectResult
 
@@ -259,7 +259,7 @@ def test_search_v_is_deterministic_and_certifies_an_attainable_optimum():
 @pytest.mark.unit
 def test_simplex_weights_exact_against_nnls_route():
     """Wolfe's algorithm against the NNLS + polish route, inside and outside the hull."""
-    from bayesdid.classical.synth_search import _nnls_weights
+    from bayesdid.synthetic.synth_search import _nnls_weights
 
     rng = np.random.default_rng(7)
     for _ in range(300):

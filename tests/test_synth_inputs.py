@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from bayesdid import Panel
-from bayesdid.classical.regression_control import regression_control
-from bayesdid.classical.sdid import synthdid
-from bayesdid.classical.synth import synth
+from bayesdid.synthetic.regression_control import regression_control
+from bayesdid.synthetic.sdid import synthdid
+from bayesdid.synthetic.synth import synth
 from bayesdid.datasets import info, load
 from bayesdid.errors import ColumnError, DesignError, MissingValueError, SpecError
 
@@ -147,7 +147,7 @@ def test_bad_predictor_periods(panel):
 @pytest.mark.pipeline
 def test_study_step_takes_predictor_forms_and_mspe_window(tmp_path):
     from bayesdid.study import loads_study, run_study
-    from bayesdid.study_steps_synth import _periods
+    from bayesdid.study.steps_synth import _periods
 
     assert _periods("1988,1990-1992", "p") == [1988, 1990, 1991, 1992]
     assert _periods("1980-1988", "p") == (1980, 1988) and _periods("pre", "p") is None

@@ -13,8 +13,8 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
 from bayesdid import Panel
-from bayesdid.classical.regression_control import regression_control
-from bayesdid.classical.synth import synth
+from bayesdid.synthetic.regression_control import regression_control
+from bayesdid.synthetic.synth import synth
 from bayesdid.datasets import info, load
 from bayesdid.errors import ComparisonError
 from bayesdid.report.synth_plots import (

@@ -9,7 +9,7 @@ only when a name that needs them is first used, so ``import bayesdid`` stays qui
 
 >>> import bayesdid
 >>> bayesdid.HierarchicalDiD.__module__, bayesdid.twfe.__module__
-('bayesdid.bayes.did', 'bayesdid.classical.twfe')
+('bayesdid.did.hierarchical', 'bayesdid.did.twfe')
 """
 
 from __future__ import annotations
@@ -23,24 +23,28 @@ from .results import EffectResult
 # these two functions share their name with their module: imported eagerly, because the
 # first `import bayesdid.compare` anywhere would otherwise rebind the name to the module
 from .compare import compare  # noqa: E402
-from .efficiency_did import efficiency_did  # noqa: E402
+from .efficiency.efficiency_did import efficiency_did  # noqa: E402
+from . import _moved  # noqa: E402
+
+_moved.install()  # former module paths (before the 0.2 family layout) stay importable
+_moved.register("bayesdid", only=("efficiency_did",))  # the function keeps the name
 
 __version__ = "0.1.0"
 
 # public name -> module that defines it (imported on first access, PEP 562)
 _LAZY = {
     # Bayesian models
-    "HierarchicalDiD": "bayesdid.bayes.did",
-    "DiDPriors": "bayesdid.bayes.priors",
-    "BayesianSyntheticControl": "bayesdid.bayes.synth",
-    "BayesianRegressionControl": "bayesdid.bayes.regression_control",
-    "BayesianSFA": "bayesdid.bayes.sfa",
-    "BayesianMediation": "bayesdid.bayes.mediation",
+    "HierarchicalDiD": "bayesdid.did.hierarchical",
+    "DiDPriors": "bayesdid.did.priors",
+    "BayesianSyntheticControl": "bayesdid.synthetic.bayes_synth",
+    "BayesianRegressionControl": "bayesdid.synthetic.bayes_regression_control",
+    "BayesianSFA": "bayesdid.efficiency.bayes_sfa",
+    "BayesianMediation": "bayesdid.checks.bayes_mediation",
     "BayesResult": "bayesdid.bayes.result",
     "ConvergenceWarning": "bayesdid.errors",
     "DesignIgnoredWarning": "bayesdid.errors",
-    "bayes_sensitivity": "bayesdid.bayes.sensitivity",
-    "posterior_contrasts": "bayesdid.bayes.contrasts",
+    "bayes_sensitivity": "bayesdid.did.bayes_sensitivity",
+    "posterior_contrasts": "bayesdid.did.contrasts",
     # classical twins
     **{name: "bayesdid.classical" for name in (
         "twfe", "event_study", "callaway_santanna", "sun_abraham", "imputation",
@@ -73,4 +77,4 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static tools see the real objects
-    from .bayes.did import HierarchicalDiD  # noqa: F401
+    from .did.hierarchical import HierarchicalDiD  # noqa: F401

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .bayes.did import HierarchicalDiD
-from .classical.twfe import twfe
+from .did.hierarchical import HierarchicalDiD
+from .did.twfe import twfe
 from .datasets import simulate_staggered
 from .panel import Panel
 from .parallel import run_replications

@@ -100,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(spec: Path, out: Path | None, quiet: bool, use_cache: bool = True) -> int:
-    from .study import load_study, run_study
+    from .study.run import load_study, run_study
 
     study = load_study(spec)
     out = out if out is not None else Path("results") / study.name
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         saved = _configure_logging(args.quiet)
         if args.command == "run":
             return _run(args.spec, args.out, args.quiet, not args.no_cache)
-        from .study import shipped_model
+        from .study.run import shipped_model
 
         return _run(shipped_model(DEMO), args.out, args.quiet, not args.no_cache)
     except BayesDidError as err:

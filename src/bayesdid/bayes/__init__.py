@@ -1,22 +1,27 @@
 """Bayesian models (PyMC), each the twin of a classical estimator in :mod:`bayesdid.classical`.
 
+Each model lives in its family package beside its classical twin (table below); this
+package holds what they share: NUTS settings (:mod:`.sampling`), the result class
+(:mod:`.result`), convergence checks (:mod:`.convergence`) and notices (:mod:`.notices`).
+
+
 =============================  =============================================  ==========================
 class / function               what it estimates                              module
 =============================  =============================================  ==========================
-``HierarchicalDiD``            staggered DID / event study, pooled cells      :mod:`bayesdid.bayes.did`
-``BayesianSyntheticControl``   simplex donor weights, gap posterior           :mod:`bayesdid.bayes.synth`
-``BayesianRegressionControl``  horseshoe regression control (HCW twin)        :mod:`bayesdid.bayes.regression_control`
-``BayesianSFA``                panel stochastic frontier, efficiency draws    :mod:`bayesdid.bayes.sfa`
-``BayesianMediation``          three-step mediation, indirect effect          :mod:`bayesdid.bayes.mediation`
-``bayes_sensitivity``          Rambachan-Roth style sensitivity of a fit      :mod:`bayesdid.bayes.sensitivity`
-``posterior_contrasts``        P(group A > group B) from a fit                :mod:`bayesdid.bayes.contrasts`
+``HierarchicalDiD``            staggered DID / event study, pooled cells      :mod:`bayesdid.did.hierarchical`
+``BayesianSyntheticControl``   simplex donor weights, gap posterior           :mod:`bayesdid.synthetic.bayes_synth`
+``BayesianRegressionControl``  horseshoe regression control (HCW twin)        :mod:`bayesdid.synthetic.bayes_regression_control`
+``BayesianSFA``                panel stochastic frontier, efficiency draws    :mod:`bayesdid.efficiency.bayes_sfa`
+``BayesianMediation``          three-step mediation, indirect effect          :mod:`bayesdid.checks.bayes_mediation`
+``bayes_sensitivity``          Rambachan-Roth style sensitivity of a fit      :mod:`bayesdid.did.bayes_sensitivity`
+``posterior_contrasts``        P(group A > group B) from a fit                :mod:`bayesdid.did.contrasts`
 =============================  =============================================  ==========================
 
 Names load on first use (PEP 562), so importing one model does not import the others.
 
 >>> from bayesdid.bayes import HierarchicalDiD
 >>> HierarchicalDiD.__module__
-'bayesdid.bayes.did'
+'bayesdid.did.hierarchical'
 """
 
 from __future__ import annotations
@@ -24,17 +29,17 @@ from __future__ import annotations
 import importlib
 
 _LAZY = {
-    "HierarchicalDiD": ".did",
-    "DiDPriors": ".priors",
-    "BayesianSyntheticControl": ".synth",
-    "BayesianRegressionControl": ".regression_control",
-    "BayesianSFA": ".sfa",
-    "SFAPriors": ".sfa",
-    "BayesianMediation": ".mediation",
-    "BayesResult": ".result",
-    "ConvergenceWarning": ".result",
-    "bayes_sensitivity": ".sensitivity",
-    "posterior_contrasts": ".contrasts",
+    "HierarchicalDiD": "bayesdid.did.hierarchical",
+    "DiDPriors": "bayesdid.did.priors",
+    "BayesianSyntheticControl": "bayesdid.synthetic.bayes_synth",
+    "BayesianRegressionControl": "bayesdid.synthetic.bayes_regression_control",
+    "BayesianSFA": "bayesdid.efficiency.bayes_sfa",
+    "SFAPriors": "bayesdid.efficiency.bayes_sfa",
+    "BayesianMediation": "bayesdid.checks.bayes_mediation",
+    "BayesResult": "bayesdid.bayes.result",
+    "ConvergenceWarning": "bayesdid.errors",
+    "bayes_sensitivity": "bayesdid.did.bayes_sensitivity",
+    "posterior_contrasts": "bayesdid.did.contrasts",
 }
 
 __all__ = list(_LAZY)
@@ -44,7 +49,7 @@ def __getattr__(name: str):
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'bayesdid.bayes' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

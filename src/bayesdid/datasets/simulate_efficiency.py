@@ -82,7 +82,7 @@ def simulate_efficiency(n_units: int = 278, years: tuple[int, int] = (2003, 2021
         ``data`` columns: city, year, region, batch, cohort, treated, capital, labour,
         tech, energy, gdp_pc, green, aqi, u (true inefficiency), efficiency (true
         exp(-u)). ``truth``: ATT on efficiency. ``params["sfa_kwargs"]``: arguments for
-        :func:`bayesdid.classical.sfa.sfa` / ``BayesianSFA`` describing the frontier.
+        :func:`bayesdid.efficiency.sfa.sfa` / ``BayesianSFA`` describing the frontier.
 
     Examples
     --------

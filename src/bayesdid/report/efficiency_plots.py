@@ -53,7 +53,7 @@ def plot_ml_decomposition(result: Any, *, stat: Literal["geomean", "mean", "medi
     """ML, EC and TC by period: a line for the cross-unit ``stat`` and a shaded band between
     the ``band`` quantiles across units (``None``: no band). A dashed line marks 1 (no change).
 
-    ``result`` is a :class:`~bayesdid.classical.malmquist.MLResult` or its ``table`` (columns
+    ``result`` is a :class:`~bayesdid.efficiency.malmquist.MLResult` or its ``table`` (columns
     ``time``, ``ml``, ``ec``, ``tc``). ``cumulative=True`` plots the running products
     (per unit) instead of the period-on-period indices.
     """

@@ -7,7 +7,7 @@ estimate and confidence interval at each shift beside the real one at shift 0.
 Built without pyplot (no global state); pass ``ax=`` to draw into an existing Axes.
 
 >>> import numpy as np
->>> from bayesdid.classical.placebo import PlaceboResult
+>>> from bayesdid.checks.placebo import PlaceboResult
 >>> from bayesdid.results import EffectResult
 >>> real = EffectResult.from_rows([dict(estimand="att", group="overall", estimate=0.3,
 ...     se_or_sd=0.1, lower=0.1, upper=0.5, level=0.95, interval="confidence", n_obs=100)],
@@ -31,7 +31,7 @@ from scipy import stats
 from ..errors import BayesDidError
 
 if TYPE_CHECKING:
-    from ..classical.placebo import PlaceboResult
+    from ..checks.placebo import PlaceboResult
 
 __all__ = ["placebo_plot"]
 
@@ -53,7 +53,7 @@ def placebo_plot(result: PlaceboResult, *, ax: Axes | None = None, bins: int | s
 
     Parameters
     ----------
-    result : a :class:`~bayesdid.classical.placebo.PlaceboResult`.
+    result : a :class:`~bayesdid.checks.placebo.PlaceboResult`.
     bins : histogram bins (random kinds). kde : overlay a Gaussian kernel density.
     """
     if not hasattr(result, "kind") or not hasattr(result, "draws"):

@@ -31,7 +31,7 @@ def balance_plot(balance: pd.DataFrame, *, period: Any = "all", threshold: float
     """Dot plot of each covariate's standardised % bias before (hollow) and after (filled)
     matching, with reference lines at 0 and ``+/- threshold`` (10%, the usual rule).
 
-    ``balance`` is :attr:`bayesdid.classical.psm.PSMResult.balance`; ``period`` selects a
+    ``balance`` is :attr:`bayesdid.checks.psm.PSMResult.balance`; ``period`` selects a
     period (default ``"all"``, the periods stacked).
     """
     needed = {"period", "covariate", "sample", "pct_bias"}

@@ -5,7 +5,7 @@ intervals per unit (caterpillar). Both take a classical :class:`SFAResult` or a
 >>> import matplotlib
 >>> matplotlib.use("Agg")
 >>> import numpy as np, pandas as pd
->>> from bayesdid.classical.sfa import sfa
+>>> from bayesdid.efficiency.sfa import sfa
 >>> rng = np.random.default_rng(1)
 >>> k = rng.lognormal(size=200)
 >>> q = np.exp(1 + 0.6 * np.log(k) + rng.normal(0, .1, 200) - np.abs(rng.normal(0, .3, 200)))
@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..classical.sfa import SFAResult, frontier_design
+from ..efficiency.sfa import SFAResult, frontier_design
 from ..errors import BayesDidError
 from .plots import _new_axes
 

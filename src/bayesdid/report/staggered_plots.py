@@ -12,8 +12,8 @@ Every function returns a :class:`matplotlib.figure.Figure` built without pyplot.
   observations only (residualised); :func:`cohort_trends` returns the numbers.
 * :func:`sensitivity_plot` -- confidence / credible interval of the post-period ATT against
   the violation bound ``M`` (``att_sensitivity`` rows of
-  :func:`~bayesdid.classical.honest_did.honest_did` and
-  :func:`~bayesdid.bayes.sensitivity.bayes_sensitivity`), relative-magnitude bounds and
+  :func:`~bayesdid.did.honest_did.honest_did` and
+  :func:`~bayesdid.did.bayes_sensitivity.bayes_sensitivity`), relative-magnitude bounds and
   smoothness bounds in separate panels.
 
 >>> from bayesdid.results import EffectResult
@@ -82,7 +82,7 @@ def event_study_overlay(*results: EffectResult, labels: Sequence[str] | None = N
                         level: float | None = 0.95, reference: int = -1,
                         ax: Axes | None = None, title: str | None = None) -> Figure:
     """Event-time effects of several results in one figure: classical ones
-    (``interval == "confidence"``, e.g. :func:`~bayesdid.classical.event_study`,
+    (``interval == "confidence"``, e.g. :func:`~bayesdid.did.event_study`,
     :func:`~bayesdid.classical.sun_abraham`) as points with error bars, Bayesian ones
     (``HierarchicalDiD(leads=L)``) as posterior bands, leads and lags.
 
@@ -132,7 +132,7 @@ def cohort_trends(panel: Panel) -> pd.DataFrame:
     Columns: ``cohort`` (label), ``cohort_start`` (first treated period, NaN for never
     treated), ``time``, ``n``, ``raw``, ``residual``.
     """
-    from ..classical._fixest import pf  # lazy: pyfixest is slow to import
+    from ..did._fixest import pf  # lazy: pyfixest is slow to import
 
     if not isinstance(panel, Panel):
         raise ComparisonError(f"expected a bayesdid Panel, got {type(panel).__name__}")
@@ -243,7 +243,7 @@ def sensitivity_plot(*results: EffectResult, labels: Sequence[str] | None = None
     (``restriction`` ``rm``/``bayes_rm``) and smoothness bounds (``sd``) are on different
     scales, so each gets its own panel, side by side (one panel if ``ax`` is given).
 
-    >>> from bayesdid.classical.honest_did import honest_did
+    >>> from bayesdid.did.honest_did import honest_did
     >>> import numpy as np
     >>> cl = honest_did(np.array([0.0, 0.01, 0.1, 0.12]), np.eye(4) * 1e-4, [-3, -2, 0, 1])
     >>> fig = sensitivity_plot(cl)

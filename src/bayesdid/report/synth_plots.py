@@ -7,8 +7,8 @@
 * :func:`placebo_space_plot` -- placebo-in-space spaghetti plot.
 
 Each takes a result exposing ``.path`` (a long frame ``unit, time, actual, counterfactual,
-gap, post``: :class:`~bayesdid.classical.synth.SynthResult`,
-:class:`~bayesdid.classical.regression_control.RegressionControlResult`) or the frame itself,
+gap, post``: :class:`~bayesdid.synthetic.synth.SynthResult`,
+:class:`~bayesdid.synthetic.regression_control.RegressionControlResult`) or the frame itself,
 and returns a :class:`matplotlib.figure.Figure` built without pyplot (``ax=`` draws into an
 existing Axes).
 

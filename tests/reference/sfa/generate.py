@@ -4,7 +4,7 @@ Run from the repository root to (re)write ``expected.json``::
 
     .venv/bin/python tests/reference/sfa/generate.py
 
-Independent of ``bayesdid.classical.sfa``: the composed-error densities are scipy's own
+Independent of ``bayesdid.efficiency.sfa``: the composed-error densities are scipy's own
 distributions, in another parametrisation, maximised by another optimiser:
 
 - normal + half-normal cost error ``v + u`` is a skew normal: ``skewnorm(a=lambda,

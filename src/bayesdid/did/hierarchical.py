@@ -1,0 +1,239 @@
+"""HierarchicalDiD: the clean-comparison Bayesian DID with partially pooled cell effects."""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import numpy as np
+import pymc as pm
+import xarray as xr
+
+from .. import __version__
+from ..errors import BayesDidError, DesignError
+from ..panel import Panel
+from .aggregate import aggregation
+from .hierarchical_design import DiDDesign, prepare
+from .hierarchical_model import LAM_FIXED, build_dense, build_marginal, prior_precision_draws
+from .marginal_likelihood import draw_phi
+from ..bayes.notices import warn_ignored_design
+from .priors import DiDPriors
+from ..bayes.result import BayesResult, config_hash
+from ..bayes.sampling import resolve_seed, sample
+
+logger = logging.getLogger(__name__)
+
+ERRORS = ("iid", "ar1", "student_t")
+LIKELIHOODS = ("auto", "marginal", "dense")
+
+
+class HierarchicalDiD:
+    """Hierarchical Bayesian difference-in-differences for staggered adoption.
+
+    Untreated potential outcomes follow unit + period (+ covariate) effects; every treated
+    cell (cohort x pooled groups x event time) has its own effect, partially pooled toward
+    the additive prediction event-time + cohort + group effects (the cell interaction is
+    non-centred in the dense form and integrated out exactly in the marginal form). This is the imputation / saturated-interaction
+    estimator (Borusyak-Jaravel-Spiess; Wooldridge) with shrinkage. Reported effects are
+    observation-weighted averages of cell effects (panel weights, if any, weight them).
+
+    Parameters
+    ----------
+    pool : pooling dimensions, among ``"cohort"`` and the panel's group columns.
+        Default: ``("cohort", *panel.groups)``. ``pool=()`` keeps one cell per cohort x
+        event time, each shrunk toward its event-time mean only (no cohort or group
+        effects); effects are still reported by cohort.
+    event_time : also report effects by event time (``k=3``) and by cohort x event time
+        (``cohort=2010, k=3``), observation-weighted like every reported effect
+        (event-time means are always part of the model).
+    leads : with ``leads >= 2``, a Bayesian event study: treated units' periods at event
+        times ``-leads .. -2`` get placebo effects (reported as ``event_time``, ``k<0``;
+        event time -1 is the reference). :meth:`BayesResult.pretrend_probability` then
+        gives the posterior probability that every lead lies within a tolerance.
+    errors : ``"ar1"`` (default; AR(1) within unit, calibrated under serial correlation),
+        ``"iid"`` Gaussian, or ``"student_t"`` (iid, heavy tails; dense model, slower).
+    covariates : covariates to control for; default all the panel's covariates.
+    priors : :class:`DiDPriors`.
+    likelihood : ``"auto"`` (marginal when the errors are Gaussian, else dense),
+        ``"marginal"`` or ``"dense"``.
+
+    Examples
+    --------
+    >>> from bayesdid.datasets import simulate_staggered
+    >>> sim = simulate_staggered(n_units=40, years=(2005, 2014),
+    ...                          batches={2008: 6, 2010: 6}, random_seed=1)
+    >>> panel = Panel.from_frame(sim.data, **sim.panel_kwargs)
+    >>> res = HierarchicalDiD().fit(panel, draws=300, tune=300, chains=2,
+    ...                             random_seed=1, progress=False)
+    >>> res.effect("att", "overall")["interval"]
+    'hdi'
+    """
+
+    def __init__(self, pool: tuple[str, ...] | None = None, event_time: bool = False,
+                 leads: int = 0, errors: Literal["iid", "ar1", "student_t"] = "ar1",
+                 covariates: tuple[str, ...] | None = None, priors: DiDPriors | None = None,
+                 likelihood: Literal["auto", "marginal", "dense"] = "auto"):
+        if errors not in ERRORS:
+            raise BayesDidError(f"errors must be one of {ERRORS}, got {errors!r}")
+        if likelihood not in LIKELIHOODS:
+            raise BayesDidError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+        if likelihood == "marginal" and errors == "student_t":
+            raise BayesDidError("Student-t errors have no closed-form marginal; "
+                                "use likelihood='dense' or 'auto'")
+        if isinstance(pool, str) or isinstance(covariates, str):
+            raise BayesDidError("pool and covariates take a tuple of names, not a string")
+        self.pool = None if pool is None else tuple(pool)
+        if self.pool is not None:
+            bad = [g for g in self.pool if not isinstance(g, str)]
+            twice = sorted({g for g in self.pool if self.pool.count(g) > 1}, key=str)
+            if bad or twice:
+                raise BayesDidError(
+                    f"pool takes distinct column names (\"cohort\" or the panel's group "
+                    f"columns); got {self.pool!r}"
+                    + (f": {bad!r} not strings" if bad else f": {twice!r} repeated"))
+        if not isinstance(leads, int) or isinstance(leads, bool) or leads < 0 or leads == 1:
+            raise BayesDidError(f"leads must be 0 (none) or an integer >= 2, got {leads!r}; "
+                                "event time -1 is the reference period")
+        self.leads = leads
+        self.event_time = bool(event_time) or leads > 0
+        self.errors = errors
+        self.covariates = None if covariates is None else tuple(covariates)
+        self.priors = priors or DiDPriors()
+        self.likelihood = likelihood
+
+    def config(self) -> dict:
+        return {"pool": self.pool, "event_time": self.event_time, "leads": self.leads,
+                "errors": self.errors,
+                "covariates": self.covariates, "priors": self.priors.to_dict(),
+                "likelihood": self.likelihood}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"HierarchicalDiD({args})"
+
+    # ------------------------------------------------------------------ graph
+    def prepare(self, panel: Panel) -> DiDDesign:
+        """The model's arrays for ``panel`` (no PyMC)."""
+        if not isinstance(panel, Panel):
+            raise BayesDidError(f"expected a bayesdid Panel, got {type(panel).__name__}; "
+                                "build one with Panel.from_frame(df, ...)")
+        covs = self.covariates if self.covariates is not None else panel.covariates
+        design = prepare(panel, self._pool(panel), covs, leads=self.leads)
+        if self.errors == "ar1" and not design.contiguous:
+            gaps = panel.missing_periods()
+            shown = (gaps.groupby(panel.unit, sort=False)[panel.time]
+                     .agg(lambda t: ", ".join(map(str, t))).rename("missing periods")
+                     .reset_index())
+            raise DesignError(
+                f"AR(1) errors need each unit's periods to be consecutive; {len(shown)} unit(s) "
+                f"of column {panel.unit!r} miss {len(gaps)} period(s) of column {panel.time!r} "
+                "inside their observed span", column=panel.time, rows=shown,
+                hint="rebuild the panel with Panel.from_frame(..., interpolate=True), which "
+                "adds the missing interior periods and interpolates their values (logged in "
+                "panel.log), or use errors='iid'")
+        return design
+
+    def _pool(self, panel: Panel) -> tuple[str, ...]:
+        """The pooling dimensions used on ``panel`` (``()`` is a valid choice)."""
+        return self.pool if self.pool is not None else ("cohort", *panel.groups)
+
+    def form(self) -> str:
+        """Which likelihood form :meth:`build` uses."""
+        if self.likelihood != "auto":
+            return self.likelihood
+        return "dense" if self.errors == "student_t" else "marginal"
+
+    def build(self, panel: Panel) -> pm.Model:
+        """The PyMC model for ``panel`` (pure: no sampling)."""
+        return self._build(self.prepare(panel))
+
+    def _build(self, design: DiDDesign) -> pm.Model:
+        form = self.form()
+        if form == "dense" and self.likelihood == "auto":
+            logger.info("HierarchicalDiD: %s errors -> dense model (every coefficient sampled)",
+                        self.errors)
+        builder = build_marginal if form == "marginal" else build_dense
+        return builder(design, self.errors, self.priors)
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, panel: Panel, *, draws: int = 1000, tune: int = 1000, chains: int = 4,
+            cores: int | None = None, random_seed: int | None = None, progress: bool = True,
+            target_accept: float = 0.9) -> BayesResult:
+        """Sample the posterior and return a :class:`BayesResult`.
+
+        Same ``random_seed``, same draws. With ``random_seed=None`` a seed is drawn and
+        recorded in ``result.info['random_seed']``.
+        """
+        random_seed = resolve_seed(random_seed)
+        design = self.prepare(panel)
+        warn_ignored_design(self, panel)
+        model = self._build(design)
+        idata = sample(model, draws=draws, tune=tune, chains=chains, cores=cores,
+                       random_seed=random_seed, progress=progress, target_accept=target_accept)
+        # every sampled parameter, and the cell, time and covariate effects drawn from them
+        sampled = [rv.name for rv in model.free_RVs] + ["tau_cell", "time_effect", "beta"]
+        idata = self._add_effects(idata, design, panel, random_seed)
+        info = {
+            "model_type": type(self).__name__, "config": self.config(),
+            "config_hash": config_hash(type(self).__name__, self.config()),
+            "form": self.form(), "random_seed": random_seed, "draws": draws, "tune": tune,
+            "chains": chains, "n_obs": design.n_obs, "n_units": design.n_units,
+            "n_cells": len(design.cells), "sampled_vars": sampled, "bayesdid_version": __version__,
+        }
+        return BayesResult.from_fit(idata, method="hierarchical_did", info=info)
+
+    def _add_effects(self, idata, design: DiDDesign, panel: Panel, seed: int):
+        post = idata.posterior
+        n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
+        if self.form() == "marginal":
+            tau_std, phi = self._conditional_cells(post, design, seed)
+        else:
+            tau_std = post["tau_cell_std"].values.reshape(n_chain * n_draw, -1)
+            phi = None
+        groups = [g for g in self._pool(panel) if g != "cohort"]
+        agg = aggregation(design.cells, groups, self.event_time)
+        tau = tau_std * design.y_scale
+        eff = tau @ agg.matrix.T
+        shape = (n_chain, n_draw)
+        new = {
+            "tau_cell": (("chain", "draw", "cell"), tau.reshape(*shape, -1)),
+            "effect": (("chain", "draw", "effect_id"), eff.reshape(*shape, -1)),
+        }
+        if phi is not None:
+            blocks = {b.name: b for b in design.blocks}
+            tb, bb = blocks["time"], blocks.get("beta")
+            new["time_effect"] = (("chain", "draw", "time"),
+                                  (phi[:, tb.slice] * design.y_scale).reshape(*shape, -1))
+            if bb is not None:
+                beta = phi[:, bb.slice] * design.y_scale / design.x_scale
+                new["beta"] = (("chain", "draw", "covariate"), beta.reshape(*shape, -1))
+        ds = post.to_dataset().assign(new).assign_coords(
+            cell=design.coords["cell"], effect_id=agg.labels,
+            estimand=("effect_id", agg.estimand), group=("effect_id", agg.group))
+        cells = design.cells.drop(columns=[c for c in design.cells if c.endswith("_idx")])
+        const = xr.Dataset(
+            {f"cell_{c}": ("cell", cells[c].astype(str).to_numpy() if cells[c].dtype == object
+                           else cells[c].to_numpy()) for c in cells if c != "label"},
+            coords={"cell": design.coords["cell"]})
+        const["effect_n_obs"] = ("effect_id", agg.n_obs)
+        const["aggregation"] = (("effect_id", "cell"), agg.matrix)
+        const = const.assign_coords(effect_id=agg.labels)
+        idata["posterior"] = xr.DataTree(ds)
+        idata["constant_data"] = xr.DataTree(const)
+        return idata
+
+    def _conditional_cells(self, post, design: DiDDesign, seed: int):
+        """Exact draws of every linear coefficient given each hyperparameter draw."""
+        flat = post.to_dataset().stack(sample=("chain", "draw"))
+        n = flat.sizes["sample"]
+        sigma = flat["sigma"].values
+        rho = flat["rho"].values if "rho" in flat else np.zeros(n)
+        sds = {b.name: flat[f"sd_{b.name}"].values for b in design.random_blocks}
+        lam_phi = prior_precision_draws(design, self.priors, sds)
+        if len(lam_phi) != n:
+            lam_phi = np.repeat(lam_phi, n, axis=0)
+        rng = np.random.default_rng([seed, 7919])
+        phi = draw_phi(design.stats, sigma, rho, LAM_FIXED, lam_phi, rng)
+        # stack() orders samples chain-major, matching reshape(chain, draw)
+        tau = phi @ design.cell_loadings.T
+        return tau, phi

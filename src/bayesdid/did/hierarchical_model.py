@@ -1,0 +1,126 @@
+"""build_pymc(design, ...) -> pm.Model for the hierarchical DID, in two exact forms.
+
+* ``marginal``: NUTS sees only sigma, rho and the pooling sds; every linear coefficient is
+  integrated out (:mod:`.likelihoods`). Gaussian iid or AR(1) errors.
+* ``dense``: every coefficient is a sampled parameter (unit effects centred, pooled effects
+  non-centred). Needed for Student-t errors; the reference the marginal form is tested
+  against.
+
+Both use the same priors, so for Gaussian errors they define the same posterior.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from .hierarchical_design import FIXED_PRIOR_SD, DiDDesign
+from .marginal_likelihood import marginal_loglik_pt
+from .priors import DiDPriors
+
+LAM_FIXED = 1.0 / FIXED_PRIOR_SD**2
+
+
+def _coords(design: DiDDesign) -> dict[str, list]:
+    coords = {k: v for k, v in design.coords.items() if k != "cell"}
+    coords["cell"] = design.coords["cell"]
+    return coords
+
+
+def _hyperparameters(design: DiDDesign, errors: str, priors: DiDPriors):
+    sigma = pm.HalfNormal("sigma", priors.sigma_sd)
+    rho = pm.Uniform("rho", -1.0, 1.0) if errors == "ar1" else pt.constant(0.0)
+    # Gamma(2) keeps pooling sds off zero (few cohorts/regions give little information
+    # about them); it also makes their log-scale posterior nearly Gaussian for NUTS.
+    sds = {b.name: pm.Gamma(f"sd_{b.name}", alpha=2.0, beta=2.0 / priors.effect_sd)
+           for b in design.random_blocks}
+    return sigma, rho, sds
+
+
+def _precision_parts(design: DiDDesign, priors: DiDPriors):
+    """Prior precision of phi as a constant vector plus one 0/1 mask per pooled block, whose
+    entries take 1 / sd_block^2."""
+    const = np.zeros(design.n_phi)
+    masks = {}
+    for b in design.blocks:
+        if b.kind == "fixed":
+            const[b.slice] = LAM_FIXED
+        elif b.kind == "mean":
+            const[b.slice] = 1.0 / priors.effect_mean_sd**2
+        else:
+            masks[b.name] = np.zeros(design.n_phi)
+            masks[b.name][b.slice] = 1.0
+    return const, masks
+
+
+def prior_precision(design: DiDDesign, priors: DiDPriors, sds: dict):
+    """Symbolic vector of prior precisions of phi.
+
+    Built as constant + sum of masked terms (elementwise ops only), which PyTensor's C
+    backend caches across models, unlike a join of per-block pieces.
+    """
+    const, masks = _precision_parts(design, priors)
+    return const + sum((mask / sds[name] ** 2 for name, mask in masks.items()),
+                       start=0)
+
+
+def prior_precision_draws(design: DiDDesign, priors: DiDPriors, sds: dict) -> np.ndarray:
+    """NumPy twin of :func:`prior_precision` for many draws: ``sds[name]`` has shape (n,)."""
+    const, masks = _precision_parts(design, priors)
+    n = len(next(iter(sds.values()))) if sds else 1
+    lam = np.tile(const, (n, 1))
+    for name, mask in masks.items():
+        lam += np.outer(1.0 / sds[name] ** 2, mask)
+    return lam
+
+
+def build_marginal(design: DiDDesign, errors: str, priors: DiDPriors) -> pm.Model:
+    """Marginal form: coefficients integrated out exactly (Gaussian iid or AR(1))."""
+    with pm.Model(coords=_coords(design)) as model:
+        sigma, rho, sds = _hyperparameters(design, errors, priors)
+        lam_phi = prior_precision(design, priors, sds)
+        pm.Potential("marginal_loglik", marginal_loglik_pt(
+            design.stats, design.n_obs, sigma, rho, LAM_FIXED, lam_phi))
+    return model
+
+
+def build_dense(design: DiDDesign, errors: str, priors: DiDPriors) -> pm.Model:
+    """Dense form: every coefficient sampled; supports iid, AR(1) and Student-t errors."""
+    coords = _coords(design)
+    coords["unit"] = list(range(design.n_units))
+    with pm.Model(coords=coords) as model:
+        sigma, rho, sds = _hyperparameters(design, errors, priors)
+        a = pm.Normal("unit_effect", 0.0, FIXED_PRIOR_SD, dims="unit")
+        parts = {}
+        for b in design.blocks:
+            if b.kind == "fixed":
+                parts[b.name] = pm.Normal(f"{b.name}_std", 0.0, FIXED_PRIOR_SD, shape=b.size)
+            elif b.kind == "mean":
+                parts[b.name] = pm.Normal(f"{b.name}_effect_std", 0.0, priors.effect_mean_sd,
+                                          shape=b.size)
+            else:  # non-centred pooled block
+                parts[b.name] = sds[b.name] * pm.Normal(f"z_{b.name}", 0.0, 1.0, shape=b.size)
+        phi = pt.concatenate([parts[b.name] for b in design.blocks])
+        gamma = parts["time"]
+        mean = a[design.unit_idx] + pt.concatenate([pt.zeros(1), gamma])[design.time_idx]
+        if "beta" in parts:
+            mean = mean + pt.dot(design.X, parts["beta"])
+        tau = pt.dot(design.cell_loadings, phi)
+        tau = pm.Deterministic("tau_cell_std", tau, dims="cell")
+        treated = np.flatnonzero(design.cell_idx >= 0)
+        mean = pt.inc_subtensor(mean[treated], tau[design.cell_idx[treated]])
+        resid = design.y - mean
+        if errors == "student_t":
+            nu = pm.Deterministic("nu", 2.0 + pm.Exponential("nu_minus_2", priors.nu_rate))
+            pm.Potential("loglik", pm.logp(pm.StudentT.dist(nu=nu, mu=0.0, sigma=sigma), resid).sum())
+        elif errors == "ar1":
+            has_prev = np.flatnonzero(design.prev_row >= 0)
+            first = np.flatnonzero(design.prev_row < 0)
+            innov = resid[has_prev] - rho * resid[design.prev_row[has_prev]]
+            pm.Potential("loglik", pm.logp(pm.Normal.dist(0.0, sigma), innov).sum()
+                         + pm.logp(pm.Normal.dist(0.0, sigma / pt.sqrt(1 - rho**2)),
+                                   resid[first]).sum())
+        else:
+            pm.Potential("loglik", pm.logp(pm.Normal.dist(0.0, sigma), resid).sum())
+    return model

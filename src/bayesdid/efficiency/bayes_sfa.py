@@ -1,0 +1,371 @@
+"""BayesianSFA: stochastic frontiers in PyMC, with an efficiency posterior per unit-year.
+
+The frontier is ``y = X b + v - s u`` (``s = +1`` production, ``-1`` cost frontier or
+output distance function; see :func:`bayesdid.efficiency.sfa.frontier_design`, which also
+states how undesirable outputs are handled: as inputs of an output distance function).
+
+Speed: NUTS never sees the N inefficiencies. The likelihood integrates ``u`` out in closed
+form (the same densities as the MLE, written with a stable log-normal-cdf), so the sampler
+moves only the frontier coefficients (on standardised regressors) and the few scale
+parameters; every gradient is one vectorised pass. Given each posterior draw of the
+parameters, ``u | e`` is a normal truncated at zero, and ``u`` is drawn from it exactly
+afterwards (inversion); ``exp(-u)`` draws carry both parameter and prediction
+uncertainty. In the panel forms the conditional law is that of the unit's ``u_i`` given
+all of the unit's residuals (Battese-Coelli 1992): each draw takes one ``u_i`` per unit
+and gives year ``t`` the efficiency ``exp(-exp(-eta (t - T_i)) u_i)``, so a
+time-invariant unit has one efficiency per draw.
+
+Inefficiency over time (``inefficiency=``):
+
+- ``"cross_section"``: one ``u`` per row (pooled panel: fully time-varying, no unit link);
+- ``"bc92"``: ``u_it = exp(-eta (t - T_i)) u_i`` (Battese-Coelli 1992 time decay of a unit
+  effect); half-normal or truncated-normal ``u_i``;
+- ``"time_invariant"``: ``u_it = u_i``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+import xarray as xr
+from pymc.distributions.dist_math import normal_lcdf
+
+from .. import __version__
+from ..classical import _sfa_math as m
+from .sfa import FrontierDesign, _starts, frontier_design
+from ..errors import BayesDidError
+from ..panel import Panel
+from ..results import group_label
+from ..did.priors import PositivePriors
+from ..bayes.notices import warn_ignored_design
+from ..bayes.result import BayesResult, config_hash
+from ..bayes.sampling import resolve_seed, sample
+
+__all__ = ["BayesSFAResult", "BayesianSFA", "SFAPriors"]
+
+INEFFICIENCY = ("cross_section", "bc92", "time_invariant")
+HALF_LOG2PI = 0.5 * m.LOG2PI
+
+
+@dataclass(frozen=True)
+class SFAPriors(PositivePriors):
+    """Prior scales (JSON-serialisable).
+
+    beta_sd : Normal sd of each slope per sd of its (logged) regressor, in sds of ``y``.
+    intercept_sd : Normal sd of the intercept at the regressor means, in sds of ``y``.
+    sigma_v, sigma_u : HalfNormal scales of the noise sd and of the inefficiency scale
+        (log points: 1.0 is very wide). For the exponential, sigma_u is the mean of u.
+    mu_sd : Normal sd of the truncated normal's location. eta_sd : Normal sd of the decay.
+    """
+
+    beta_sd: float = 5.0
+    intercept_sd: float = 10.0
+    sigma_v: float = 1.0
+    sigma_u: float = 1.0
+    mu_sd: float = 1.0
+    eta_sd: float = 0.2
+
+
+@dataclass(frozen=True, eq=False)
+class BayesSFAResult(BayesResult):
+    """:class:`BayesResult` of a frontier: ``effects()`` are efficiencies (estimand
+    ``efficiency``; group ``overall`` = mean efficiency, then one row per observation,
+    ``unit=..., time=...``)."""
+
+    def efficiency_draws(self) -> pd.DataFrame:
+        """Posterior draws of efficiency ``exp(-u)``: one row per observation (indexed by
+        unit and time, or obs), one column per draw (chains stacked). In the panel forms a
+        column holds one ``u_i`` per unit, scaled by the BC92 decay (constant over a
+        time-invariant unit's years)."""
+        eff = self.idata.posterior["effect"].isel(effect_id=slice(1, None))
+        draws = eff.stack(sample=("chain", "draw")).transpose("effect_id", "sample").values
+        const = self.idata.constant_data
+        names = [str(n) for n in np.atleast_1d(const.attrs.get("id_columns", ["obs"]))]
+        cols = {n: const[f"obs_{n}"].values for n in names}
+        return pd.DataFrame(draws, index=pd.MultiIndex.from_arrays(list(cols.values()),
+                                                                    names=list(cols)))
+
+    def coef_table(self) -> pd.DataFrame:
+        """Posterior mean, sd and 95% equal-tailed interval of the frontier coefficients
+        and scale parameters."""
+        post = self.idata.posterior
+        rows = []
+        beta = post["beta"].stack(sample=("chain", "draw")).transpose("term", "sample")
+        for name, d in zip(beta["term"].values, beta.values):
+            rows.append((str(name), d))
+        for name in ("sigma_v", "sigma_u", "mu", "eta"):
+            if name in post:
+                rows.append((name, post[name].values.reshape(-1)))
+        return pd.DataFrame([{"term": n, "mean": d.mean(), "sd": d.std(ddof=1),
+                                  "lower": np.quantile(d, 0.025), "upper": np.quantile(d, 0.975)}
+                             for n, d in rows])
+
+
+class BayesianSFA:
+    """Bayesian stochastic frontier (production, cost, or output distance function).
+
+    Parameters
+    ----------
+    y, x, undesirable, frontier, log : the frontier, as in
+        :func:`bayesdid.efficiency.sfa.sfa`.
+    unit, time : id columns (default: the panel's, when fitting a :class:`Panel`).
+    distribution : ``"half_normal"``, ``"exponential"`` or ``"truncated_normal"``.
+    inefficiency : ``"cross_section"``, ``"bc92"`` or ``"time_invariant"`` (see module).
+    priors : :class:`SFAPriors`.
+
+    Examples
+    --------
+    >>> from bayesdid.datasets.simulate_efficiency import simulate_efficiency
+    >>> sim = simulate_efficiency(n_units=20, years=(2005, 2010), batches={2007: 4},
+    ...                           random_seed=2)
+    >>> model = BayesianSFA(**sim.params["sfa_kwargs"]).build(sim.data)
+    >>> sorted(v.name for v in model.free_RVs)
+    ['intercept_mean', 'sigma_u', 'sigma_v', 'theta']
+    """
+
+    def __init__(self, y: str | Sequence[str], x: Sequence[str], *,
+                 undesirable: Sequence[str] = (),
+                 frontier: Literal["production", "cost"] = "production",
+                 distribution: Literal["half_normal", "exponential",
+                                       "truncated_normal"] = "half_normal",
+                 inefficiency: Literal["cross_section", "bc92",
+                                       "time_invariant"] = "cross_section",
+                 unit: str | None = None, time: str | None = None, log: bool = True,
+                 priors: SFAPriors | None = None):
+        if distribution not in m.DISTRIBUTIONS:
+            raise BayesDidError(f"distribution must be one of {m.DISTRIBUTIONS}, "
+                                f"got {distribution!r}")
+        if inefficiency not in INEFFICIENCY:
+            raise BayesDidError(f"inefficiency must be one of {INEFFICIENCY}, "
+                                f"got {inefficiency!r}")
+        if inefficiency != "cross_section" and distribution == "exponential":
+            raise BayesDidError("the panel forms take distribution='half_normal' or "
+                                "'truncated_normal'")
+        self.y = y if isinstance(y, str) else tuple(y)
+        self.x = tuple([x] if isinstance(x, str) else x)
+        self.undesirable = tuple([undesirable] if isinstance(undesirable, str) else undesirable)
+        self.frontier, self.distribution, self.inefficiency = frontier, distribution, inefficiency
+        self.unit, self.time, self.log = unit, time, bool(log)
+        self.priors = priors or SFAPriors()
+
+    def config(self) -> dict:
+        return {"y": self.y, "x": self.x, "undesirable": self.undesirable,
+                "frontier": self.frontier, "distribution": self.distribution,
+                "inefficiency": self.inefficiency, "unit": self.unit, "time": self.time,
+                "log": self.log, "priors": self.priors.to_dict()}
+
+    def __repr__(self) -> str:
+        return "BayesianSFA(" + ", ".join(f"{k}={v!r}" for k, v in self.config().items()) + ")"
+
+    # ------------------------------------------------------------------ design / graph
+    def prepare(self, data: pd.DataFrame | Panel) -> FrontierDesign:
+        """The frontier's arrays (no PyMC)."""
+        unit, time = self.unit, self.time
+        if isinstance(data, Panel):
+            unit, time = unit or data.unit, time or data.time
+            data = data.frame
+        if self.inefficiency != "cross_section" and (unit is None or time is None):
+            raise BayesDidError(f"inefficiency={self.inefficiency!r} needs unit= and time=")
+        return frontier_design(data, y=self.y, x=self.x, undesirable=self.undesirable,
+                               frontier=self.frontier, log=self.log, unit=unit, time=time)
+
+    def build(self, data: pd.DataFrame | Panel) -> pm.Model:
+        """The PyMC model (pure: no sampling)."""
+        return self._build(self.prepare(data))
+
+    def _build(self, d: FrontierDesign) -> pm.Model:
+        p = self.priors
+        y = d.y
+        q_star, r_inv, x_mean, x_sd = _whiten(d.X)
+        y_sd = float(np.std(y)) or 1.0
+        coords = {"term": list(d.names), "term_std": list(d.names[1:])}
+        with pm.Model(coords=coords) as model:
+            # data and data-scaled prior scales are shared variables, not constants, so the
+            # compiled C code does not depend on the data set and is reused from the cache
+            y_d, q_d = pm.Data("y", y), pm.Data("Q", q_star)
+            xm_d, xs_d, ri_d = pm.Data("x_mean", x_mean), pm.Data("x_sd", x_sd), pm.Data(
+                "R_inv", r_inv)
+            scales = pm.Data("prior_scales", np.array([p.beta_sd * y_sd, float(np.mean(y)),
+                                                       p.intercept_sd * y_sd]))
+            # QR-whitened slopes (theta = R beta_std): uncorrelated in the posterior even
+            # when the logged inputs move together, as city inputs do
+            theta = pm.Normal("theta", 0.0, scales[0], dims="term_std")
+            # the regression-mean intercept; the frontier intercept adds E[u] back, which
+            # removes the intercept-sigma_u ridge
+            a_m = pm.Normal("intercept_mean", scales[1], scales[2])
+            slopes = pt.dot(ri_d, theta) / xs_d
+            sv = pm.HalfNormal("sigma_v", p.sigma_v)
+            su = pm.HalfNormal("sigma_u", p.sigma_u)
+            mu = (pm.Normal("mu", 0.0, p.mu_sd) if self.distribution == "truncated_normal"
+                  else pt.constant(0.0))
+            a_c = a_m + d.sign * _mean_u(su, mu, self.distribution)
+            pm.Deterministic("beta", pt.concatenate([pt.stack([a_c - pt.dot(slopes, xm_d)]),
+                                                     slopes]), dims="term")
+            e = d.sign * (y_d - a_c - pt.dot(q_d, theta))
+            if self.inefficiency == "cross_section":
+                ll = _cross_loglik(e, sv, su, mu, self.distribution)
+            else:
+                eta = (pm.Normal("eta", 0.0, p.eta_sd) if self.inefficiency == "bc92"
+                       else pt.constant(0.0))
+                last = np.zeros(d.n_units)
+                np.maximum.at(last, d.unit_idx, d.time_values)
+                ll = _panel_loglik(e, pm.Data("unit_idx", d.unit_idx),
+                                   pm.Data("dt", d.time_values - last[d.unit_idx]),
+                                   pm.Data("n_t", np.bincount(d.unit_idx).astype(float)),
+                                   sv, su, mu, eta)
+            pm.Potential("loglik", pt.sum(ll))
+        return model
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, data: pd.DataFrame | Panel, *, draws: int = 1000, tune: int = 1000,
+            chains: int = 4, cores: int | None = None, random_seed: int | None = None,
+            progress: bool = True, target_accept: float = 0.9,
+            init_method: str = "jitter+adapt_diag") -> BayesSFAResult:
+        """Sample the posterior; efficiency draws are added per observation.
+
+        ``init_method`` is passed to ``pm.sample(init=...)`` (a dense mass matrix,
+        ``"jitter+adapt_full"``, adapted worse than the diagonal default in short runs)."""
+        random_seed = resolve_seed(random_seed)
+        d = self.prepare(data)
+        warn_ignored_design(self, data)
+        model = self._build(d)
+        init = self._initvals(d)
+        idata = sample(model, draws=draws, tune=tune, chains=chains, cores=cores,
+                       random_seed=random_seed, progress=progress, target_accept=target_accept,
+                       initvals=init, init=init_method)
+        idata = self._add_efficiency(idata, d, random_seed)
+        sampled = [v.name for v in model.free_RVs] + ["beta"]  # beta: intercept and slopes
+        info = {"model_type": type(self).__name__, "config": self.config(),
+                "config_hash": config_hash(type(self).__name__, self.config()),
+                "random_seed": random_seed, "draws": draws, "tune": tune, "chains": chains,
+                "n_obs": len(d.y), "n_units": d.n_units, "sampled_vars": sampled,
+                "frontier_kind": d.kind, "bayesdid_version": __version__}
+        return BayesSFAResult.from_fit(idata, method=f"bayes_sfa_{self.distribution}",
+                                       info=info)
+
+    def _initvals(self, d: FrontierDesign) -> dict:
+        start = _starts(d, self.distribution, "cross_section", np.random.default_rng(0))[0]
+        k = d.X.shape[1]
+        _, r_inv, x_mean, x_sd = _whiten(d.X)
+        beta = start[:k]
+        theta = np.linalg.solve(r_inv, beta[1:] * x_sd)
+        sv, su = float(np.exp(start[k])), float(np.exp(start[k + 1]))
+        e_u = su if self.distribution == "exponential" else su * np.sqrt(2 / np.pi)
+        init = {"theta": theta, "sigma_v": sv, "sigma_u": su,
+                "intercept_mean": beta[0] + beta[1:] @ x_mean - d.sign * e_u}
+        if self.distribution == "truncated_normal":
+            init["mu"] = 0.0
+        if self.inefficiency == "bc92":
+            init["eta"] = 0.0
+        return init
+
+    def _add_efficiency(self, idata, d: FrontierDesign, seed: int):
+        post = idata.posterior
+        n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
+        flat = post.to_dataset().stack(sample=("chain", "draw")).transpose("sample", ...)
+        beta = flat["beta"].values
+        sv, su = flat["sigma_v"].values[:, None], flat["sigma_u"].values[:, None]
+        mu = flat["mu"].values[:, None] if "mu" in flat else np.zeros_like(sv)
+        e = d.sign * (d.y[None, :] - beta @ d.X.T)
+        rng = np.random.default_rng([seed, 104729])
+        if self.inefficiency == "cross_section":
+            mu_s, s_s = m.conditional_cross(e, sv, su, self.distribution, mu)
+            u = m.draw_u(mu_s, s_s, rng)
+        else:
+            eta = flat["eta"].values[:, None] if "eta" in flat else np.zeros_like(sv)
+            last = np.zeros(d.n_units)
+            np.maximum.at(last, d.unit_idx, d.time_values)
+            scale = np.exp(-eta * (d.time_values - last[d.unit_idx])[None, :])
+            # u_i | (all of unit i's residuals) is one truncated normal per unit and draw:
+            # draw u_i once, then every year of the unit is the same u_i scaled by its decay
+            mu_u, s_u = _panel_conditional_draws(e, d, scale, sv, su, mu)
+            u = scale * m.draw_u(mu_u, s_u, rng)[:, d.unit_idx]
+        eff = np.exp(-u)
+        all_eff = np.concatenate([eff.mean(axis=1, keepdims=True), eff], axis=1)
+        idcols = list(d.index.columns)
+        groups = ["overall"] + [group_label(**dict(zip(idcols, row)))
+                                for row in d.index.itertuples(index=False)]
+        ds = post.to_dataset().assign(
+            effect=(("chain", "draw", "effect_id"), all_eff.reshape(n_chain, n_draw, -1)))
+        ds = ds.assign_coords(effect_id=np.arange(len(groups)),
+                              estimand=("effect_id", np.array(["efficiency"] * len(groups))),
+                              group=("effect_id", np.array(groups)))
+        const = xr.Dataset({f"obs_{c}": ("obs", d.index[c].to_numpy()) for c in idcols})
+        const["effect_n_obs"] = ("effect_id", np.r_[len(d.y), np.ones(len(d.y), int)])
+        const.attrs["id_columns"] = idcols
+        idata["posterior"] = xr.DataTree(ds)
+        idata["constant_data"] = xr.DataTree(const)
+        return idata
+
+
+# ---------------------------------------------------------------------- pytensor pieces
+def _whiten(X: np.ndarray):
+    """Centre and scale the regressors, then QR: ``Z = Q* R*`` with ``Q*`` of unit-variance
+    orthogonal columns; returns ``Q*``, ``R*^-1``, the column means and sds."""
+    Xs = X[:, 1:]
+    x_mean, x_sd = Xs.mean(axis=0), Xs.std(axis=0)
+    x_sd = np.where(x_sd > 0, x_sd, 1.0)
+    q, r = np.linalg.qr((Xs - x_mean) / x_sd)
+    scale = np.sqrt(len(X))
+    return q * scale, np.linalg.inv(r / scale), x_mean, x_sd
+
+
+def _mean_u(su, mu, distribution):
+    """E[u] of the one-sided error."""
+    if distribution == "exponential":
+        return su
+    if distribution == "half_normal":
+        return su * np.sqrt(2 / np.pi)
+    z = mu / su
+    return mu + su * pt.exp(-0.5 * z**2 - HALF_LOG2PI - _lcdf(z))
+
+
+def _lcdf(z):
+    return normal_lcdf(0.0, 1.0, z)
+
+
+def _cross_loglik(e, sv, su, mu, distribution):
+    """PyTensor twin of :func:`_sfa_math.loglik_cross`."""
+    if distribution == "exponential":
+        return -pt.log(su) + e / su + sv**2 / (2 * su**2) + _lcdf(-e / sv - sv / su)
+    s2 = sv**2 + su**2
+    sigma = pt.sqrt(s2)
+    z = (mu * sv**2 - e * su**2) / s2 / (su * sv / sigma)
+    if distribution == "half_normal":
+        return pt.log(2.0) - pt.log(sigma) - HALF_LOG2PI - 0.5 * (e / sigma) ** 2 + _lcdf(z)
+    return (-pt.log(sigma) - HALF_LOG2PI - 0.5 * ((e + mu) / sigma) ** 2 + _lcdf(z)
+            - _lcdf(mu / su))
+
+
+def _panel_loglik(e, idx, dt, n_t, sv, su, mu, eta):
+    """PyTensor twin of :func:`_sfa_math.loglik_panel` (per-unit sums by scatter-add)."""
+    h = pt.exp(-eta * dt)
+
+    def usum(v):
+        return pt.inc_subtensor(pt.zeros(n_t.shape[0])[idx], v)
+
+    s_he, s_hh, s_ee = usum(h * e), usum(h**2), usum(e**2)
+    den = sv**2 + su**2 * s_hh
+    mu_star = (mu * sv**2 - su**2 * s_he) / den
+    s_star = su * sv / pt.sqrt(den)
+    quad = s_ee / sv**2 + mu**2 / su**2 - (mu_star / s_star) ** 2
+    return (-0.5 * n_t * m.LOG2PI - (n_t - 1) * pt.log(sv) - 0.5 * pt.log(den) - 0.5 * quad
+            + _lcdf(mu_star / s_star) - _lcdf(mu / su))
+
+
+def _panel_conditional_draws(e, d: FrontierDesign, scale, sv, su, mu):
+    """``(mu_star, s_star)`` per draw and unit (draws x units)."""
+    n_s = e.shape[0]
+    onehot = np.zeros((len(d.unit_idx), d.n_units))
+    onehot[np.arange(len(d.unit_idx)), d.unit_idx] = 1.0
+    s_he = (scale * e) @ onehot
+    s_hh = np.broadcast_to(scale**2, e.shape) @ onehot
+    den = sv**2 + su**2 * s_hh
+    mu_star = (mu * sv**2 - su**2 * s_he) / den
+    return mu_star, np.broadcast_to(su * sv / np.sqrt(den), (n_s, d.n_units))
