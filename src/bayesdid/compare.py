@@ -32,7 +32,6 @@ the credible intervals can be too narrow.
 from __future__ import annotations
 
 import html
-import inspect
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,15 +42,15 @@ import pandas as pd
 
 from .bayes.notices import inference_from_info
 from .errors import ComparisonError
+from .report.align import COMPARISON_COLUMNS, align_results
 from .report.tables import (
     latex_escape,
-    order_rows,
     render_html,
     render_latex,
     render_markdown,
     wide_table,
 )
-from .results import EFFECT_COLUMNS, EffectResult
+from .results import EffectResult
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -60,103 +59,6 @@ if TYPE_CHECKING:
 __all__ = ["compare", "Comparison", "COMPARISON_COLUMNS"]
 
 logger = logging.getLogger(__name__)
-
-COMPARISON_COLUMNS = [
-    "estimand", "group", "method", "estimate", "se_or_sd", "lower", "upper",
-    "interval", "level", "n_obs",
-]
-
-
-def _dedupe(labels: Sequence[str]) -> list[str]:
-    """``["twfe", "twfe"] -> ["twfe", "twfe (2)"]`` (never clashing with a given label)."""
-    taken = set(labels)
-    seen: dict[str, int] = {}
-    out = []
-    for label in labels:
-        count = seen.get(label, 0) + 1
-        seen[label] = count
-        if count == 1:
-            out.append(label)
-            continue
-        n = count
-        while f"{label} ({n})" in taken:
-            n += 1
-        new = f"{label} ({n})"
-        taken.add(new)
-        out.append(new)
-    return out
-
-
-def _check_results(results: tuple[Any, ...]) -> None:
-    if not results:
-        raise ComparisonError(
-            "compare() needs at least one result", hint="compare(bayes_res, twfe_res)")
-    for i, r in enumerate(results):
-        if isinstance(r, EffectResult):
-            continue
-        if isinstance(r, (list, tuple)) and r and all(isinstance(x, EffectResult) for x in r):
-            raise ComparisonError(
-                f"argument {i} is a {type(r).__name__} of results; pass them separately",
-                hint="compare(*results)")
-        raise ComparisonError(
-            f"argument {i} is a {type(r).__module__}.{type(r).__qualname__} ({r!r:.80}), "
-            "not an EffectResult",
-            hint="pass what an estimator's fit()/function returns (an EffectResult)")
-
-
-def _labels(results: tuple[EffectResult, ...], labels: Sequence[str] | str | None) -> list[str]:
-    if labels is None:
-        return _dedupe([str(r.method) for r in results])
-    if isinstance(labels, str):
-        labels = [labels]
-    labels = list(labels)
-    if len(labels) != len(results):
-        raise ComparisonError(
-            f"got {len(labels)} label(s) {labels} for {len(results)} result(s)",
-            hint="give one label per result, or labels=None to use each result's method")
-    bad = [lb for lb in labels if not isinstance(lb, str) or not lb.strip()]
-    if bad:
-        raise ComparisonError(f"labels must be non-empty strings, got {bad}")
-    return _dedupe(labels)
-
-
-def _effects(result: EffectResult, level: float | None) -> pd.DataFrame:
-    """``result.effects(level=level)``; keyword ``level`` only, so classical and Bayesian
-    results (``effects(level=, interval=)``) are called the same way."""
-    try:
-        params = inspect.signature(result.effects).parameters
-    except (TypeError, ValueError):  # builtins or odd callables: just try
-        params = {"level": None}
-    takes_level = "level" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-    if not takes_level:
-        logger.warning("%s.effects() takes no level; using its own intervals",
-                       type(result).__name__)
-        return result.effects()
-    return result.effects(level=level)
-
-
-def _long_table(results: tuple[EffectResult, ...], labels: list[str],
-                level: float | None) -> pd.DataFrame:
-    frames = []
-    for label, result in zip(labels, results):
-        table = _effects(result, level)
-        missing = [c for c in EFFECT_COLUMNS if c not in table.columns]
-        if missing:
-            raise ComparisonError(
-                f"effects() of {label!r} lacks columns {missing}", column=missing[0])
-        dup = table[table.duplicated(["estimand", "group"], keep=False)]
-        if len(dup):
-            raise ComparisonError(
-                f"result {label!r} reports the same (estimand, group) more than once",
-                rows=dup[EFFECT_COLUMNS])
-        table = table[EFFECT_COLUMNS].copy()
-        table["method"] = label
-        frames.append(table[COMPARISON_COLUMNS])
-    long = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=COMPARISON_COLUMNS)
-    long["n_obs"] = long["n_obs"].astype("Int64")
-    return order_rows(long, labels)
-
 
 def _cluster_robust(result: EffectResult) -> str | None:
     """The cluster-robust variance a classical result records (``info["vcov"]`` such as
@@ -323,9 +225,7 @@ def compare(*results: EffectResult, labels: Sequence[str] | None = None,
     >>> compare(r, r).labels
     ('twfe', 'twfe (2)')
     """
-    _check_results(results)
-    names = _labels(results, labels)
-    table = _long_table(results, names, level)
+    table, names = align_results(results, labels, level)
     return Comparison(table=table, labels=tuple(names), level=level,
                       methods=tuple(str(r.method) for r in results),
                       notes=_design_notes(results, names, table))

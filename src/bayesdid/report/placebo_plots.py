@@ -21,7 +21,7 @@ Built without pyplot (no global state); pass ``ax=`` to draw into an existing Ax
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -30,8 +30,18 @@ from scipy import stats
 
 from ..errors import BayesDidError
 
-if TYPE_CHECKING:
-    from ..checks.placebo import PlaceboResult
+
+class PlaceboResult(Protocol):
+    """What :func:`placebo_plot` reads from a :class:`bayesdid.checks.placebo.PlaceboResult`
+    (a protocol, so that this module does not import the estimator that imports it)."""
+
+    kind: str
+    real: float
+    draws: np.ndarray
+    p_value: float
+
+    def effects(self, *args, **kwargs): ...
+
 
 __all__ = ["placebo_plot"]
 

@@ -28,6 +28,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from ..errors import ComparisonError
+from .align import align_results
 from .tables import group_sort_key, interval_label
 
 if TYPE_CHECKING:
@@ -188,19 +189,17 @@ def event_study_plot(*results: EffectResult, labels: Sequence[str] | None = None
     >>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     ['bayes_es (95% HDI)']
     """
-    from ..compare import compare  # lazy: compare imports this package
-
-    comparison = compare(*results, labels=labels, level=level)
-    rows = _event_rows(comparison.table)
+    table, names = align_results(results, labels, level)
+    rows = _event_rows(table)
     if rows.empty:
         raise ComparisonError(
             "none of the results reports estimand 'event_time' with groups 'k=<number>'",
             hint="run an event-study estimator; its effects() rows look like "
                  "estimand='event_time', group='k=-3'")
     fig, ax = _new_axes(ax, (8.0, 4.5))
-    series = [(label, kind, sub) for label in comparison.labels
+    series = [(label, kind, sub) for label in names
               for kind, sub in rows[rows["method"] == label].groupby("interval", sort=False)]
-    skipped = [lb for lb in comparison.labels if lb not in set(rows["method"])]
+    skipped = [lb for lb in names if lb not in set(rows["method"])]
     if skipped:
         logger.warning("event_study_plot: no event-time rows in %s; not drawn", skipped)
     n_points = sum(kind == "confidence" for _, kind, _ in series)
