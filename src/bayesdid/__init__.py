@@ -43,6 +43,7 @@ _LAZY = {
     "BayesResult": "bayesdid.bayes.result",
     "ConvergenceWarning": "bayesdid.errors",
     "DesignIgnoredWarning": "bayesdid.errors",
+    "ModelCheckWarning": "bayesdid.errors",
     "bayes_sensitivity": "bayesdid.did.bayes_sensitivity",
     "posterior_contrasts": "bayesdid.did.contrasts",
     # classical twins

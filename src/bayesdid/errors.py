@@ -14,6 +14,7 @@ import pandas as pd
 
 __all__ = [
     "BayesDidError",
+    "ModelCheckWarning",
     "ColumnError",
     "DuplicateRowsError",
     "MissingValueError",
@@ -164,6 +165,10 @@ class ClusterError(BayesDidError):
 # warnings (not errors): defined here so that anything can filter or catch them cheaply
 class ConvergenceWarning(RuntimeWarning):
     """Sampler diagnostics suggest the posterior was not explored reliably."""
+
+
+class ModelCheckWarning(UserWarning):
+    """Posterior predictive checks flag a feature of the data the model does not capture."""
 
 
 class DesignIgnoredWarning(UserWarning):

@@ -123,6 +123,20 @@ class BayesResult(EffectResult):
         return float(np.mean(np.all(np.abs(draws) <= tolerance, axis=1)))
 
     # ------------------------------------------------------------------ diagnostics
+    def ppc(self) -> pd.DataFrame:
+        """Posterior predictive residual checks recorded at fit time, one row per check:
+        observed and replicated statistic, p-value, whether it is flagged and the option that
+        addresses it (see :mod:`bayesdid.did.ppc`)."""
+        records = self.info.get("ppc")
+        if records is None:
+            raise BayesDidError(
+                f"{self.info.get('model_type') or self.method} recorded no residual checks",
+                hint="HierarchicalDiD records them in its marginal form (errors 'iid' or "
+                     "'ar1', likelihood 'marginal')")
+        from ..did.ppc import PPC_COLUMNS
+
+        return pd.DataFrame(records, columns=PPC_COLUMNS)
+
     def diagnostics(self, warn: bool = True) -> pd.DataFrame:
         """R-hat, bulk and tail ESS of every sampled parameter (``info["sampled_vars"]``,
         vectors split by coordinate) and every reported effect (``"att|overall"``), and the

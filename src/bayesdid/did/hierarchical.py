@@ -6,6 +6,7 @@ import logging
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import pymc as pm
 import xarray as xr
 
@@ -16,6 +17,7 @@ from .aggregate import aggregation
 from .hierarchical_design import DiDDesign, prepare
 from .hierarchical_model import LAM_FIXED, build_dense, build_marginal, prior_precision_draws
 from .marginal_likelihood import draw_phi
+from .ppc import residual_checks, warn_misfit
 from ..bayes.notices import warn_ignored_design
 from .priors import DiDPriors
 from ..bayes.result import BayesResult, config_hash
@@ -172,15 +174,33 @@ class HierarchicalDiD:
                        random_seed=random_seed, progress=progress, target_accept=target_accept)
         # every sampled parameter, and the cell, time and covariate effects drawn from them
         sampled = [rv.name for rv in model.free_RVs] + ["tau_cell", "time_effect", "beta"]
-        idata = self._add_effects(idata, design, panel, random_seed)
+        idata, phi = self._add_effects(idata, design, panel, random_seed)
         info = {
             "model_type": type(self).__name__, "config": self.config(),
             "config_hash": config_hash(type(self).__name__, self.config()),
             "form": self.form(), "random_seed": random_seed, "draws": draws, "tune": tune,
             "chains": chains, "n_obs": design.n_obs, "n_units": design.n_units,
             "n_cells": len(design.cells), "sampled_vars": sampled, "bayesdid_version": __version__,
+            "ppc": self._residual_checks(idata, design, panel, phi, random_seed),
         }
-        return BayesResult.from_fit(idata, method="hierarchical_did", info=info)
+        result = BayesResult.from_fit(idata, method="hierarchical_did", info=info)
+        warn_misfit(info["ppc"], type(self).__name__)
+        return result
+
+    def _residual_checks(self, idata, design: DiDDesign, panel: Panel, phi, seed: int):
+        """Posterior predictive residual checks (:mod:`bayesdid.did.ppc`), marginal form only:
+        the dense forms sample phi row-wise and their errors are not Gaussian AR(1)."""
+        if phi is None or design.Z is None:
+            return None
+        flat = idata.posterior.to_dataset().stack(sample=("chain", "draw"))
+        sigma = flat["sigma"].values
+        rho = flat["rho"].values if "rho" in flat else np.zeros(len(sigma))
+        groups = {g: pd.factorize(panel.frame[g])[0] for g in panel.groups}
+        table = residual_checks(
+            y=design.y, Z=design.Z, phi=phi, sigma=sigma, rho=rho, lam_a=LAM_FIXED,
+            unit_idx=design.unit_idx, prev_row=design.prev_row, time_idx=design.time_idx,
+            groups=groups, errors=self.errors, time=panel.time, seed=seed)
+        return table.to_dict("records")
 
     def _add_effects(self, idata, design: DiDDesign, panel: Panel, seed: int):
         post = idata.posterior
@@ -220,7 +240,7 @@ class HierarchicalDiD:
         const = const.assign_coords(effect_id=agg.labels)
         idata["posterior"] = xr.DataTree(ds)
         idata["constant_data"] = xr.DataTree(const)
-        return idata
+        return idata, phi
 
     def _conditional_cells(self, post, design: DiDDesign, seed: int):
         """Exact draws of every linear coefficient given each hyperparameter draw."""

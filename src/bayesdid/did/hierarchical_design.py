@@ -69,6 +69,7 @@ class DiDDesign:
     stats: dict[str, np.ndarray] = field(repr=False)
     contiguous: bool = True
     cell_loadings: np.ndarray | None = field(default=None, repr=False)  # tau_cells = M @ phi
+    Z: sp.csr_matrix | None = field(default=None, repr=False)  # rows x phi (residual checks)
 
     @property
     def n_phi(self) -> int:
@@ -183,7 +184,8 @@ def prepare(panel: Panel, pool: tuple[str, ...], covariates: tuple[str, ...],
         n_obs=len(df), n_units=len(unit_labels), y_mean=y_mean, y_scale=y_scale,
         x_mean=x_mean, x_scale=x_scale, blocks=blocks_t, coords=coords, cells=cells,
         y=y, unit_idx=unit_idx, time_idx=time_idx, cell_idx=cell_of_row, X=X,
-        prev_row=prev_row, stats=stats, contiguous=contiguous, cell_loadings=loadings.toarray())
+        prev_row=prev_row, stats=stats, contiguous=contiguous, cell_loadings=loadings.toarray(),
+        Z=Z)
 
 
 def _cell_label(row, groups: list[str]) -> str:
