@@ -3,6 +3,12 @@
 One replication simulates a staggered panel (AR(1) errors), fits the hierarchical DID
 under each error model and TWFE, and records whether each 95% interval contains the true
 overall ATT. :func:`coverage_table` summarises many replications.
+
+The *zoo* (:data:`ZOO_DGPS`, :func:`zoo_panel`, :func:`run_zoo`) puts the same estimators
+on LCCP-shaped panels (278 cities x 19 years, three listing batches, four regions,
+heterogeneous dynamic effects) whose errors break the default model's assumptions in one
+way each: heteroskedastic units, region x year shocks, AR(2) persistence, Student-t(3)
+innovations, few treated units, and unequal panel weights.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import pandas as pd
 
 from .did.hierarchical import HierarchicalDiD
 from .did.twfe import twfe
+from .staggered.callaway_santanna import callaway_santanna
 from .datasets import simulate_staggered
 from .panel import Panel
 from .parallel import run_replications
@@ -77,3 +84,111 @@ def coverage_table(records: pd.DataFrame) -> pd.DataFrame:
     n = table["panels"]
     table["coverage_se"] = np.sqrt(table["coverage"] * (1 - table["coverage"]) / n)
     return table.reset_index()
+
+
+# ============================================================================ the zoo
+ZOO_SIGMA = 0.05  # innovation sd of every zoo DGP (the simulator's default)
+ZOO_DGPS = ("ar1", "hetero_units", "region_shocks", "ar2", "student_t3", "treated_1",
+            "treated_3", "treated_10", "weights")
+_FEW = {"treated_1": {2010: 1}, "treated_3": {2010: 1, 2012: 1, 2017: 1},
+        "treated_10": {2010: 3, 2012: 3, 2017: 4}}
+
+
+def _ar(innovations: np.ndarray, coefs: Sequence[float], burn: int = 50) -> np.ndarray:
+    """AR(p) paths along axis 1 of ``innovations`` (units x periods), started in the past."""
+    n, t = innovations.shape
+    out = np.zeros((n, t + burn))
+    rng = np.random.default_rng(int(abs(innovations[0, 0]) * 1e9) % 2**32)
+    pad = np.concatenate([rng.standard_normal((n, burn)) * innovations.std(), innovations],
+                         axis=1)
+    for j in range(t + burn):
+        out[:, j] = pad[:, j] + sum(c * out[:, j - i - 1] for i, c in enumerate(coefs)
+                                    if j - i - 1 >= 0)
+    return out[:, burn:]
+
+
+def zoo_panel(dgp: str, seed: int) -> tuple[Panel, float]:
+    """One zoo panel and its true overall ATT (observation-weighted over treated rows; under
+    ``"weights"``, weighted by the panel weights, the estimand a weighted estimator targets).
+
+    >>> panel, truth = zoo_panel("region_shocks", 0)
+    >>> len(panel.units), truth > 0
+    (278, True)
+    """
+    if dgp not in ZOO_DGPS:
+        raise ValueError(f"unknown zoo DGP {dgp!r}; choose from {ZOO_DGPS}")
+    sim = simulate_staggered(sigma=0.0, random_seed=seed, batches=_FEW.get(dgp))
+    df = sim.data.copy()
+    n_units, n_t = df["city"].nunique(), df["year"].nunique()
+    rng = np.random.default_rng([seed, 20260])
+    innov = rng.standard_normal((n_units, n_t)) * ZOO_SIGMA
+    coefs: tuple[float, ...] = (0.5,)
+    weights = None
+    if dgp == "hetero_units":  # unit sds spread 10x (log-uniform)
+        innov *= np.exp(rng.uniform(-np.log(10) / 2, np.log(10) / 2, n_units))[:, None]
+    elif dgp == "ar2":  # persistent: roots 0.9 and 0.5 (lag-1 autocorrelation 0.97)
+        coefs = (1.4, -0.45)
+    elif dgp == "student_t3":
+        innov = rng.standard_t(3, (n_units, n_t)) * ZOO_SIGMA / np.sqrt(3.0)
+    elif dgp == "weights":  # precision weights: bigger cities, smaller error variance
+        weights = np.exp(rng.normal(0.0, 1.0, n_units))
+        innov /= np.sqrt(weights / weights.mean())[:, None]
+    errors = _ar(innov, coefs)
+    if dgp == "region_shocks":
+        regions = pd.factorize(df["region"].to_numpy()[::n_t])[0]
+        errors = errors + rng.normal(0.0, ZOO_SIGMA, (regions.max() + 1, n_t))[regions]
+    df["eco_eff"] = df["eco_eff"] + errors.reshape(-1)
+    kwargs = dict(sim.panel_kwargs)
+    tau = df[["city", "year"]].merge(sim.tau, on=["city", "year"], how="left")["tau"]
+    treated = df["treated"].to_numpy() == 1
+    if weights is not None:
+        df["pop"] = np.repeat(weights, n_t)
+        kwargs["weights"] = "pop"
+        truth = float(np.average(tau[treated], weights=df.loc[treated, "pop"]))
+    else:
+        truth = float(tau[treated].mean())
+    return Panel.from_frame(df, **kwargs), truth
+
+
+def zoo_replication(seed: int, dgp: str, draws: int = 500, tune: int = 500,
+                    chains: int = 2) -> list[dict]:
+    """Fit one zoo panel: default and iid HierarchicalDiD, TWFE CRV1 and CS (never-treated)."""
+    import warnings
+
+    panel, truth = zoo_panel(dgp, seed)
+    records = []
+    for err in ("ar1", "iid"):
+        with warnings.catch_warnings():  # the zoo measures; it does not stop at notices
+            warnings.simplefilter("ignore")
+            res = HierarchicalDiD(errors=err).fit(panel, draws=draws, tune=tune,
+                                                  chains=chains, cores=1, random_seed=seed,
+                                                  progress=False)
+        flagged = [r["check"] for r in res.info.get("ppc") or () if r["flagged"]]
+        records.append(_zoo_record(seed, dgp, f"hierarchical_did[{err}]", res, truth,
+                                   ppc_flags=";".join(flagged)))
+    records.append(_zoo_record(seed, dgp, "twfe[CRV1]", twfe(panel), truth))
+    cs = callaway_santanna(panel, covariates=list(panel.covariates), aggregate=("simple",))
+    records.append(_zoo_record(seed, dgp, "callaway_santanna", cs, truth))
+    return records
+
+
+def _zoo_record(seed, dgp, method, result, truth, ppc_flags="") -> dict:
+    row = result.effect("att", "overall")
+    return dict(seed=seed, dgp=dgp, method=method, estimate=float(row["estimate"]),
+                lower=float(row["lower"]), upper=float(row["upper"]), truth=truth,
+                divergences=0, ppc_flags=ppc_flags)
+
+
+def run_zoo(n_panels: int, dgps: Sequence[str] = ZOO_DGPS, *, first_seed: int = 0,
+            workers: int | None = None, client: Any = None, progress: bool = True,
+            **kwargs) -> pd.DataFrame:
+    """Zoo records for seeds ``first_seed ..`` under every DGP, through
+    :func:`bayesdid.parallel.run_replications` (local processes or Dask)."""
+    args = [(s, dgp, kwargs) for dgp in dgps for s in range(first_seed, first_seed + n_panels)]
+    out = run_replications(_zoo_replicate, args, workers=workers, client=client,
+                           progress=progress, desc="zoo panels")
+    return pd.DataFrame([r for recs in out for r in recs])
+
+
+def _zoo_replicate(seed: int, dgp: str, kwargs: dict) -> list[dict]:
+    return zoo_replication(seed, dgp, **kwargs)
