@@ -29,6 +29,7 @@ def zoo_table(records: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (dgp, method), sub in records.groupby(["dgp", "method"], sort=False):
         row = coverage_table(sub).iloc[0].drop("divergences")
+        row["failed"] = int((sub["failure"].fillna("") != "").sum())  # counted as not covering
         row["ppc_flagged"] = (sub["ppc_flags"].fillna("") != "").mean() \
             if method.startswith("hierarchical") else np.nan
         rows.append({"dgp": dgp, **row.to_dict()})

@@ -156,19 +156,26 @@ def zoo_replication(seed: int, dgp: str, draws: int = 500, tune: int = 500,
     import warnings
 
     panel, truth = zoo_panel(dgp, seed)
+    fits = {f"hierarchical_did[{err}]": lambda err=err: HierarchicalDiD(errors=err).fit(
+                panel, draws=draws, tune=tune, chains=chains, cores=1, random_seed=seed,
+                progress=False)
+            for err in ("ar1", "iid")}
+    fits["twfe[CRV1]"] = lambda: twfe(panel)
+    fits["callaway_santanna"] = lambda: callaway_santanna(
+        panel, covariates=list(panel.covariates), aggregate=("simple",))
     records = []
-    for err in ("ar1", "iid"):
-        with warnings.catch_warnings():  # the zoo measures; it does not stop at notices
-            warnings.simplefilter("ignore")
-            res = HierarchicalDiD(errors=err).fit(panel, draws=draws, tune=tune,
-                                                  chains=chains, cores=1, random_seed=seed,
-                                                  progress=False)
-        flagged = [r["check"] for r in res.info.get("ppc") or () if r["flagged"]]
-        records.append(_zoo_record(seed, dgp, f"hierarchical_did[{err}]", res, truth,
-                                   ppc_flags=";".join(flagged)))
-    records.append(_zoo_record(seed, dgp, "twfe[CRV1]", twfe(panel), truth))
-    cs = callaway_santanna(panel, covariates=list(panel.covariates), aggregate=("simple",))
-    records.append(_zoo_record(seed, dgp, "callaway_santanna", cs, truth))
+    for method, fit in fits.items():
+        try:
+            with warnings.catch_warnings():  # the zoo measures; it does not stop at notices
+                warnings.simplefilter("ignore")
+                res = fit()
+        except Exception as err:  # a failed fit is a result of the zoo, not its end
+            records.append(dict(seed=seed, dgp=dgp, method=method, estimate=np.nan,
+                                lower=np.nan, upper=np.nan, truth=truth, divergences=0,
+                                ppc_flags="", failure=f"{type(err).__name__}: {err}"[:200]))
+            continue
+        flagged = [r["check"] for r in (res.info.get("ppc") or ()) if r["flagged"]]
+        records.append(_zoo_record(seed, dgp, method, res, truth, ";".join(flagged)))
     return records
 
 
@@ -176,7 +183,7 @@ def _zoo_record(seed, dgp, method, result, truth, ppc_flags="") -> dict:
     row = result.effect("att", "overall")
     return dict(seed=seed, dgp=dgp, method=method, estimate=float(row["estimate"]),
                 lower=float(row["lower"]), upper=float(row["upper"]), truth=truth,
-                divergences=0, ppc_flags=ppc_flags)
+                divergences=0, ppc_flags=ppc_flags, failure="")
 
 
 def run_zoo(n_panels: int, dgps: Sequence[str] = ZOO_DGPS, *, first_seed: int = 0,

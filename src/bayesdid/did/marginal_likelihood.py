@@ -184,8 +184,16 @@ class MarginalLoglik(Op):
 
     def perform(self, node, inputs, outputs):
         sigma, rho, lam_phi = inputs
-        logp, g_sigma, g_rho, g_lam = marginal_loglik_grad_np(
-            self.stats, self.n_obs, float(sigma), float(rho), self.lam_a, lam_phi)
+        try:
+            with np.errstate(over="raise", invalid="raise", divide="raise"):
+                logp, g_sigma, g_rho, g_lam = marginal_loglik_grad_np(
+                    self.stats, self.n_obs, float(sigma), float(rho), self.lam_a, lam_phi)
+            if not np.isfinite(logp):
+                raise FloatingPointError
+        except (OverflowError, FloatingPointError, ZeroDivisionError, np.linalg.LinAlgError):
+            # a leapfrog step far out in the tails (e.g. sigma ~ 1e150): zero density there,
+            # which NUTS records as a divergence instead of the whole fit failing
+            logp, g_sigma, g_rho, g_lam = -np.inf, 0.0, 0.0, np.zeros(len(lam_phi))
         outputs[0][0] = np.asarray(logp)
         outputs[1][0] = np.asarray(g_sigma)
         outputs[2][0] = np.asarray(g_rho)
