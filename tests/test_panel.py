@@ -82,9 +82,12 @@ def _time_text(df):
     return df, {}, TimeColumnError, "year", labels(df, df.year == "two thousand one")
 
 
-def _time_datetime(df):
+def _time_irregular_dates(df):
+    # yearly dates (Jan 1) and one mid-year date: fits no yearly/quarterly/monthly axis
+    odd = (df.unit == "b") & (df.year == 2001)
     df["year"] = pd.to_datetime(df["year"].astype(str), format="%Y")
-    return df, {}, TimeColumnError, "year", None
+    df.loc[odd, "year"] = pd.Timestamp("2001-06-15")
+    return df, {}, TimeColumnError, "year", labels(df, odd)
 
 
 def _time_missing(df):
@@ -217,7 +220,7 @@ BAD = {
     "duplicate unit-time": _dup,
     "treatment switches off": _switch_off,
     "non-numeric time": _time_text,
-    "datetime time": _time_datetime,
+    "irregular datetime time": _time_irregular_dates,
     "missing time": _time_missing,
     "fractional time": _time_fractional,
     "missing outcome": _y_missing,
@@ -359,7 +362,8 @@ def test_all_errors_are_value_errors():
     warnings, and nothing else is exported."""
     exported = [getattr(errors, name) for name in errors.__all__]
     warns = [c for c in exported if issubclass(c, Warning)]
-    assert {c.__name__ for c in warns} == {"ConvergenceWarning", "DesignIgnoredWarning"}
+    assert {c.__name__ for c in warns} == {"ConvergenceWarning", "DesignIgnoredWarning",
+                                           "ModelCheckWarning"}
     for cls in exported:
         if cls not in warns:
             assert issubclass(cls, errors.BayesDidError) and issubclass(cls, ValueError), cls

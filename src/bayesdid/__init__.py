@@ -55,6 +55,8 @@ _LAZY = {
         "sfa")},
     # comparison, data, studies
     "load": "bayesdid.datasets",
+    "read_panel": "bayesdid.read",
+    "read_table": "bayesdid.read",
     "simulate_staggered": "bayesdid.datasets",
     "simulate_pilot_zones": "bayesdid.datasets",
     "simulate_efficiency": "bayesdid.datasets",

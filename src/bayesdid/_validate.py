@@ -53,34 +53,11 @@ def check_no_missing(df: pd.DataFrame, col: str, hint: str | None = None) -> Non
 
 
 def coerce_time(df: pd.DataFrame, col: str) -> pd.Series:
-    raw = df[col]
-    missing = df.loc[raw.isna()]
-    if len(missing):
-        raise TimeColumnError(f"time column {col!r} has {len(missing)} missing value(s)",
-                              column=col, rows=missing)
-    dtype = raw.dtype
-    if (pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype)
-            or isinstance(dtype, pd.PeriodDtype) or pd.api.types.is_bool_dtype(dtype)):
-        raise TimeColumnError(
-            f"time column {col!r} must hold integer periods (e.g. years), got dtype {dtype}",
-            column=col, rows=df.head(),
-            hint=f"convert it first, e.g. df[{col!r}] = df[{col!r}].dt.year")
-    if not pd.api.types.is_numeric_dtype(dtype):
-        values = pd.to_numeric(raw.astype(object), errors="coerce")
-        bad = df.loc[values.isna()]
-        if len(bad):
-            raise TimeColumnError(
-                f"time column {col!r} must be numeric (integer periods such as years); "
-                f"{len(bad)} value(s) are not", column=col, rows=bad,
-                hint=f"convert dates to integer periods, e.g. df[{col!r}] = df[{col!r}].dt.year")
-        values = values.astype(float)
-    else:
-        values = raw.astype(float)
-    bad = df.loc[~np.isfinite(values) | (values % 1 != 0)]
-    if len(bad):
-        raise TimeColumnError(f"time column {col!r} must hold whole, finite periods",
-                              column=col, rows=bad)
-    return values.astype("int64")
+    """Integer period indices of a time column: integers as they are, yearly / quarterly /
+    monthly dates or Periods as consecutive period indices (see :mod:`bayesdid._time`)."""
+    from ._time import time_axis
+
+    return time_axis(df, col)[0]
 
 
 def check_no_duplicates(df: pd.DataFrame, unit: str, time: str) -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "EmptyPanelError",
     "PolicyListError",
     "SpecError",
+    "FileFormatError",
     "ModelMismatchError",
     "ComparisonError",
     "DatasetError",
@@ -65,6 +66,7 @@ class BayesDidError(ValueError):
                  rows: pd.DataFrame | None = None, hint: str | None = None):
         self.column = column
         self.rows = None if rows is None else rows.copy()
+        self.message, self.hint = message, hint
         text = message
         if hint:
             text += f"\nHint: {hint}"
@@ -93,7 +95,9 @@ class NonPositiveValueError(ColumnError):
 
 
 class TimeColumnError(BayesDidError):
-    """The time column is missing, non-numeric, or has a single period."""
+    """The time column has missing values, values that are not periods (integers, dates or
+    Periods at yearly, quarterly or monthly frequency), dates that fit no such frequency,
+    or a single period."""
 
 
 class TreatmentError(BayesDidError):
@@ -118,6 +122,10 @@ class PolicyListError(BayesDidError):
 
 class SpecError(BayesDidError):
     """A study specification has an unknown key or a value of the wrong type."""
+
+
+class FileFormatError(BayesDidError):
+    """A data file has a suffix bayesdid cannot read, or its reader failed on it."""
 
 
 class ModelMismatchError(BayesDidError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -20,6 +21,8 @@ import xarray as xr
 
 from . import _transform as tf
 from . import _validate as v
+from ._time import INTEGER_AXIS, TimeAxis, period_indices
+from ._time import time_axis as _time_axis
 from ._transform import LogEntry
 from .errors import (
     BayesDidError,
@@ -31,7 +34,7 @@ from .errors import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Panel", "LogEntry"]
+__all__ = ["Panel", "LogEntry", "TimeAxis"]
 
 # canonical internal column names (user columns keep their own names beside these)
 UNIT, TIME, Y, D, COHORT, REL, NEVER = "_unit", "_time", "_y", "_d", "_cohort", "_rel", "_never"
@@ -43,9 +46,14 @@ DERIVED = ("treated", "cohort", "rel_time", "never_treated")
 class Panel:
     """A validated long panel with its (staggered-adoption) treatment design.
 
-    Build it with :meth:`from_frame`. Derived per row: cohort (first treated period;
-    missing for never-treated units), treatment indicator, relative time
-    ``time - cohort`` and the never-treated flag.
+    Build it with :meth:`from_frame` (or :func:`bayesdid.read_panel` from a file). Derived
+    per row: cohort (first treated period; missing for never-treated units), treatment
+    indicator, relative time ``time - cohort`` and the never-treated flag.
+
+    Time may be integer, or dates / pandas Periods at yearly, quarterly or monthly
+    frequency. The frame holds time (and cohorts) as consecutive integer period indices,
+    so ``rel_time`` counts periods (months for monthly data); :attr:`time_axis` maps them
+    back to the user's labels (``panel.time_axis.label(i)``, ``panel.time_labels()``).
 
     Examples
     --------
@@ -68,6 +76,7 @@ class Panel:
     cluster: str | None = None
     start: str = "same_year"
     log: tuple[LogEntry, ...] = field(default_factory=tuple)
+    time_axis: TimeAxis = INTEGER_AXIS
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -88,18 +97,30 @@ class Panel:
         cluster: str | None = None,
         winsorize: tuple[float, float] | None = None,
         interpolate: bool = False,
+        time_axis: TimeAxis | None = None,
     ) -> Panel:
         """Validate ``df`` and derive the treatment design.
 
         Parameters
         ----------
-        unit, time, outcome : column names. ``time`` must be integer-valued (e.g. years).
+        unit, time, outcome : column names. ``time`` holds integer periods (e.g. years),
+            or dates or pandas Periods at yearly, quarterly or monthly frequency (strings
+            such as ``"2011Q1"``, ``"2011-03"`` or ``"2011-03-01"`` are read as such).
+            Calendar time becomes consecutive integer period indices in :attr:`frame`
+            (the year for yearly data, ``year * 4 + quarter - 1`` for quarterly,
+            ``year * 12 + month - 1`` for monthly) so that event time counts periods;
+            :attr:`time_axis` keeps the user's labels. Dates must fit one frequency
+            (one date per period, at the same place in each period).
         treat : a 0/1 column, switching on once and staying on (staggered adoption).
         cohort : a column holding each unit's first treated period (constant within unit;
-            missing or 0 for never-treated units).
-        policy_lists : ``{listing_year: [unit, ...]}`` by batch. With
+            missing (NaN, NaT), 0 or inf for never-treated units), in the time column's
+            terms: integers, or dates / Periods / strings for calendar time (a date
+            names the period holding it; plain years are accepted for yearly time).
+        policy_lists : ``{listing_period: [unit, ...]}`` by batch. With
             ``start="next_year"`` (the LCCP rule) a unit listed in 2010 is treated from
-            2011; with ``"same_year"`` from 2010. ``start`` applies to policy lists only.
+            2011 (the next period: the next month for monthly time); with
+            ``"same_year"`` from 2010. ``start`` applies to policy lists only. Keys are
+            periods like the cohort values above.
         groups : unit-level grouping columns (e.g. region) used for pooling and reporting.
         covariates : numeric time-varying controls.
         weights : non-negative observation weights. cluster : column to cluster by.
@@ -114,6 +135,8 @@ class Panel:
             previous period. Nothing is filled or added before a unit's first or after
             its last observed period. Interpolated values are not data: estimators treat
             them as observed.
+        time_axis : internal: rebuild a panel from its own frame (integer period indices)
+            keeping its time labels.
 
         Exactly one of ``treat``, ``cohort``, ``policy_lists`` is required.
         """
@@ -158,64 +181,70 @@ class Panel:
         log: list[LogEntry] = []
 
         v.check_no_missing(data, unit)
-        data[time] = v.coerce_time(data, time)
-        v.check_no_duplicates(data, unit, time)
-        try:
-            data = data.sort_values([unit, time], kind="stable")
-        except TypeError:
-            kinds = data[unit].map(lambda x: type(x).__name__)
-            raise ColumnError(f"unit column {unit!r} mixes value types "
-                              f"({', '.join(sorted(kinds.unique()))})", column=unit,
-                              rows=data.loc[kinds != kinds.mode().iloc[0]],
-                              hint=f"make them one type, e.g. df[{unit!r}].astype(str)") from None
-        v.check_several_periods(data, time)
+        data[time], axis = _time_axis(data, time)
+        if time_axis is not None and not axis.calendar:
+            axis = time_axis
+        with _user_time_in_errors(axis, time, cohort):
+            v.check_no_duplicates(data, unit, time)
+            try:
+                data = data.sort_values([unit, time], kind="stable")
+            except TypeError:
+                kinds = data[unit].map(lambda x: type(x).__name__)
+                raise ColumnError(f"unit column {unit!r} mixes value types "
+                                  f"({', '.join(sorted(kinds.unique()))})", column=unit,
+                                  rows=data.loc[kinds != kinds.mode().iloc[0]],
+                                  hint=f"make them one type, e.g. df[{unit!r}].astype(str)"
+                                  ) from None
+            v.check_several_periods(data, time)
 
-        numeric = [outcome, *covariates]
-        for col in numeric:
-            data[col] = v.coerce_numeric(data, col)
-        if interpolate:
-            data, added = tf.add_missing_periods(data, unit, time, numeric)
-            log.extend(added)
-            log.extend(tf.interpolate(data, unit, time, numeric))
-        for col in numeric:
-            v.check_no_missing(data, col, hint="pass interpolate=True to fill interior gaps"
-                               if not interpolate else None)
-            v.check_finite(data, col)
-        if winsorize is not None:
-            log.extend(tf.winsorize(data, numeric, winsorize))
-        if weights is not None:
-            v.check_weights(data, weights)
-        for col in (*groups, *( [cluster] if cluster else [])):
-            v.check_no_missing(data, col)
-        for col in groups:
-            v.check_constant_within_unit(data, unit, col, what="group")
+            numeric = [outcome, *covariates]
+            for col in numeric:
+                data[col] = v.coerce_numeric(data, col)
+            if interpolate:
+                data, added = tf.add_missing_periods(data, unit, time, numeric)
+                log.extend(added)
+                log.extend(tf.interpolate(data, unit, time, numeric))
+            for col in numeric:
+                v.check_no_missing(data, col, hint="pass interpolate=True to fill interior gaps"
+                                   if not interpolate else None)
+                v.check_finite(data, col)
+            if winsorize is not None:
+                log.extend(tf.winsorize(data, numeric, winsorize))
+            if weights is not None:
+                v.check_weights(data, weights)
+            for col in (*groups, *( [cluster] if cluster else [])):
+                v.check_no_missing(data, col)
+            for col in groups:
+                v.check_constant_within_unit(data, unit, col, what="group")
 
-        if treat is not None:
-            first = _cohort_from_treat(data, unit, time, treat)
-        elif cohort is not None:
-            first = _cohort_from_column(data, unit, cohort)
-        else:
-            first = _cohort_from_policy_lists(data, unit, policy_lists, start)
-            log.append(LogEntry("policy_lists", f"{len(first)} units listed in "
-                                f"{len(policy_lists)} batch(es); start={start}", len(first)))
+            if treat is not None:
+                first = _cohort_from_treat(data, unit, time, treat)
+            elif cohort is not None:
+                first = _cohort_from_column(data, unit, cohort, axis)
+            else:
+                first = _cohort_from_policy_lists(data, unit, policy_lists, start, axis)
+                log.append(LogEntry("policy_lists", f"{len(first)} units listed in "
+                                    f"{len(policy_lists)} batch(es); start={start}", len(first)))
 
-        last = data[time].max()
-        late = first[first > last]
-        if len(late):  # first treated after the sample ends: untreated in every observed period
-            first = first[first <= last]
-            log.append(LogEntry(
-                "cohort_after_sample", f"{len(late)} unit(s) first treated after the last period "
-                f"{last} (cohorts {sorted(set(map(int, late)))}) are never treated within the "
-                "sample and are coded as never-treated", len(late)))
-            logger.info("%d unit(s) treated after the sample ends coded never-treated", len(late))
+            last = data[time].max()
+            late = first[first > last]
+            if len(late):  # first treated after the sample ends: untreated in every period
+                first = first[first <= last]
+                log.append(LogEntry(
+                    "cohort_after_sample", f"{len(late)} unit(s) first treated after the last "
+                    f"period {axis.name(last)} (cohorts "
+                    f"{axis.names(sorted(set(map(int, late))))}) are never treated within the "
+                    "sample and are coded as never-treated", len(late)))
+                logger.info("%d unit(s) treated after the sample ends coded never-treated",
+                            len(late))
 
-        data[COHORT] = data[unit].map(first).astype("Int64")
-        data[D] = (data[COHORT].notna() & (data[time] >= data[COHORT])).astype("int64")
-        data[REL] = (data[time] - data[COHORT]).astype("Int64")
-        data[NEVER] = data[COHORT].isna()
-        source = (f"treat column {treat!r}" if treat is not None else
-                  f"cohort column {cohort!r}" if cohort is not None else "policy_lists")
-        _check_design(data, unit, time, source)
+            data[COHORT] = data[unit].map(first).astype("Int64")
+            data[D] = (data[COHORT].notna() & (data[time] >= data[COHORT])).astype("int64")
+            data[REL] = (data[time] - data[COHORT]).astype("Int64")
+            data[NEVER] = data[COHORT].isna()
+            source = (f"treat column {treat!r}" if treat is not None else
+                      f"cohort column {cohort!r}" if cohort is not None else "policy_lists")
+            _check_design(data, unit, time, source, axis)
 
         data["treated"] = data[D]
         data["cohort"] = data[COHORT]
@@ -225,7 +254,7 @@ class Panel:
         return cls(frame=data, unit=unit, time=time, outcome=outcome, groups=groups,
                    covariates=covariates, weights=weights, cluster=cluster,
                    start=start if policy_lists is not None else "same_year",
-                   log=tuple(log))
+                   log=tuple(log), time_axis=axis)
 
     # ------------------------------------------------------------------ accessors
     @property
@@ -248,8 +277,24 @@ class Panel:
 
     @property
     def cohorts(self) -> list[int]:
-        """Treated cohorts (first treated periods), sorted."""
+        """Treated cohorts (first treated periods, as period indices), sorted."""
         return sorted(int(c) for c in self.frame["cohort"].dropna().unique())
+
+    def time_labels(self, values=None) -> pd.Series:
+        """The user's labels (integers, Timestamps or Periods) of period indices: of
+        ``values`` when given, else of the frame's time column (one per row).
+
+        >>> df = pd.DataFrame({"u": ["a"] * 3 + ["b"] * 3, "t": ["2011Q1", "2011Q2",
+        ...                    "2011Q3"] * 2, "y": [1.0, 2, 3, 4, 5, 6]})
+        >>> p = Panel.from_frame(df.assign(d=[0, 1, 1, 0, 0, 0]), unit="u", time="t",
+        ...                      outcome="y", treat="d")
+        >>> [str(x) for x in p.time_labels(p.times)]
+        ['2011Q1', '2011Q2', '2011Q3']
+        >>> p.data["rel_time"].tolist()
+        [-1, 0, 1, <NA>, <NA>, <NA>]
+        """
+        values = self.frame[self.time] if values is None else pd.Series(values)
+        return self.time_axis.to_labels(values)
 
     @property
     def is_balanced(self) -> bool:
@@ -275,7 +320,7 @@ class Panel:
         return Panel(frame=frame.reset_index(drop=True), unit=self.unit, time=self.time,
                      outcome=self.outcome, groups=self.groups, covariates=self.covariates,
                      weights=self.weights, cluster=self.cluster, start=self.start,
-                     log=self.log + (note,))
+                     log=self.log + (note,), time_axis=self.time_axis)
 
     def to_xarray(self) -> xr.Dataset:
         """Balanced (unit x time) arrays; cells absent from the panel are NaN."""
@@ -301,10 +346,13 @@ class Panel:
         sizes = f.loc[~f["never_treated"]].groupby("cohort")[self.unit].nunique()
         lines = [
             f"Panel: {n_units} units x {len(self.times)} periods "
-            f"({self.times.min()}-{self.times.max()}), {self.n_obs} rows"
+            f"({self.time_axis.name(self.times.min())}"
+            f"{' to ' if self.time_axis.calendar else '-'}{self.time_axis.name(self.times.max())}"
+            f"{', ' + self.time_axis.frequency if self.time_axis.calendar else ''}"
+            f"), {self.n_obs} rows"
             f"{'' if self.is_balanced else ' (unbalanced)'}",
             f"outcome: {self.outcome}; treated units: {n_treated}; never treated: {n_units - n_treated}",
-            "cohorts: " + ", ".join(f"{int(c)} ({n})" for c, n in sizes.items()),
+            "cohorts: " + ", ".join(f"{self.time_axis.name(c)} ({n})" for c, n in sizes.items()),
         ]
         if self.groups:
             lines.append(f"groups: {', '.join(self.groups)}")
@@ -315,6 +363,24 @@ class Panel:
 
     def __repr__(self) -> str:
         return self.describe()
+
+
+@contextmanager
+def _user_time_in_errors(axis: TimeAxis, time: str, cohort: str | None):
+    """Errors raised while building a panel on calendar time show the offending rows with
+    the user's time labels, not the internal period indices."""
+    try:
+        yield
+    except BayesDidError as err:
+        rows = err.rows
+        if not axis.calendar or rows is None or time not in rows.columns:
+            raise
+        rows = rows.copy()
+        rows[time] = axis.to_labels(rows[time])
+        if "cohort" in rows.columns and str(rows["cohort"].dtype) == "Int64" \
+                and err.column != cohort:  # the derived cohort (period indices)
+            rows["cohort"] = axis.to_labels(rows["cohort"])
+        raise type(err)(err.message, column=err.column, rows=rows, hint=err.hint) from None
 
 
 # ---------------------------------------------------------------------- treatment
@@ -339,8 +405,14 @@ def _cohort_from_treat(data: pd.DataFrame, unit: str, time: str, treat: str) -> 
     return on.groupby(unit)[time].min()
 
 
-def _cohort_from_column(data: pd.DataFrame, unit: str, cohort: str) -> pd.Series:
+def _cohort_from_column(data: pd.DataFrame, unit: str, cohort: str,
+                        axis: TimeAxis = INTEGER_AXIS) -> pd.Series:
     raw = data[cohort]
+    if axis.calendar:  # dates / Periods / strings in the time column's terms
+        values = period_indices(data, cohort, axis)
+        work = pd.DataFrame({unit: data[unit], cohort: values})
+        v.check_constant_within_unit(work, unit, cohort, what="cohort", dropna=False)
+        return work.groupby(unit)[cohort].first().dropna().astype(int)
     values = pd.to_numeric(raw, errors="coerce")
     bad = data.loc[values.isna() & raw.notna()]
     if len(bad):
@@ -356,21 +428,29 @@ def _cohort_from_column(data: pd.DataFrame, unit: str, cohort: str) -> pd.Series
     return work.groupby(unit)[cohort].first().dropna().astype(int)
 
 
-def _cohort_from_policy_lists(data: pd.DataFrame, unit: str,
-                              policy_lists: Mapping[int, Sequence], start: str) -> pd.Series:
+def _cohort_from_policy_lists(data: pd.DataFrame, unit: str, policy_lists: Mapping[int, Sequence],
+                              start: str, axis: TimeAxis = INTEGER_AXIS) -> pd.Series:
     if not isinstance(policy_lists, Mapping) or not policy_lists:
         raise PolicyListError("policy_lists must be a non-empty mapping {listing_year: [units]}, "
                               f"got {type(policy_lists).__name__}", column=unit)
     offset = 1 if start == "next_year" else 0
     entries: list[tuple[int, object]] = []
     for year, members in policy_lists.items():
-        try:
-            year_num = float(year)
-        except (TypeError, ValueError):
-            year_num = np.nan
-        if not np.isfinite(year_num) or year_num % 1 != 0 or isinstance(year, bool):
-            raise PolicyListError(f"policy list key {year!r} is not a year (a whole period)",
-                                  column=unit)
+        if axis.calendar:
+            try:
+                year_num = axis.index_of(int(year) if isinstance(year, str) and
+                                         year.strip().isdigit() else year,
+                                         what="policy list key")
+            except BayesDidError as err:
+                raise PolicyListError(str(err).splitlines()[0], column=unit) from None
+        else:
+            try:
+                year_num = float(year)
+            except (TypeError, ValueError):
+                year_num = np.nan
+            if not np.isfinite(year_num) or year_num % 1 != 0 or isinstance(year, bool):
+                raise PolicyListError(f"policy list key {year!r} is not a year (a whole "
+                                      "period)", column=unit)
         if (isinstance(members, (str, bytes, Mapping)) or not isinstance(members, Iterable)):
             raise PolicyListError(f"policy list for {year!r} must be a list of {unit!r} values, "
                                   f"got {type(members).__name__}", column=unit,
@@ -399,7 +479,8 @@ def _cohort_from_policy_lists(data: pd.DataFrame, unit: str,
                      dtype="int64")
 
 
-def _check_design(data: pd.DataFrame, unit: str, time: str, source: str) -> None:
+def _check_design(data: pd.DataFrame, unit: str, time: str, source: str,
+                  axis: TimeAxis = INTEGER_AXIS) -> None:
     if not (data[D] == 1).any():
         raise TreatmentError(f"no treated observations: by {source}, every unit of column "
                              f"{unit!r} is untreated in every period of column {time!r}",
@@ -419,7 +500,7 @@ def _check_design(data: pd.DataFrame, unit: str, time: str, source: str) -> None
     if len(empty):
         rows = data.loc[data[time].isin(empty), [unit, time, COHORT]]
         raise DesignError(
-            f"no untreated comparison cells in period(s) {list(map(int, empty))} of column "
+            f"no untreated comparison cells in period(s) {axis.names(empty)} of column "
             f"{time!r}: every observed unit is treated there, so no estimator can separate the "
             "effect from the period effect",
             column=time, rows=rows.rename(columns={COHORT: "cohort"}),

@@ -98,11 +98,12 @@ class BayesResult(EffectResult):
             raise KeyError(f"no effect ({estimand!r}, {group!r})")
         return eff.isel(effect_id=int(np.flatnonzero(hit.values)[0])).values.reshape(-1)
 
-    def pretrend_probability(self, tolerance: float, cohort: int | None = None) -> float:
+    def pretrend_probability(self, tolerance: float, cohort: int | str | None = None) -> float:
         """Posterior probability that every lead (event time k < 0) lies within
         ``+/- tolerance``: a pre-trend check that quantifies, rather than 'insignificant'.
 
-        ``cohort`` restricts the check to that cohort's leads (rows ``cohort=g, k=...``);
+        ``cohort`` restricts the check to that cohort's leads (rows ``cohort=g, k=...``;
+        for calendar time give the cohort as in the labels, e.g. ``"2011-03"`` or a Period);
         by default the leads pooled over cohorts (rows ``k=...``) are checked.
         Needs a fit with leads, e.g. ``HierarchicalDiD(leads=4)``.
         """
@@ -110,7 +111,9 @@ class BayesResult(EffectResult):
             raise BayesDidError(f"tolerance must be positive, got {tolerance!r}")
         eff = self.idata.posterior["effect"]
         groups = [str(g) for g in eff["group"].values]
-        prefix = "" if cohort is None else f"cohort={int(cohort)}, "
+        prefix = "" if cohort is None else (
+            f"cohort={cohort}, " if isinstance(cohort, (str, pd.Period)) else
+            f"cohort={int(cohort)}, ")
         leads = [i for i, (e, g) in enumerate(zip(eff["estimand"].values, groups))
                  if e == "event_time" and g.startswith(prefix + "k=")
                  and int(g[len(prefix) + 2:]) < 0]

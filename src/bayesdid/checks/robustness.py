@@ -229,8 +229,9 @@ def _with_columns(panel: Panel, data: pd.DataFrame | None, cols: Sequence[str]) 
 def _spec_panel(panel: Panel, frame: pd.DataFrame, spec: Spec, covs: tuple[str, ...]) -> Panel:
     keep = np.ones(len(frame), dtype=bool)
     notes: list[LogEntry] = []
+    periods = panel.time_axis.to_indices(spec.exclude_periods)  # calendar labels -> indices
     for col, ids, what in ((panel.unit, spec.exclude_units, "units"),
-                           (panel.time, spec.exclude_periods, "periods")):
+                           (panel.time, periods, "periods")):
         if not ids:
             continue
         present = set(frame[col].unique())
@@ -250,7 +251,8 @@ def _spec_panel(panel: Panel, frame: pd.DataFrame, spec: Spec, covs: tuple[str, 
     try:
         built = Panel.from_frame(frame.loc[keep], unit=panel.unit, time=panel.time,
                                  outcome=outcome, cohort="cohort", groups=panel.groups,
-                                 covariates=covs, weights=panel.weights, cluster=panel.cluster)
+                                 covariates=covs, weights=panel.weights, cluster=panel.cluster,
+                                 time_axis=panel.time_axis)
     except BayesDidError as exc:
         raise type(exc)(f"robustness specification {spec.name!r}: {exc}") from exc
     if spec.outcome:

@@ -30,9 +30,11 @@ class Aggregation:
         return [f"{e}|{g}" for e, g in zip(self.estimand, self.group)]
 
 
-def aggregation(cells: pd.DataFrame, groups: list[str], event_time: bool) -> Aggregation:
+def aggregation(cells: pd.DataFrame, groups: list[str], event_time: bool,
+                name=None) -> Aggregation:
     """Build the averaging matrix for a cell table with columns cohort, groups..., k,
-    n_obs and weight.
+    n_obs and weight. ``name`` labels a cohort (a period index) in group labels, e.g.
+    ``panel.time_axis.name`` (``cohort=2011-03`` for monthly time); default: the index.
 
     With ``event_time=True`` it adds ``event_time`` rows by event time (``k=3``) and by
     cohort x event time (``cohort=2010, k=3``; the average over the pooled groups' cells
@@ -46,6 +48,7 @@ def aggregation(cells: pd.DataFrame, groups: list[str], event_time: bool) -> Agg
     >>> agg.matrix[agg.labels.index("event_time|k=0")].round(3).tolist()
     [0.667, 0.0, 0.333]
     """
+    name = name or (lambda c: c)
     weight = cells["weight"].to_numpy(dtype=float)
     n_obs = cells["n_obs"].to_numpy()
     estimand, group, counts, rows = [], [], [], []
@@ -62,18 +65,18 @@ def aggregation(cells: pd.DataFrame, groups: list[str], event_time: bool) -> Agg
     post = cells["k"].to_numpy() >= 0  # lead (placebo) cells never enter an ATT
     add("att", "overall", post)
     for c in sorted(cells["cohort"].unique()):
-        add("att", group_label(cohort=c), post & (cells["cohort"].to_numpy() == c))
+        add("att", group_label(cohort=name(c)), post & (cells["cohort"].to_numpy() == c))
     for g in groups:
         for level in sorted(cells[g].unique(), key=str):
             add("att", group_label(**{g: level}), post & (cells[g].to_numpy() == level))
     for g in groups:
         for (c, level), _ in cells.groupby(["cohort", g], sort=True, observed=True):
             mask = post & (cells["cohort"].to_numpy() == c) & (cells[g].to_numpy() == level)
-            add("att", group_label(cohort=c, **{g: level}), mask)
+            add("att", group_label(cohort=name(c), **{g: level}), mask)
     if event_time:
         for k in sorted(cells["k"].unique()):
             add("event_time", group_label(k=k), cells["k"].to_numpy() == k)
         cohort, k = cells["cohort"].to_numpy(), cells["k"].to_numpy()
         for c, kk in sorted(set(zip(cohort.tolist(), k.tolist()))):
-            add("event_time", group_label(cohort=c, k=kk), (cohort == c) & (k == kk))
+            add("event_time", group_label(cohort=name(c), k=kk), (cohort == c) & (k == kk))
     return Aggregation(estimand, group, np.asarray(counts), np.vstack(rows))

@@ -211,7 +211,7 @@ class HierarchicalDiD:
             tau_std = post["tau_cell_std"].values.reshape(n_chain * n_draw, -1)
             phi = None
         groups = [g for g in self._pool(panel) if g != "cohort"]
-        agg = aggregation(design.cells, groups, self.event_time)
+        agg = aggregation(design.cells, groups, self.event_time, name=panel.time_axis.name)
         tau = tau_std * design.y_scale
         eff = tau @ agg.matrix.T
         shape = (n_chain, n_draw)

@@ -172,7 +172,8 @@ def prepare(panel: Panel, pool: tuple[str, ...], covariates: tuple[str, ...],
         add(g, len(levels[g]), "mean")
         coords[g] = levels[g]
     add("cell", len(cells), "random")
-    coords["cell"] = [_cell_label(row, groups) for row in cells.itertuples(index=False)]
+    coords["cell"] = [_cell_label(row, groups, panel.time_axis.name)
+                      for row in cells.itertuples(index=False)]
     blocks_t = tuple(b for b in blocks if b.size > 0)
 
     cells["label"] = coords["cell"]
@@ -188,8 +189,8 @@ def prepare(panel: Panel, pool: tuple[str, ...], covariates: tuple[str, ...],
         Z=Z)
 
 
-def _cell_label(row, groups: list[str]) -> str:
-    parts = {"cohort": row.cohort, **{g: getattr(row, g) for g in groups}, "k": row.k}
+def _cell_label(row, groups: list[str], name) -> str:
+    parts = {"cohort": name(row.cohort), **{g: getattr(row, g) for g in groups}, "k": row.k}
     return group_label(**parts)
 
 

@@ -41,6 +41,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from ..errors import ComparisonError
 from ..panel import Panel
@@ -145,7 +146,8 @@ def cohort_trends(panel: Panel) -> pd.DataFrame:
     work["residual"] = work["y"] - np.asarray(fit.predict(newdata=work), float)
     start = f["cohort"].astype("float").to_numpy()
     work["cohort_start"] = start
-    work["cohort"] = [NEVER if np.isnan(c) else group_label(cohort=c) for c in start]
+    work["cohort"] = [NEVER if np.isnan(c) else group_label(cohort=panel.time_axis.name(c))
+                      for c in start]
     out = (work.groupby(["cohort", "time"], sort=False)
            .agg(cohort_start=("cohort_start", "first"), n=("y", "size"), raw=("y", "mean"),
                 residual=("residual", "mean")).reset_index())
@@ -195,6 +197,11 @@ def parallel_trends_plot(panel: Panel, *, title: str | None = None,
             ax.axhline(0.0, color="0.35", linewidth=0.9, zorder=0)
         ax.set_title(name)
         ax.set_xlabel(panel.time)
+        if panel.time_axis.calendar:  # ticks at whole periods, named as the user's labels
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.xaxis.set_major_formatter(FuncFormatter(
+                lambda x, _: panel.time_axis.name(int(round(x))) if abs(x - round(x)) < 1e-9
+                else ""))
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"mean {panel.outcome}")
     axes[1].set_ylabel("mean residual")

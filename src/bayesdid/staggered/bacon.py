@@ -17,7 +17,7 @@ with weights from the subsample sizes and the variance of treatment within each 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,7 @@ class BaconResult:
     table: pd.DataFrame
     twfe: float
     info: dict[str, Any] = field(default_factory=dict)
+    time_name: Callable = int  # a cohort's label in groups (``Panel.time_axis.name``)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "table", self.table.copy().reset_index(drop=True))
@@ -73,9 +74,10 @@ class BaconResult:
         nan = float("nan")
         rows = []
         for r in self.table.itertuples(index=False):
-            control = NEVER if r.control_cohort == NEVER else f"cohort={int(r.control_cohort)}"
+            control = (NEVER if r.control_cohort == NEVER else
+                       f"cohort={self.time_name(int(r.control_cohort))}")
             rows.append({"estimand": "bacon_2x2",
-                         "group": f"cohort={int(r.treated_cohort)} vs {control}",
+                         "group": f"cohort={self.time_name(int(r.treated_cohort))} vs {control}",
                          "estimate": float(r.estimate), "se_or_sd": nan, "lower": nan,
                          "upper": nan, "level": 0.95, "interval": "confidence",
                          "method": "bacon", "n_obs": int(r.n_obs), "weight": float(r.weight),
@@ -276,4 +278,4 @@ def bacon_decomposition(panel: Panel, *, covariates: Sequence[str] | None = None
     info = {"formula": f"{panel.outcome} ~ treated | {panel.unit} + {panel.time}",
             "n_obs": int(n_units * n_t), "n_units": int(n_units), "n_periods": int(n_t),
             "var_treated_demeaned": v_d, "twfe": twfe_coef}
-    return BaconResult(table=table, twfe=twfe_coef, info=info)
+    return BaconResult(table=table, twfe=twfe_coef, info=info, time_name=panel.time_axis.name)

@@ -294,6 +294,7 @@ def callaway_santanna(
                           column="cohort", rows=sizes,
                           hint="use control='not_yet_treated' (later cohorts as controls)")
     cohorts = [g for g in panel.cohorts]
+    tname = panel.time_axis.name  # the user's label of a period (calendar time as text)
     small = {g: int((g_unit == g).sum()) for g in cohorts
              if (g_unit == g).sum() < _SMALL_COHORT + len(covs)}
     if small:
@@ -331,7 +332,7 @@ def callaway_santanna(
             else:
                 ctrl = (g_unit == 0) | ((g_unit > later) & (g_unit != g))
             if not ctrl.any():
-                skipped.append(group_label(cohort=g, t=t))
+                skipped.append(group_label(cohort=tname(g), t=tname(t)))
                 continue
             keep = treat | ctrl
             d = treat[keep].astype(float)
@@ -368,7 +369,8 @@ def callaway_santanna(
         sets.append(band_set)
 
     for j, (g, t) in enumerate(recs):
-        add("att_gt", group_label(cohort=g, t=t), float(att[j]), inf[:, j], size[g], "att_gt")
+        add("att_gt", group_label(cohort=tname(g), t=tname(t)), float(att[j]), inf[:, j],
+            size[g], "att_gt")
 
     post = np.flatnonzero(t_row >= g_row)
     summ_est: dict[str, float] = {}
@@ -384,7 +386,7 @@ def callaway_santanna(
             if not len(sel):
                 continue
             est, psi = _combine(att, inf, sel, np.full(len(sel), 1 / len(sel)))
-            add("att", group_label(cohort=g), est, psi, size[g] * len(sel), "group")
+            add("att", group_label(cohort=tname(g)), est, psi, size[g] * len(sel), "group")
             g_est.append(est), g_psi.append(psi), g_list.append(g)
         ga, gi = np.asarray(g_est), np.column_stack(g_psi)
         gp = np.array([pg_of[g] for g in g_list])
@@ -414,7 +416,7 @@ def callaway_santanna(
                 continue
             est, psi = _combine(att, inf, sel, pg[sel] / pg[sel].sum(),
                                 _wif(sel, pg, w, g_unit, g_row))
-            add("calendar", group_label(t=int(t)), est, psi,
+            add("calendar", group_label(t=tname(int(t))), est, psi,
                 int(sum(size[g] for g in g_row[sel])), "calendar")
             c_est.append(est), c_psi.append(psi)
         summ_est["calendar"] = float(np.mean(c_est))

@@ -176,7 +176,8 @@ def sun_abraham(panel: Panel, *, leads: int = 6, lags: int = 8,
     q = stats.t.ppf(0.5 + level / 2, dof)
     est_cells = {cell_of[n]: i for i, n in enumerate(coefnames) if n in cell_of}
     dropped = sorted(set(cell_of.values()) - set(est_cells))
-    info["omitted_collinear_cells"] = [group_label(cohort=g, k=k) for g, k in dropped]
+    tname = panel.time_axis.name  # the user's label of a period (calendar time as text)
+    info["omitted_collinear_cells"] = [group_label(cohort=tname(g), k=k) for g, k in dropped]
 
     def aggregate(members, estimand, group):
         members = [c for c in members if c in est_cells]
@@ -194,7 +195,7 @@ def sun_abraham(panel: Panel, *, leads: int = 6, lags: int = 8,
     rows = [aggregate([c for c in all_cells if c[1] >= 0], "att", group_label())]
     for g in sorted({c[0] for c in all_cells}):
         rows.append(aggregate([c for c in all_cells if c[0] == g and c[1] >= 0],
-                              "att", group_label(cohort=g)))
+                              "att", group_label(cohort=tname(g))))
     for k in range(-leads, lags + 1):
         if k != -1:
             rows.append(aggregate([c for c in all_cells if c[1] == k], "event_time",
@@ -318,7 +319,8 @@ def imputation(panel: Panel, *, covariates: Sequence[str] | None = None,
     rel = f["rel_time"].astype("float").to_numpy()[d]
     wt1 = wt[d]
     specs = [(np.ones(d.sum(), bool), "att", group_label())]
-    specs += [(cohort == g, "att", group_label(cohort=int(g))) for g in np.unique(cohort)]
+    specs += [(cohort == g, "att", group_label(cohort=panel.time_axis.name(int(g))))
+              for g in np.unique(cohort)]
     if event_time:
         specs += [(rel == k, "event_time", group_label(k=int(k))) for k in np.unique(rel)]
     mass = np.array([wt1[m].sum() for m, _, _ in specs])

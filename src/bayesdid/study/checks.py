@@ -15,6 +15,7 @@ bayesdid.errors.SpecError: steps[0].draws: expected int, got str ('3')
 from __future__ import annotations
 
 import difflib
+import re
 import math
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
@@ -114,8 +115,13 @@ def check_unit_id(value: Any, path: str) -> str | int:
     return value
 
 
-def check_year_table(item: Check) -> Check:
-    """A table keyed by years: TOML keys are strings, so ``"2010"`` becomes ``2010``."""
+_CALENDAR_KEY = re.compile(r"^\d{4}(-\d{1,2}(-\d{1,2})?|\s*-?\s*[Qq][1-4])$")
+
+
+def check_year_table(item: Check, *, periods: bool = False) -> Check:
+    """A table keyed by years: TOML keys are strings, so ``"2010"`` becomes ``2010``. With
+    ``periods=True`` calendar keys (``"2011-03"``, ``"2011Q1"``, ``"2011-03-01"``) are kept
+    as strings, for panels on monthly or quarterly time."""
     def check(value: Any, path: str) -> MappingProxyType:
         if not isinstance(value, dict):
             raise expected(path, "table", value)
@@ -126,7 +132,12 @@ def check_year_table(item: Check) -> Check:
             try:
                 year = int(key.strip())
             except ValueError:
-                raise fail(f"{path}.{key}", f"key {key!r} is not an integer year") from None
+                if periods and _CALENDAR_KEY.match(key.strip()):
+                    out[key.strip()] = item(v, f"{path}.{key}")
+                    continue
+                raise fail(f"{path}.{key}", f"key {key!r} is not an integer year"
+                           + (" or a period such as '2011-03' or '2011Q1'" if periods
+                              else "")) from None
             out[year] = item(v, f"{path}.{key}")
         return MappingProxyType(out)
     return check

@@ -124,10 +124,13 @@ def _load_data(source: DataSource) -> _Data:
         frame = load(source.name)
         logger.info("loaded dataset %s (%d rows)", source.name, len(frame))
         return _Data(frame, info(source.name)["panel_kwargs"])
+    from ..read import read_table
+
     try:
-        frame = pd.read_csv(source.name)
+        frame = read_table(source.name)
     except (OSError, ValueError) as err:
-        raise SpecError(f"data.csv: cannot read {source.name}: {err}") from None
+        raise SpecError(f"data.{source.kind}: cannot read {source.name}: "
+                        f"{str(err).splitlines()[0]}") from None
     logger.info("read %s (%d rows)", source.name, len(frame))
     return _Data(frame, {})
 

@@ -18,7 +18,8 @@ Spec format
     simulate = "staggered"              #   a simulator: staggered | staggered_mediated |
                                         #   efficiency | pilot_zones
     # dataset = "castle"                #   a shipped dataset (bayesdid.datasets.list())
-    # csv = "panel.csv"                 #   a CSV file, relative to this TOML file
+    # file = "panel.parquet"            #   a CSV, Parquet or Stata .dta file, relative
+                                        #   to this TOML file (csv = "..." also works)
 
     [data.simulate_args]                # only with simulate: the simulator's kwargs
     random_seed = 0
@@ -35,8 +36,10 @@ Spec format
 ``[panel]`` keys: ``unit``, ``time``, ``outcome``, ``treat``, ``cohort``, ``groups``,
 ``covariates``, ``weights``, ``cluster``, ``start``, ``winsorize`` (``[lower, upper]``),
 ``interpolate`` and ``policy_lists`` (a table ``{ "2010" = ["unit", ...] }``). With a
-``csv`` source ``unit``, ``time``, ``outcome`` and one of ``treat`` / ``cohort`` /
-``policy_lists`` are required. A shipped dataset and the simulator provide default panel
+``file`` (or ``csv``) source ``unit``, ``time``, ``outcome`` and one of ``treat`` /
+``cohort`` / ``policy_lists`` are required. Time may be integer or calendar (dates,
+Stata dates, ``2011Q1`` / ``2011-03`` strings) at yearly, quarterly or monthly frequency.
+A shipped dataset and the simulator provide default panel
 arguments (``bayesdid.datasets.info(name)["panel_kwargs"]``); ``[panel]`` entries override
 them one by one, except that naming any of ``treat`` / ``cohort`` / ``policy_lists``
 replaces the default treatment source, and an empty string (``weights = ""``) or an empty
@@ -238,7 +241,7 @@ SIMULATOR_ARGS: Mapping[str, tuple[str, Any]] = MappingProxyType({
 PANEL_SCHEMA: dict[str, Check] = {
     "unit": check_str(), "time": check_str(), "outcome": check_str(),
     "treat": OPT_STR, "cohort": OPT_STR,
-    "policy_lists": check_year_table(check_list(check_unit_id, what="unit ids")),
+    "policy_lists": check_year_table(check_list(check_unit_id, what="unit ids"), periods=True),
     "start": check_str(("next_year", "same_year")),
     "groups": STR_LIST, "covariates": STR_LIST,
     "weights": OPT_STR, "cluster": OPT_STR,
@@ -254,8 +257,9 @@ SIMULATORS = tuple(SIMULATOR_ARGS)
 # ============================================================================ spec objects
 @dataclass(frozen=True)
 class DataSource:
-    """Where the data come from: ``kind`` is ``"simulate"``, ``"dataset"`` or ``"csv"``;
-    ``name`` the simulator, the dataset name or the resolved CSV path; ``args`` the
+    """Where the data come from: ``kind`` is ``"simulate"``, ``"dataset"``, ``"file"`` or
+    ``"csv"`` (the two read any file :func:`bayesdid.read.read_table` reads);
+    ``name`` the simulator, the dataset name or the resolved file path; ``args`` the
     simulator's keyword arguments."""
 
     kind: str
@@ -363,13 +367,13 @@ def _parse(raw: dict[str, Any], base: Path) -> Study:
     given = [k for k in _TREATMENT_KEYS if panel.get(k)]
     if len(given) > 1:
         raise fail("panel", f"give at most one of treat, cohort, policy_lists; got {given}")
-    if data.kind == "csv":
+    if data.kind in ("csv", "file"):
         missing = [k for k in ("unit", "time", "outcome") if not panel.get(k)]
         if missing:
-            raise fail(f"panel.{missing[0]}", "required with a csv data source",
+            raise fail(f"panel.{missing[0]}", f"required with a {data.kind} data source",
                         hint="name the unit, time and outcome columns in [panel]")
         if not given:
-            raise fail("panel", "a csv data source needs one of treat, cohort or "
+            raise fail("panel", f"a {data.kind} data source needs one of treat, cohort or "
                         "policy_lists in [panel]")
 
     steps_raw = raw["steps"]
@@ -405,12 +409,13 @@ def _parse(raw: dict[str, Any], base: Path) -> Study:
 
 def _parse_data(value: Any, base: Path) -> DataSource:
     schema = {"simulate": check_str(SIMULATORS), "dataset": check_str(), "csv": check_str(),
-              "simulate_args": lambda v, p: v}
+              "file": check_str(), "simulate_args": lambda v, p: v}
     data = check_table(value, "data", schema)
-    sources = [k for k in ("simulate", "dataset", "csv") if k in data]
+    sources = [k for k in ("simulate", "dataset", "csv", "file") if k in data]
     if not sources:
         raise fail("data", "no data source; give one of simulate = \"<simulator>\" ("
-                    + ", ".join(SIMULATORS) + "), dataset = \"<name>\" or csv = \"<path>\"")
+                    + ", ".join(SIMULATORS) + "), dataset = \"<name>\" or file = \"<path>\" "
+                    "(.csv, .parquet or .dta)")
     if len(sources) > 1:
         raise fail("data", f"give exactly one data source, got {sources}")
     kind = sources[0]
@@ -429,13 +434,19 @@ def _parse_data(value: Any, base: Path) -> DataSource:
             data_path(name)
         except DatasetError as err:
             raise fail("data.dataset", str(err).splitlines()[0]) from None
-    elif kind == "csv":
-        csv = Path(name).expanduser()
-        csv = csv if csv.is_absolute() else base / csv
-        if not csv.is_file():
-            raise fail("data.csv", f"file not found: {csv}",
-                        hint="csv paths are relative to the study file")
-        name = str(csv)
+    elif kind in ("csv", "file"):
+        from ..read import READERS, file_suffix
+
+        path = Path(name).expanduser()
+        path = path if path.is_absolute() else base / path
+        if file_suffix(path) not in READERS:
+            raise fail(f"data.{kind}", f"cannot read {path.name!r}: unknown file suffix "
+                       f"{file_suffix(path) or '(none)'!r}",
+                       hint=f"bayesdid reads {', '.join(READERS)}")
+        if not path.is_file():
+            raise fail(f"data.{kind}", f"file not found: {path}",
+                        hint=f"{kind} paths are relative to the study file")
+        name = str(path)
     return DataSource(kind=kind, name=name, args=MappingProxyType(args))
 
 

@@ -284,7 +284,7 @@ def rebuild_kwargs(panel: Panel) -> dict[str, Any]:
     """:meth:`Panel.from_frame` arguments that rebuild ``panel`` from its own frame."""
     return {"unit": panel.unit, "time": panel.time, "outcome": panel.outcome, "cohort": "cohort",
                 "groups": list(panel.groups), "covariates": list(panel.covariates),
-                "weights": panel.weights, "cluster": panel.cluster}
+                "weights": panel.weights, "cluster": panel.cluster, "time_axis": panel.time_axis}
 
 
 def prepare_panel(panel: Panel, opts: Mapping[str, Any], ctx: StepContext,

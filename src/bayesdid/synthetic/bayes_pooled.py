@@ -37,6 +37,7 @@ Pooling several treated units (``pooling="partial"``)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,6 +80,7 @@ class SynthDesign:
     x_center: np.ndarray
     x_scale: np.ndarray
     outcome: str
+    time_name: Callable = int  # a period's label in effect groups (see DonorPool)
 
     @property
     def n_targets(self) -> int:
@@ -105,7 +107,7 @@ def as_pool(data: Panel | DonorPool) -> DonorPool:
 
 def prepare_design(y_obs: np.ndarray, y_donors: np.ndarray, donor_idx: np.ndarray,
                    pre: np.ndarray, *, times, targets, donor_units, outcome: str,
-                   per_donor_scale: bool) -> SynthDesign:
+                   per_donor_scale: bool, time_name: Callable = int) -> SynthDesign:
     """Standardise: by the pooled mean and sd of each target's donors over its pre-periods
     (``per_donor_scale=False``, synthetic control: a simplex combination is affine-invariant
     under a common shift and scale), or each donor and the target by their own pre-period
@@ -146,7 +148,7 @@ def prepare_design(y_obs: np.ndarray, y_donors: np.ndarray, donor_idx: np.ndarra
                        donor_units=tuple(donor_units), donor_idx=np.asarray(donor_idx),
                        y_obs=y_obs, y_donors=y_donors, y=y, X=X, pre=pre.astype(bool),
                        y_center=y_center, y_scale=y_scale, x_center=x_center,
-                       x_scale=x_scale, outcome=outcome)
+                       x_scale=x_scale, outcome=outcome, time_name=time_name)
 
 
 def design_from_pool(pool: DonorPool, *, per_donor_scale: bool) -> SynthDesign:
@@ -156,6 +158,7 @@ def design_from_pool(pool: DonorPool, *, per_donor_scale: bool) -> SynthDesign:
     return prepare_design(pool.y_treated, pool.y_donors, np.tile(np.arange(D), (K, 1)), pre,
                           times=pool.times, targets=pool.treated_units,
                           donor_units=pool.donor_units, outcome=pool.outcome,
+                          time_name=pool.time_name,
                           per_donor_scale=per_donor_scale)
 
 
@@ -244,7 +247,8 @@ def assemble(idata, design: SynthDesign, mean_std: np.ndarray, sigma_std: np.nda
         add("att_population", group_label(), mu, n_post.sum())
     for k, unit in enumerate(design.targets):
         for t, time in enumerate(design.times):
-            label = group_label(unit=unit, t=time) if several else group_label(t=time)
+            tn = design.time_name(time)
+            label = group_label(unit=unit, t=tn) if several else group_label(t=tn)
             add("gap", label, gap[:, k, t], 1)
     effect = np.stack(cols, axis=1)
     shape = (n_chain, n_draw)

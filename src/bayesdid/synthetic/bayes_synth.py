@@ -243,7 +243,8 @@ class BayesianSyntheticControl:
                   random_seed=random_seed, progress=progress, target_accept=target_accept)
         single = DonorPool(times=pool.times, treated_units=(pool.treated_units[j],),
                            donor_units=pool.donor_units, y_treated=pool.y_treated[:, [j]],
-                           y_donors=pool.y_donors, start=pool.start[[j]], outcome=pool.outcome)
+                           y_donors=pool.y_donors, start=pool.start[[j]], outcome=pool.outcome,
+                           time_name=pool.time_name)
         no_pool = BayesianSyntheticControl(**{**self.config(), "pooling": "none"})
         treated_fit = no_pool._fit(design_from_pool(single, per_donor_scale=False),
                                    method="bayes_synth", **kw)

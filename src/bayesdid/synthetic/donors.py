@@ -17,7 +17,7 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +41,8 @@ class DonorPool:
     y_donors : (T, n_donors) outcomes of the donors.
     start : (n_treated,) first treated period of each treated unit.
     outcome : the outcome column's name.
+    time_name : a period's label in effect groups (``t=2011-03`` for monthly time); the
+        period itself by default.
     """
 
     times: np.ndarray
@@ -50,6 +52,7 @@ class DonorPool:
     y_donors: np.ndarray
     start: np.ndarray
     outcome: str
+    time_name: Callable = int
 
     def pre_periods(self, j: int = 0) -> np.ndarray:
         """Boolean (T,) mask of treated unit ``j``'s pre-treatment periods."""
@@ -129,7 +132,7 @@ def donor_pool(panel: Panel, *, treated: Sequence | None = None,
                           column=panel.time)
     return DonorPool(times=times, treated_units=tuple(treated), donor_units=tuple(donors),
                      y_treated=values[:, :len(treated)], y_donors=values[:, len(treated):],
-                     start=start, outcome=panel.outcome)
+                     start=start, outcome=panel.outcome, time_name=panel.time_axis.name)
 
 
 def _check_known(unit_info: pd.DataFrame, units: list, column: str, role: str) -> None:

@@ -256,7 +256,8 @@ def regression_control(panel: Panel, *, treated: Sequence | None = None,
         for t, g, x in zip(pool.times[post], gap[post], design[post]):
             s = float(np.sqrt(scale + x @ cov @ x))
             qg = stats.t.ppf(0.5 + level / 2, gdf)
-            grp = group_label(unit=unit, t=t) if several else group_label(t=t)
+            tn = pool.time_name(t)
+            grp = group_label(unit=unit, t=tn) if several else group_label(t=tn)
             rows.append(dict(base, estimand="gap", group=grp, estimate=g, se_or_sd=s,
                              lower=g - qg * s, upper=g + qg * s, n_obs=1, t_stat=g / s))
         logger.debug("%s: %d donors selected of %d, T1=%d", unit, len(subset), len(donors_), T1)
@@ -286,7 +287,8 @@ def regression_control_placebo_time(panel: Panel, fake_start, **kwargs) -> Regre
     start with ``fake_start`` as the start; the ATE should be near zero.
     Keyword arguments go to :func:`regression_control`."""
     pool = donor_pool(panel, treated=kwargs.pop("treated", None), donors=kwargs.pop("donors", None))
-    res = regression_control(panel, _pool=time_placebo_pool(pool, fake_start), **kwargs)
+    res = regression_control(
+        panel, _pool=time_placebo_pool(pool, panel.time_axis.to_indices(fake_start)), **kwargs)
     return dataclasses.replace(res, table=res.table.assign(method="regression_control_placebo_time"),
                                method="regression_control_placebo_time",
                                info=dict(res.info, fake_start=fake_start))

@@ -259,7 +259,10 @@ def synth(panel: Panel, *, treated: Sequence | None = None, donors: Sequence | N
         :func:`bayesdid.synthetic.donors.donor_pool`.
     """
     pool = _pool if _pool is not None else donor_pool(panel, treated=treated, donors=donors)
-    cov_items = tuple((c, w) for c, w in (covariates or {}).items())
+    # periods given as calendar labels ("2011-03") become the panel's period indices
+    idx = panel.time_axis.to_indices
+    lags, outcome_means, mspe_periods = idx(lags), idx(list(outcome_means)), idx(mspe_periods)
+    cov_items = tuple((c, idx(w)) for c, w in (covariates or {}).items())
     if isinstance(v, str) and v not in ("optimize", "equal"):
         raise DesignError(f"v must be 'optimize', 'equal' or a sequence of weights, got {v!r}")
     if not isinstance(v, str):
@@ -311,7 +314,8 @@ def synth_placebo_time(panel: Panel, fake_start, **kwargs) -> SynthResult:
     control is sound; its placebo-in-space p-value says how unusual it is.
     """
     pool = donor_pool(panel, treated=kwargs.pop("treated", None), donors=kwargs.pop("donors", None))
-    res = synth(panel, _pool=time_placebo_pool(pool, fake_start), **kwargs)
+    res = synth(panel, _pool=time_placebo_pool(pool, panel.time_axis.to_indices(fake_start)),
+                **kwargs)
     table = res.table.assign(method="synth_placebo_time")
     return dataclasses.replace(res, table=table, method="synth_placebo_time",
                                info=dict(res.info, fake_start=fake_start))
@@ -435,7 +439,8 @@ def _assemble(pool, fits, placebo_fits, metas, max_ratio, level, spec, seed, met
                              se_or_sd=se, lower=att - z * se, upper=att + z * se,
                              n_obs=int(post.sum())))
         for t, g, s in zip(times, gap, gap_sd):
-            grp = group_label(unit=unit, t=t) if several else group_label(t=t)
+            tn = pool.time_name(t)
+            grp = group_label(unit=unit, t=tn) if several else group_label(t=tn)
             rows.append(dict(base, estimand="gap", group=grp, estimate=g, se_or_sd=s,
                              lower=g - z * s, upper=g + z * s, n_obs=1))
     atts = [float(f["gap"][m[2]].mean()) for f, m in zip(fits, metas)]
