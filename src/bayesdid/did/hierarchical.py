@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Literal
 
 import numpy as np
@@ -15,13 +16,19 @@ from ..errors import BayesDidError, DesignError
 from ..panel import Panel
 from .aggregate import aggregation
 from .hierarchical_design import DiDDesign, prepare
-from .hierarchical_model import LAM_FIXED, build_dense, build_marginal, prior_precision_draws
-from .marginal_likelihood import draw_phi
+from .hierarchical_model import (
+    COMPILED_MARGINAL,
+    LAM_FIXED,
+    build_dense,
+    build_marginal,
+    draw_phi_nb,
+    prior_precision_draws,
+)
 from .ppc import residual_checks, warn_misfit
 from ..bayes.notices import warn_ignored_design
 from .priors import DiDPriors
 from ..bayes.result import BayesResult, config_hash
-from ..bayes.sampling import resolve_seed, sample
+from ..bayes.sampling import choose_sampler, resolve_seed, sample
 
 logger = logging.getLogger(__name__)
 
@@ -160,18 +167,34 @@ class HierarchicalDiD:
     # ------------------------------------------------------------------ fit
     def fit(self, panel: Panel, *, draws: int = 1000, tune: int = 1000, chains: int = 4,
             cores: int | None = None, random_seed: int | None = None, progress: bool = True,
-            target_accept: float = 0.9) -> BayesResult:
+            target_accept: float = 0.9,
+            sampler: Literal["auto", "nutpie", "pymc"] = "auto") -> BayesResult:
         """Sample the posterior and return a :class:`BayesResult`.
 
-        Same ``random_seed``, same draws. With ``random_seed=None`` a seed is drawn and
-        recorded in ``result.info['random_seed']``.
+        Same ``random_seed``, same draws (on a given sampler). With ``random_seed=None`` a
+        seed is drawn and recorded in ``result.info['random_seed']``. ``sampler="auto"``
+        runs nutpie (compiled, no Python per NUTS step) when it is installed and the model
+        is the marginal form, else PyMC's NUTS; ``"nutpie"`` / ``"pymc"`` force one
+        (``result.info['sampler']`` records which ran). Both sample the same posterior.
         """
+        use = choose_sampler(sampler, compiled=self.form() == "marginal" and COMPILED_MARGINAL)
         random_seed = resolve_seed(random_seed)
         design = self.prepare(panel)
         warn_ignored_design(self, panel)
         model = self._build(design)
-        idata = sample(model, draws=draws, tune=tune, chains=chains, cores=cores,
-                       random_seed=random_seed, progress=progress, target_accept=target_accept)
+        kw = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
+                  progress=progress, target_accept=target_accept)
+        idata = None
+        if use == "nutpie" and self.form() == "marginal" and COMPILED_MARGINAL:
+            from .nutpie_density import UnsupportedModel, sample_did_nutpie
+
+            try:  # one disk-cached compiled density for every panel (no per-model compile)
+                idata = sample_did_nutpie(model, design, self.priors, self.errors,
+                                          cores=cores or min(chains, os.cpu_count() or 1), **kw)
+            except UnsupportedModel as exc:  # nutpie through PyMC, compiling this model
+                logger.info("HierarchicalDiD: %s; nutpie via pm.sample instead", exc)
+        if idata is None:
+            idata = sample(model, cores=cores, sampler=use, **kw)
         # every sampled parameter, and the cell, time and covariate effects drawn from them
         sampled = [rv.name for rv in model.free_RVs] + ["tau_cell", "time_effect", "beta"]
         idata, phi = self._add_effects(idata, design, panel, random_seed)
@@ -181,6 +204,7 @@ class HierarchicalDiD:
             "form": self.form(), "random_seed": random_seed, "draws": draws, "tune": tune,
             "chains": chains, "n_obs": design.n_obs, "n_units": design.n_units,
             "n_cells": len(design.cells), "sampled_vars": sampled, "bayesdid_version": __version__,
+            "sampler": use,
             "ppc": self._residual_checks(idata, design, panel, phi, random_seed),
         }
         result = BayesResult.from_fit(idata, method="hierarchical_did", info=info)
@@ -253,7 +277,7 @@ class HierarchicalDiD:
         if len(lam_phi) != n:
             lam_phi = np.repeat(lam_phi, n, axis=0)
         rng = np.random.default_rng([seed, 7919])
-        phi = draw_phi(design.stats, sigma, rho, LAM_FIXED, lam_phi, rng)
+        phi = draw_phi_nb(design.stats, sigma, rho, LAM_FIXED, lam_phi, rng)
         # stack() orders samples chain-major, matching reshape(chain, draw)
         tau = phi @ design.cell_loadings.T
         return tau, phi

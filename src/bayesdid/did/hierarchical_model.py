@@ -16,8 +16,17 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .hierarchical_design import FIXED_PRIOR_SD, DiDDesign
-from .marginal_likelihood import marginal_loglik_pt
+from .marginal_likelihood import draw_phi, marginal_loglik_pt
 from .priors import DiDPriors
+
+try:  # registers the numba implementation of the marginal-likelihood Op (nutpie path)
+    from .marginal_likelihood_numba import draw_phi_nb
+    COMPILED_MARGINAL = True
+except ImportError as exc:  # a PyTensor without the numba helpers used there
+    import logging
+
+    logging.getLogger(__name__).info("compiled marginal likelihood unavailable: %s", exc)
+    draw_phi_nb, COMPILED_MARGINAL = draw_phi, False
 
 LAM_FIXED = 1.0 / FIXED_PRIOR_SD**2
 

@@ -14,7 +14,8 @@ sufficient-statistic form of the Prais-Winsten marginal likelihood).
 
 The value is computed in NumPy (reference, conditional draws) and, with its analytic
 gradient, inside a PyTensor Op for NUTS; tests check both against a dense multivariate
-normal and the gradient against finite differences.
+normal and the gradient against finite differences. :mod:`.marginal_likelihood_numba` gives the
+Op a nopython implementation (PyTensor's numba backend, nutpie), tested against this one.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pytensor
 import pytensor.tensor as pt
 from pytensor.gradient import DisconnectedType
 from pytensor.graph.basic import Apply
@@ -30,10 +32,6 @@ from scipy.linalg import blas, lapack
 
 LOG_2PI = float(np.log(2 * np.pi))
 
-# Under PyTensor's numba backend the Op below runs its NumPy/LAPACK body in object mode by
-# design; the generic fallback warning would only alarm users.
-warnings.filterwarnings("ignore", message=".*object mode to run MarginalLoglik",
-                        category=UserWarning)
 # The C backend's BLAS notice does not apply: the heavy algebra here runs in NumPy/LAPACK.
 warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS installation",
                         category=UserWarning)
@@ -164,30 +162,38 @@ def marginal_loglik_grad_np(stats: dict, n_obs: int, sigma: float, rho: float,
 class MarginalLoglik(Op):
     """PyTensor Op: exact marginal log-likelihood with an analytic gradient.
 
-    Inputs: sigma (scalar), rho (scalar), lam_phi (vector). Written as an Op (rather than
-    left to autodiff through Cholesky) because the analytic gradient costs one inverse,
-    several times cheaper than differentiating the factorisation.
+    Inputs: sigma (scalar), rho (scalar), lam_phi (vector) and the design's cross-product
+    arrays ``basis``, ``run_lengths``, ``units_per_length`` (shared variables, so that a
+    compiled function is the same for every panel and nutpie passes them as data). Written
+    as an Op (rather than left to autodiff through Cholesky) because the analytic gradient
+    costs one inverse, several times cheaper than differentiating the factorisation.
+    ``perform`` runs the NumPy reference; :mod:`.marginal_likelihood_numba` registers the nopython
+    implementation used by PyTensor's numba backend (nutpie).
     """
 
-    __props__ = ("key",)
+    __props__ = ("n_obs", "lam_a")
 
-    def __init__(self, stats: dict, n_obs: int, lam_a: float):
-        self.stats, self.n_obs, self.lam_a = stats, int(n_obs), float(lam_a)
-        self.key = (id(stats), self.n_obs, self.lam_a)
+    def __init__(self, n_obs: int, lam_a: float):
+        self.n_obs, self.lam_a = int(n_obs), float(lam_a)
 
-    def make_node(self, sigma, rho, lam_phi):
+    def make_node(self, sigma, rho, lam_phi, basis, run_lengths, units_per_length):
         inputs = [pt.as_tensor_variable(sigma, dtype="float64"),
                   pt.as_tensor_variable(rho, dtype="float64"),
-                  pt.as_tensor_variable(lam_phi, dtype="float64")]
+                  pt.as_tensor_variable(lam_phi, dtype="float64"),
+                  pt.as_tensor_variable(basis, dtype="float64"),
+                  pt.as_tensor_variable(run_lengths, dtype="float64"),
+                  pt.as_tensor_variable(units_per_length, dtype="float64")]
         outputs = [pt.dscalar(), pt.dscalar(), pt.dscalar(), pt.dvector()]
         return Apply(self, inputs, outputs)
 
     def perform(self, node, inputs, outputs):
-        sigma, rho, lam_phi = inputs
+        sigma, rho, lam_phi, basis, run_lengths, units_per_length = inputs
+        stats = {"basis": basis, "size": len(lam_phi) + 1, "run_lengths": run_lengths,
+                 "units_per_length": units_per_length}
         try:
             with np.errstate(over="raise", invalid="raise", divide="raise"):
                 logp, g_sigma, g_rho, g_lam = marginal_loglik_grad_np(
-                    self.stats, self.n_obs, float(sigma), float(rho), self.lam_a, lam_phi)
+                    stats, self.n_obs, float(sigma), float(rho), self.lam_a, lam_phi)
             if not np.isfinite(logp):
                 raise FloatingPointError
         except (OverflowError, FloatingPointError, ZeroDivisionError, np.linalg.LinAlgError):
@@ -205,15 +211,22 @@ class MarginalLoglik(Op):
         for extra in cotangents[1:]:
             if not isinstance(extra.type, DisconnectedType):
                 raise NotImplementedError("only the log-likelihood output is differentiable")
-        return [gz * g_sigma, gz * g_rho, gz * g_lam]
+        data_grads = [DisconnectedType()() for _ in inputs[3:]]
+        return [gz * g_sigma, gz * g_rho, gz * g_lam, *data_grads]
 
     def connection_pattern(self, node):
-        return [[True, False, False, False]] * 3
+        return [[True, False, False, False]] * 3 + [[False] * 4] * 3
+
+
+def stats_data(stats: dict) -> tuple:
+    """The design's cross-product arrays as PyTensor shared variables (inputs of the Op)."""
+    return tuple(pytensor.shared(np.ascontiguousarray(stats[k], dtype="float64"), name=f"did_{k}")
+                 for k in ("basis", "run_lengths", "units_per_length"))
 
 
 def marginal_loglik_pt(stats: dict, n_obs: int, sigma, rho, lam_a: float, lam_phi):
     """Symbolic marginal log-likelihood (value of :class:`MarginalLoglik`)."""
-    return MarginalLoglik(stats, n_obs, lam_a)(sigma, rho, lam_phi)[0]
+    return MarginalLoglik(n_obs, lam_a)(sigma, rho, lam_phi, *stats_data(stats))[0]
 
 
 def draw_phi(stats: dict, sigma: np.ndarray, rho: np.ndarray, lam_a: float,
