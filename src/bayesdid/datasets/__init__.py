@@ -13,7 +13,8 @@ Simulated data with known truth: :func:`simulate_staggered`, an LCCP-like city p
 a heterogeneous treatment effect; :func:`simulate_efficiency`, a city panel of LCCP inputs and
 outputs with a known frontier, inefficiency and policy effect on efficiency;
 :func:`simulate_pilot_zones`, 29 provinces with 3 pilot zones and a factor structure (the
-few-treated-units design).
+few-treated-units design); :func:`simulate_sparse_synth`, one treated unit that is a sparse
+convex combination of many donors, few pre-periods, a large outcome scale.
 
 Examples
 --------
@@ -34,6 +35,7 @@ from .simulate import REGIONS, SimulatedPanel, simulate_staggered
 from .simulate_efficiency import simulate_efficiency
 from .simulate_mediated import augment, simulate_staggered_mediated
 from .simulate_pilot import PILOT_PROVINCES, PROVINCES, simulate_pilot_zones
+from .simulate_synth import simulate_sparse_synth
 
 # ``list`` is deliberately left out of __all__ so that ``import *`` cannot shadow the builtin.
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "simulate_staggered",
     "simulate_efficiency",
     "simulate_pilot_zones",
+    "simulate_sparse_synth",
     "simulate_staggered_mediated",
     "augment",
     "PROVINCES",
