@@ -216,6 +216,13 @@ exclude_donors = ["Guangdong"]
 kind = "synthdid"
 replications = 30
 [[steps]]
+kind = "ife"
+n_boot = 20
+[[steps]]
+kind = "mc_nnm"
+n_boot = 20
+n_lambda = 6
+[[steps]]
 kind = "bayesian_synth"
 draws = 150
 tune = 150

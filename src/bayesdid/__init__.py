@@ -51,7 +51,7 @@ _LAZY = {
         "twfe", "event_study", "callaway_santanna", "sun_abraham", "imputation",
         "bacon_decomposition", "honest_did", "heterogeneity", "placebo", "robustness",
         "psm_did", "mediation", "synth", "synth_placebo_time", "synthdid",
-        "regression_control", "dea", "ddf", "sbm", "super_sbm", "malmquist_luenberger",
+        "regression_control", "ife", "mc_nnm", "dea", "ddf", "sbm", "super_sbm", "malmquist_luenberger",
         "sfa")},
     # comparison, data, studies
     "load": "bayesdid.datasets",
@@ -60,6 +60,7 @@ _LAZY = {
     "simulate_staggered": "bayesdid.datasets",
     "simulate_pilot_zones": "bayesdid.datasets",
     "simulate_efficiency": "bayesdid.datasets",
+    "simulate_factor_panel": "bayesdid.datasets",
     "regression_table": "bayesdid.report",
 }
 

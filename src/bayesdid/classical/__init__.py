@@ -28,6 +28,9 @@ from ..synthetic.regression_control import (
 )
 from ..checks.robustness import RobustnessResult, Spec, robustness
 from ..synthetic.sdid import SyntheticDiDResult, synthdid
+from ..synthetic.factor_panel import FactorResult
+from ..synthetic.ife import ife
+from ..synthetic.mc_nnm import mc_nnm
 from ..efficiency.sfa import SFAResult, sfa
 from ..staggered.estimators import imputation, sun_abraham
 from ..synthetic.synth import SynthResult, synth, synth_placebo_time
@@ -41,6 +44,7 @@ __all__ = [
     "placebo", "placebo_assignments", "PlaceboResult", "robustness", "RobustnessResult", "Spec",
     "psm_did", "PSMResult", "mediation",
     "synth", "synth_placebo_time", "SynthResult", "synthdid", "SyntheticDiDResult",
+    "ife", "mc_nnm", "FactorResult",
     "regression_control", "regression_control_placebo_time", "RegressionControlResult",
     "dea", "ddf", "sbm", "super_sbm", "DEAResult",
     "malmquist_luenberger", "efficiency_panel", "MLResult", "sfa", "SFAResult",

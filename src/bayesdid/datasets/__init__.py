@@ -33,6 +33,7 @@ from ._registry import data_path, info, list_datasets, load
 from ._registry import list_datasets as list  # noqa: A001 - the public name is datasets.list
 from .simulate import REGIONS, SimulatedPanel, simulate_staggered
 from .simulate_efficiency import simulate_efficiency
+from .simulate_factor import FactorPanel, simulate_factor_panel
 from .simulate_mediated import augment, simulate_staggered_mediated
 from .simulate_pilot import PILOT_PROVINCES, PROVINCES, simulate_pilot_zones
 from .simulate_synth import simulate_sparse_synth
@@ -45,6 +46,7 @@ __all__ = [
     "data_path",
     "simulate_staggered",
     "simulate_efficiency",
+    "simulate_factor_panel",
     "simulate_pilot_zones",
     "simulate_sparse_synth",
     "simulate_staggered_mediated",

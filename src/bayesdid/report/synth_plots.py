@@ -75,11 +75,12 @@ def _start_line(ax: Axes, sub: pd.DataFrame) -> None:
 
 def synth_path_plot(result: Any, *, unit=None, band: Sequence | None = None,
                     band_mean: Sequence | None = None, band_label: str = "posterior 95%",
-                    ax: Axes | None = None) -> Figure:
+                    ax: Axes | None = None, label: str = "synthetic") -> Figure:
     """Actual vs counterfactual path of one treated unit.
 
     band : ``(lower, upper)`` arrays (one value per period), e.g. a posterior interval of
         the counterfactual; band_mean : its centre line (e.g. the posterior mean).
+    label : legend prefix of the counterfactual line (``"synthetic A"``).
     """
     sub, unit = _path(result, unit)
     fig, ax = _new_axes(ax)
@@ -87,7 +88,7 @@ def synth_path_plot(result: Any, *, unit=None, band: Sequence | None = None,
     _band(ax, t, band, band_label, "C1")
     ax.plot(t, sub["actual"], color="black", linewidth=2, label=str(unit))
     ax.plot(t, sub["counterfactual"], color="C0", linestyle="--", linewidth=2,
-            label=f"synthetic {unit}")
+            label=f"{label} {unit}")
     if band_mean is not None:
         ax.plot(t, np.asarray(band_mean, float), color="C1", linewidth=1.5,
                 label="posterior mean")

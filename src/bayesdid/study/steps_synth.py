@@ -1,6 +1,8 @@
 """Few-treated-units step kinds of a study: synthetic control, synthetic DID, regression
-control (each with a time placebo through ``fake_start``), and their Bayesian versions
-(registered in :mod:`bayesdid.study.steps`).
+control (each with a time placebo through ``fake_start``), their Bayesian versions, and the
+latent-factor counterfactual estimators ``ife`` and ``mc_nnm`` (registered in
+:mod:`bayesdid.study.steps`; those two use every never-treated unit as a control and take no
+donor options).
 
 Donors: ``treated`` and ``donors`` as in :func:`bayesdid.synthetic.donors.donor_pool`, or
 ``exclude_donors`` to drop units from the default pool (every never-treated unit), e.g. the
@@ -9,7 +11,7 @@ provinces under another policy (the other-policy check of the pilot-zone design)
 Examples
 --------
 >>> sorted(KINDS)
-['bayesian_regression_control', 'bayesian_synth', 'regression_control', 'synth', 'synthdid']
+['bayesian_regression_control', 'bayesian_synth', 'ife', 'mc_nnm', 'regression_control', 'synth', 'synthdid']
 """
 
 from __future__ import annotations
@@ -197,6 +199,44 @@ def _rc_output(result, opts, ctx, panel) -> StepOutput:
                       extras=MappingProxyType(extras), figures=MappingProxyType(figures))
 
 
+# ---------------------------------------------------------------------------- factor models
+def _ife(panel, opts, ctx):
+    from ..synthetic.ife import ife
+
+    kw = {k: opts[k] for k in ("r", "r_max", "em", "n_boot", "random_seed") if k in opts}
+    if "se" in opts:
+        kw["se"] = None if opts["se"] == "none" else opts["se"]
+    return ife(panel, level=ctx.level, **kw)
+
+
+def _mc_nnm(panel, opts, ctx):
+    from ..synthetic.mc_nnm import mc_nnm
+
+    kw = {k: opts[k] for k in ("lam", "n_lambda", "n_folds", "n_boot", "random_seed")
+          if k in opts}
+    if "se" in opts:
+        kw["se"] = None if opts["se"] == "none" else opts["se"]
+    return mc_nnm(panel, level=ctx.level, **kw)
+
+
+def _factor_output(result, opts, ctx, panel) -> StepOutput:
+    extras = {"path": result.path}
+    if not result.cv.empty:
+        extras["cv"] = result.cv
+    figures = {}
+    if opts.get("figures", True):
+        from ..report.synth_plots import synth_gap_plot, synth_path_plot
+
+        label = {"ife": "IFE counterfactual", "mc_nnm": "MC-NNM counterfactual"}[result.method]
+        for unit in _treated_units(result):
+            figures[f"path_{_safe(unit)}"] = synth_path_plot(result, unit=unit, label=label)
+            figures[f"gap_{_safe(unit)}"] = synth_gap_plot(result, unit=unit)
+    return StepOutput(result=result, table=result.effects(level=ctx.level),
+                      extras=MappingProxyType(extras), figures=MappingProxyType(figures))
+
+
+FACTOR_SE = check_str(("parametric", "none"))
+
 # ---------------------------------------------------------------------------- Bayesian
 def _bayes_fit(model_cls, keys):
     def fit(panel, opts, ctx):
@@ -277,6 +317,19 @@ KINDS = {
          "fake_start": check_int()},
         _rc, _rc_output, check=_check_donors,
         description="Hsiao-Ching-Wan regression control with best-subset donors"),
+    "ife": kind(
+        "ife",
+        {"r": check_int(0), "r_max": check_int(0), "em": check_bool, "se": FACTOR_SE,
+         "n_boot": check_int(2), "random_seed": check_int(0), "figures": check_bool},
+        _ife, _factor_output,
+        description="interactive fixed effects (gsynth) with cross-validated factors"),
+    "mc_nnm": kind(
+        "mc_nnm",
+        {"lam": check_num(0), "n_lambda": check_int(2), "n_folds": check_int(2),
+         "se": FACTOR_SE, "n_boot": check_int(2), "random_seed": check_int(0),
+         "figures": check_bool},
+        _mc_nnm, _factor_output,
+        description="matrix completion with nuclear-norm penalty (Athey et al.)"),
     "bayesian_synth": kind(
         "bayesian_synth",
         {**DONORS, "intercept": check_bool, "concentration": POS, "noise_scale": POS,

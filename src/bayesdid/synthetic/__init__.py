@@ -8,6 +8,9 @@ module                              what it holds
 :mod:`.bayes_synth`                 ``BayesianSyntheticControl`` (Bayesian twin of ``synth``)
 :mod:`.sdid`                        synthetic DID (classical)
 :mod:`.regression_control`          HCW regression control (classical)
+:mod:`.ife`                         interactive fixed effects / gsynth (classical, many treated)
+:mod:`.mc_nnm`                      matrix completion with nuclear norm (classical)
+:mod:`.factor_panel`                their shared matrices, parametric bootstrap and result
 :mod:`.bayes_regression_control`    ``BayesianRegressionControl`` (its Bayesian twin)
 :mod:`.bayes_pooled`                shared back end of the two Bayesian models
 :mod:`.donors`, :mod:`.donor_checks`  donor matrices and fit-time donor-pool warnings
