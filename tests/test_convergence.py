@@ -29,7 +29,7 @@ from bayesdid.bayes.result import BayesResult
 from bayesdid.classical import twfe
 from bayesdid.compare import compare
 from bayesdid.datasets import simulate_staggered
-from bayesdid.errors import ConvergenceWarning, DesignIgnoredWarning
+from bayesdid.errors import BayesDidError, ConvergenceWarning, DesignIgnoredWarning
 from bayesdid.results import EffectResult
 
 
@@ -297,3 +297,36 @@ def test_compare_notes_model_based_beside_cluster_robust(small_panel):
     assert compare(unclustered, bayes).notes == ()
     assert compare(classical, unclustered).notes == ()
     assert "Note:" not in compare(classical, unclustered).to_markdown()
+
+
+@pytest.mark.unit
+def test_a_thinned_result_keeps_the_diagnostics_of_its_full_draws(tmp_path):
+    diverging = np.zeros((4, 1000), bool)
+    diverging[0, 3] = True  # a draw the thinning drops (stride 20 keeps 0, 20, 40, ...)
+    with pytest.warns(ConvergenceWarning, match="1 divergent"):
+        res = _from_fit(_tree(_good(), diverging))
+    full = res.diagnostics(warn=False)
+    small = res.thinned(200, float32=True)
+    assert dict(small.idata.posterior.sizes) == {"chain": 4, "draw": 50, "effect_id": 1,
+                                                 "slopes_dim_0": 3}
+    assert small.idata.sample_stats.sizes["draw"] == 50
+    assert all(da.dtype == np.float32 for da in small.idata.posterior.data_vars.values())
+    assert small.info["stored_draws"] == {"chains": 4, "draws_per_chain": 50,
+                                          "sampled_per_chain": 1000, "stride": 20,
+                                          "dtype": "float32"}
+    # recomputed on 200 draws the ESS check would fail; the fit's verdict is what is kept
+    assert not failed_checks(diagnostics_table(small.idata, ["sigma", "slopes"])).empty
+    pd.testing.assert_frame_equal(small.diagnostics(warn=False), full)
+    assert small.diagnostics(warn=False).attrs["divergences"] == 1
+    assert small.info["convergence"] == res.info["convergence"]
+    with pytest.warns(ConvergenceWarning, match=r"4 chain\(s\) x 1000 draws"):
+        small.diagnostics()  # warns with the fit's own numbers
+    back = BayesResult.load(small.save(tmp_path / "small.nc"))
+    assert "bayesdid_diagnostics" not in back.idata.children
+    pd.testing.assert_frame_equal(back.diagnostics(warn=False), full)
+    assert back.diagnostics(warn=False).attrs["divergences"] == 1
+    np.testing.assert_array_equal(back.idata.posterior["effect"].values,
+                                  small.idata.posterior["effect"].values)
+    pd.testing.assert_frame_equal(back.effects(), small.effects())
+    with pytest.raises(BayesDidError, match="max_draws"):
+        res.thinned(0)

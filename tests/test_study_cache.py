@@ -74,6 +74,8 @@ def test_first_run_fits_every_step_and_writes_the_report(first):
 @pytest.mark.pipeline
 def test_rerun_reads_every_step_from_the_cache(first, tmp_path):
     out, res = first
+    assert sorted(p.name for p in (out / ".cache").iterdir()) == [
+        "bayes.json.gz", "event_study.json.gz", "twfe.json.gz"]  # gzip-compressed entries
     again = run_study(study(), out, progress=False)
     assert again.refitted == ()
     pd.testing.assert_frame_equal(again.effects, res.effects)

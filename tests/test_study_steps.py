@@ -4,6 +4,7 @@ sources (staggered_mediated, efficiency, pilot_zones) and their truth."""
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 import numpy as np
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 
 from bayesdid.errors import BayesDidError, ConvergenceWarning, SpecError
+from bayesdid.study.families import FAMILIES, by_family, family_of
 from bayesdid.study import loads_study, run_study
 from bayesdid.study.steps import STEPS
 
@@ -178,11 +180,12 @@ bads = ["aqi"]
 kind = "twfe"
 name = "twfe_sfa"
 outcome_from = "sfa"
+# 10 refits: with 5, one seed in 20 gives a propagated interval narrower than the naive one
 [[steps]]
 kind = "twfe"
 name = "twfe_propagated"
 outcome_from = "bsfa"
-propagate = 5
+propagate = 10
 [[steps]]
 kind = "twfe"
 name = "twfe_ml"
@@ -435,6 +438,170 @@ def test_unconverged_steps_warn_with_their_name_and_are_listed(pilot):
         assert listed <= (sc if name == "bayesian_synth" else rc), name
         free = {rv for rv in listed if rv not in ("w", "sigma", "weight", "intercept")}
         assert free, name  # the sampler's own (unconstrained-scale) parameters are in
+
+
+# ======================================================================== a report that reads
+def _family_tables(out) -> dict[str, list[str]]:
+    """comparison.md: each family's section and the step labels of its table's columns."""
+    seen = {}
+    for section in re.split(r"^## ", (out / "comparison.md").read_text(), flags=re.M)[1:]:
+        header = next(ln for ln in section.splitlines() if ln.startswith("| estimand"))
+        seen[section.split(" (")[0]] = re.findall(r"\|\s*([^|]+?): estimate", header)
+    return seen
+
+
+def _summary_lines(out) -> dict[str, str]:
+    md = (out / "report.md").read_text()
+    assert md.index("## Summary") < md.index("## Panel")  # the report opens with it
+    block = md.split("## Summary\n\n", 1)[1].split("\n## ", 1)[0]
+    lines = [ln for ln in block.splitlines() if ln.startswith("- ")]
+    by_step = {ln.split("`")[1]: ln for ln in lines}
+    assert len(by_step) == len(lines)
+    return by_step
+
+
+@pytest.mark.unit
+def test_every_step_kind_has_a_family():
+    assert {family_of(kind) for kind in STEPS} == set(FAMILIES)
+
+
+@pytest.mark.pipeline
+def test_side_by_side_tables_are_split_by_family(staggered):
+    res, out = staggered
+    seen = _family_tables(out)
+    want = {f: [s.name for s in members] for f, members in by_family(res.study.steps).items()}
+    assert seen == want
+    assert list(seen) == ["DID", "staggered adoption", "synthetic control", "robustness"]
+    assert seen["staggered adoption"] == ["callaway_santanna", "sun_abraham", "imputation",
+                                          "bacon"]
+    kinds = {s.name: s.kind for s in res.study.steps}
+    for family, names in seen.items():
+        assert {family_of(kinds[n]) for n in names} == {family}
+    md = (out / "report.md").read_text()
+    assert "## Steps side by side, by family" in md and "All steps side by side" not in md
+    assert "### staggered adoption (4 steps)" in md
+    long = pd.read_csv(out / "comparison.csv")
+    assert (long["family"] == long["method"].map(lambda n: family_of(kinds[n]))).all()
+    assert set(long["method"]) == set(kinds)  # every step's rows, once
+    assert len(long) == len(res.effects)
+
+
+@pytest.mark.pipeline
+def test_forest_plot_rows_are_overall_and_group_effects_only(staggered):
+    """The study's forest (group_forest_plot of its per-family comparisons) has no
+    event-time or period rows; those go to event_study.png and the tables."""
+    from bayesdid.report.plots import group_forest_plot
+
+    res, out = staggered
+    long = pd.read_csv(out / "comparison.csv")
+    assert long["group"].str.startswith("k=").any()  # there are event-time rows to leave out
+    fig = group_forest_plot([(f, sub, list(dict.fromkeys(sub["method"])))
+                             for f, sub in long.groupby("family", sort=False)])
+    rows = {ax.get_title(loc="left"): [t.get_text() for t in ax.get_yticklabels()]
+            for ax in fig.axes}
+    assert list(rows) == ["DID", "staggered adoption", "synthetic control", "robustness"]
+    flat = [r for labels in rows.values() for r in labels]
+    assert not [r for r in flat if re.search(r"(^|, )[kt]=", r) or "," in r]
+    assert rows["DID"][0] == "overall"
+    # batches listed in 2008 and 2010 are treated from the next year
+    assert {"cohort=2009", "cohort=2011", "region=East", "overlap=1"} <= set(rows["DID"])
+    assert rows["staggered adoption"][:3] == ["overall", "cohort=2009", "cohort=2011"]
+    assert (out / "forest.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "event_study.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.pipeline
+def test_report_opens_with_one_line_per_step(staggered):
+    from bayesdid.report.tables import format_interval, format_number
+
+    res, out = staggered
+    lines = _summary_lines(out)
+    assert list(lines) == [s.name for s in res.study.steps]
+    twfe = row(res.effects, "twfe")
+    assert (f"ATT = {format_number(twfe['estimate'])}, 95% CI "
+            f"{format_interval(twfe['lower'], twfe['upper'])}, p ") in lines["twfe"]
+    assert "(twfe, DID)" in lines["twfe"]
+    bayes = row(res.effects, "bayes")
+    p_pos = np.mean(res.results["bayes"].draws("att", "overall") > 0)
+    assert (f"ATT = {format_number(bayes['estimate'])}, 95% HDI "
+            f"{format_interval(bayes['lower'], bayes['upper'])}, "
+            f"P(effect > 0) = {p_pos:.3f}") in lines["bayes"]
+    # the step fits iid errors to AR(1) data: the residual checks say so and name the option
+    assert "residual checks flag autocorr_lag1" in lines["bayes"]
+    assert lines["bayes"].endswith("errors='ar1' (within-unit AR(1) errors)).")
+    assert "p =" not in lines["bayes"] and "p <" not in lines["bayes"]
+    # posterior contrasts: P(> 0) from the draws of the step they summarise
+    assert lines["posterior_contrasts"].count("P(effect > 0) = ") == 2
+    assert "ATT overlap=0 = " in lines["posterior_contrasts"]
+    # no overall ATT: the groups; a placebo test: its placebo p; mediation: the indirect effect
+    regions = res.effects.query("step == 'by_region'")["group"]
+    assert lines["by_region"].count("ATT region=") == min(len(regions), 4) >= 2
+    assert "; placebo p" in lines["placebo_group"] and "over 40 draws" in lines["placebo_group"]
+    assert "indirect effect mediator=m = " in lines["mediation"]
+    assert "(bacon, staggered adoption)" in lines["bacon"]
+    # what an estimator recorded as failed is said; nothing else is flagged
+    unmatched = res.results["psm_did"].info["n_treated_rows_unmatched"]
+    assert lines["psm_did"].endswith(f"**Failed diagnostics:** {unmatched} treated row(s) "
+                                     "unmatched.") and unmatched > 0
+    assert sorted(n for n, ln in lines.items() if "Failed diagnostics" in ln) == [
+        "bayes", "psm_did"]
+
+
+@pytest.mark.pipeline
+def test_unconverged_steps_are_named_in_the_opening_lines(pilot):
+    res, out, _ = pilot
+    lines = _summary_lines(out)
+    for name in _bayesian_steps(res):
+        conv = res.results[name].info["convergence"]
+        if conv["ok"]:
+            assert lines[name].endswith("Converged (R-hat, ESS, divergences).")
+            continue
+        assert "**Failed diagnostics:** " in lines[name], name
+        assert f"{conv['n_failed']} of {conv['n_checked']} quantities fail" in lines[name]
+        assert conv["failed"][0]["parameter"] in lines[name]
+    html = (out / "report.html").read_text()
+    assert "<b>Failed diagnostics:</b>" in html and "<h2>Summary</h2>" in html
+
+
+@pytest.mark.pipeline
+def test_efficiency_draws_are_stored_thinned_and_read_back(efficiency):
+    from bayesdid.efficiency.bayes_sfa import BayesSFAResult
+
+    res, out = efficiency
+    path = out / "posterior_bsfa.nc"
+    back = BayesSFAResult.load(path)
+    draws = back.efficiency_draws()
+    n_obs = len(draws)
+    assert draws.shape == (n_obs, 200) and (draws.dtypes == np.float64).all()
+    assert back.idata.posterior["effect"].dtype == np.float32
+    assert back.info["stored_draws"] == {"chains": 2, "draws_per_chain": 100,
+                                         "sampled_per_chain": 2000, "stride": 20,
+                                         "dtype": "float32"}
+    assert path.stat().st_size < n_obs * 4000 * 8 / 10  # a tenth of the draws as sampled
+    # what later steps used is what is stored
+    np.testing.assert_array_equal(res.results["bsfa"].efficiency_draws().to_numpy(),
+                                  draws.to_numpy())
+    # the scores and the diagnostics are those of all 4000 draws (which pass ESS >= 400)
+    scores = pd.read_csv(out / "tables" / "bsfa_scores.csv")
+    assert np.abs(scores["efficiency"].to_numpy() - draws.mean(axis=1).to_numpy()).max() < 0.03
+    diag = pd.read_csv(out / "diagnostics_bsfa.csv")
+    np.testing.assert_allclose(back.diagnostics(warn=False)["ess_bulk"], diag["ess_bulk"])
+    assert diag["ess_bulk"].min() > 400
+    # a step refitted on the cached (thinned) posterior gives the first run's numbers
+    (out / ".cache" / "twfe_propagated.json.gz").unlink()
+    again = run_study(res.study, out, progress=False)
+    assert again.refitted == ("twfe_propagated",)
+    pd.testing.assert_frame_equal(again.effects, res.effects)
+
+
+@pytest.mark.unit
+def test_propagate_cannot_ask_for_more_draws_than_are_stored():
+    text = EFFICIENCY.replace("propagate = 10", "propagate = 300")
+    msg = spec_error(text)
+    assert msg.startswith("steps[4].propagate: step 'bsfa' keeps 200 efficiency draws")
+    assert loads_study(textwrap.dedent(text.replace(
+        'name = "bsfa"', 'name = "bsfa"\nstored_draws = 400'))).steps[4].options[
+        "propagate"] == 300
 
 
 # ======================================================================== spec errors

@@ -147,21 +147,70 @@ class BayesResult(EffectResult):
 
         Warns (:class:`ConvergenceWarning`, naming the worst parameters) when R-hat > 1.01,
         bulk or tail ESS < 400, or any transition diverged. With one chain R-hat is NaN and
-        not checked. ``fit`` already ran this check (``info["convergence"]``).
+        not checked. ``fit`` already ran this check (``info["convergence"]``). After
+        :meth:`thinned` (and :meth:`load` of a saved fit) the table is the one computed on the
+        draws as sampled.
         """
         table = self.__dict__.get("_diagnostics")
         if table is None:  # computed once per result (thousands of quantities take seconds)
             table = diagnostics_table(self.idata, self.info.get("sampled_vars", []))
             object.__setattr__(self, "_diagnostics", table)
         table = table.copy()
-        if warn:
-            _warn_convergence(convergence_summary(table, self.idata),
-                              self.info.get("model_type") or self.method)
+        if warn:  # the fit's own summary when recorded: a thinned result has fewer draws
+            summary = self.info.get("convergence") or convergence_summary(table, self.idata)
+            _warn_convergence(summary, self.info.get("model_type") or self.method)
         return table
 
     # ------------------------------------------------------------------ persistence
+    def thinned(self, max_draws: int | None, *, float32: bool = False) -> BayesResult:
+        """The same result with at most ``max_draws`` posterior draws (every chain thinned by
+        one stride, so chains stay comparable; None keeps them all) and, with ``float32``,
+        the posterior's floats in single precision: what a study keeps of a posterior (see
+        :func:`bayesdid.study.run_study`).
+
+        The convergence diagnostics stay those of the draws as sampled (``diagnostics()``
+        and ``info["convergence"]``): thinning leaves fewer draws than the ESS check needs.
+        ``info["stored_draws"]`` records what was kept.
+
+        >>> import numpy as np, xarray as xr
+        >>> tree = xr.DataTree.from_dict({"posterior": xr.Dataset({"effect": (
+        ...     ("chain", "draw", "effect_id"), np.zeros((2, 500, 1)))}, coords={
+        ...     "estimand": ("effect_id", ["att"]), "group": ("effect_id", ["overall"])}),
+        ...     "constant_data": xr.Dataset({"effect_n_obs": ("effect_id", [10])})})
+        >>> small = BayesResult.from_idata(tree, method="m").thinned(200, float32=True)
+        >>> dict(small.idata.posterior.sizes), small.idata.posterior["effect"].dtype
+        ({'chain': 2, 'draw': 100, 'effect_id': 1}, dtype('float32'))
+        """
+        sizes = self.idata.posterior.sizes
+        chains, draws = int(sizes.get("chain", 1)), int(sizes.get("draw", 0))
+        if max_draws is None:
+            max_draws = max(chains * draws, 1)
+        if not (isinstance(max_draws, (int, np.integer)) and max_draws >= 1):
+            raise BayesDidError(f"max_draws must be a positive integer, got {max_draws!r}")
+        stride = max(1, -(-chains * draws // int(max_draws)))  # ceil
+        diagnostics = self.diagnostics(warn=False)  # of the draws as sampled
+
+        def thin(ds: xr.Dataset) -> xr.Dataset:
+            if "draw" in ds.dims and stride > 1:
+                ds = ds.isel(draw=slice(None, None, stride))
+            return ds
+
+        tree = self.idata.map_over_datasets(thin)
+        if float32:
+            post = tree["posterior"].to_dataset()
+            tree["posterior"] = xr.DataTree(post.astype(
+                {v: "float32" for v, da in post.data_vars.items() if da.dtype == np.float64}))
+        kept = int(tree.posterior.sizes.get("draw", 0))
+        info = dict(self.info, stored_draws={
+            "chains": chains, "draws_per_chain": kept, "sampled_per_chain": draws,
+            "stride": stride, "dtype": "float32" if float32 else "float64"})
+        result = type(self).from_idata(tree, method=self.method, info=info)
+        object.__setattr__(result, "_diagnostics", diagnostics)
+        return result
+
     def save(self, path: str | Path) -> Path:
-        """Write the DataTree (draws, data, config) to netCDF. No pickle."""
+        """Write the DataTree (draws, data, config) and the convergence diagnostics to
+        netCDF, every numeric variable zlib-compressed (lossless). No pickle."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tree = self.idata.copy()
@@ -169,7 +218,13 @@ class BayesResult(EffectResult):
             "bayesdid_method": self.method,
             "bayesdid_info": json.dumps(self.info, default=_json_default),
         })
-        tree.to_netcdf(path, engine="h5netcdf")
+        diag = self.__dict__.get("_diagnostics")
+        if diag is not None:  # so a thinned result keeps the diagnostics of its full draws
+            tree[_DIAGNOSTICS] = xr.DataTree(_diagnostics_dataset(diag))
+        encoding = {node.path: {name: _COMPRESS for name, da in node.dataset.data_vars.items()
+                                if da.dtype.kind in "fiubS" and da.ndim}
+                    for node in tree.subtree}
+        tree.to_netcdf(path, engine="h5netcdf", encoding=encoding)
         return path
 
     @classmethod
@@ -192,7 +247,36 @@ class BayesResult(EffectResult):
                 raise ModelMismatchError(
                     f"{path} holds a {info.get('model_type')} fit with config "
                     f"{info.get('config')}, not this {type(model).__name__} {model.config()}")
-        return cls.from_idata(tree, method=method, info=info)
+        diag = None
+        if _DIAGNOSTICS in tree.children:
+            diag = _diagnostics_frame(tree[_DIAGNOSTICS].to_dataset())
+            tree = tree.drop_nodes(_DIAGNOSTICS)
+        result = cls.from_idata(tree, method=method, info=info)
+        if diag is not None:
+            object.__setattr__(result, "_diagnostics", diag)
+        return result
+
+
+_DIAGNOSTICS = "bayesdid_diagnostics"
+_COMPRESS = {"zlib": True, "complevel": 4, "shuffle": True}
+
+
+def _diagnostics_dataset(table: pd.DataFrame) -> xr.Dataset:
+    ds = xr.Dataset({c: ("row", table[c].to_numpy()) for c in table.columns
+                     if c != "parameter"})
+    # UTF-8 bytes: fixed width, so compressed like the numbers (variable-length strings are not)
+    ds["parameter"] = ("row", np.char.encode(table["parameter"].astype(str).to_numpy(str),
+                                             "utf-8"))
+    ds.attrs["divergences"] = int(table.attrs.get("divergences", 0))
+    return ds
+
+
+def _diagnostics_frame(ds: xr.Dataset) -> pd.DataFrame:
+    cols = ["parameter", *[c for c in ds.data_vars if c != "parameter"]]
+    table = pd.DataFrame({c: ds[c].values for c in cols})
+    table["parameter"] = np.char.decode(ds["parameter"].values.astype(bytes), "utf-8")
+    table.attrs["divergences"] = int(ds.attrs.get("divergences", 0))
+    return table
 
 
 def _warn_convergence(summary: dict[str, Any], what: str) -> None:

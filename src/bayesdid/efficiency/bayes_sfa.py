@@ -85,6 +85,7 @@ class BayesSFAResult(BayesResult):
         time-invariant unit's years)."""
         eff = self.idata.posterior["effect"].isel(effect_id=slice(1, None))
         draws = eff.stack(sample=("chain", "draw")).transpose("effect_id", "sample").values
+        draws = draws.astype(float, copy=False)  # a stored (thinned) posterior is float32
         const = self.idata.constant_data
         names = [str(n) for n in np.atleast_1d(const.attrs.get("id_columns", ["obs"]))]
         cols = {n: const[f"obs_{n}"].values for n in names}

@@ -1,4 +1,5 @@
-"""Plots of effects: a forest plot of several methods side by side, and an event-study plot.
+"""Plots of effects: a forest plot of several methods side by side (and one of the overall
+and group effects only, a panel per family of methods), and an event-study plot.
 
 Both return a :class:`matplotlib.figure.Figure` built without pyplot (no global state, works
 headless). Pass ``ax=`` to draw into an existing Axes; the figure holding it is returned.
@@ -34,7 +35,8 @@ from .tables import group_sort_key, interval_label
 if TYPE_CHECKING:
     from ..results import EffectResult
 
-__all__ = ["forest_plot", "event_study_plot", "event_time"]
+__all__ = ["forest_plot", "group_forest_plot", "group_effect_rows", "event_study_plot",
+           "event_time"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +75,8 @@ def event_time(group: str) -> float | None:
 # -- forest plot ----------------------------------------------------------------------
 def forest_plot(table: pd.DataFrame, *, estimand: str | Iterable[str] | None = None,
                 groups: Iterable[str] | None = None, methods: Sequence[str] | None = None,
-                ax: Axes | None = None, title: str | None = None) -> Figure:
+                ax: Axes | None = None, title: str | None = None,
+                legend: str = "above") -> Figure:
     """Forest plot of a long effects table, one row per (estimand, group).
 
     Each method is a differently coloured and markered point with its interval, offset
@@ -87,6 +90,7 @@ def forest_plot(table: pd.DataFrame, *, estimand: str | Iterable[str] | None = N
         interval, level (``Comparison.table`` or one result's ``effects()``).
     estimand : keep only this estimand (or these). ``groups``: keep only these group labels.
     methods : the methods to draw, in this order (default: order of appearance).
+    legend : ``"above"`` the axes (default) or to the ``"right"`` of them (one column).
 
     >>> import pandas as pd
     >>> t = pd.DataFrame(dict(estimand="att", group=["overall", "overall"],
@@ -151,11 +155,79 @@ def forest_plot(table: pd.DataFrame, *, estimand: str | Iterable[str] | None = N
     ax.set_ylim(len(rows) - 0.5, -0.5)  # first row on top
     ax.set_xlabel("effect")
     ax.grid(axis="x", alpha=0.3)
-    # above the axes: inside, "best" still hides the top rows of a long forest
-    ax.legend(handles, names, loc="lower center", bbox_to_anchor=(0.5, 1.0),
-              ncol=min(len(names), 3), fontsize="small", frameon=False)
+    # outside the axes: inside, "best" still hides the top rows of a long forest
+    if legend == "right":
+        ax.legend(handles, names, loc="center left", bbox_to_anchor=(1.01, 0.5),
+                  fontsize="small", frameon=False)
+        if title:
+            ax.set_title(title, loc="left")
+    else:
+        ax.legend(handles, names, loc="lower center", bbox_to_anchor=(0.5, 1.0),
+                  ncol=min(len(names), 3), fontsize="small", frameon=False)
+        if title:
+            ax.set_title(title, pad=28)
+    return fig
+
+
+# -- overall and group effects, one panel per family ------------------------------------
+_NOT_GROUPS = ("k", "t")  # event time and calendar period are not groups of units
+
+
+def group_effect_rows(table: pd.DataFrame, estimand: str = "att") -> pd.DataFrame:
+    """The rows of ``estimand`` that are an overall or a group effect: ``overall`` and one
+    ``column=value`` group of units (``cohort=2011``, ``region=East``, ``sample=matched``).
+    Event-time (``k=``) and period (``t=``) rows are left to :func:`event_study_plot` and
+    the tables, and so are cells of two groups (``cohort=2011, region=East``).
+
+    >>> t = pd.DataFrame(dict(estimand=["att", "att", "event_time", "att", "att"],
+    ...                       group=["overall", "region=East", "k=0", "cohort=2011, t=2012",
+    ...                              "cohort=2011, region=East"]))
+    >>> group_effect_rows(t)["group"].tolist()
+    ['overall', 'region=East']
+    """
+    def is_group(label: str) -> bool:
+        if str(label) == "overall":
+            return True
+        key, sep, _ = str(label).partition("=")
+        return bool(sep) and "," not in str(label) and key.strip() not in _NOT_GROUPS
+
+    keep = (table["estimand"] == estimand) & table["group"].map(is_group)
+    return table[keep]
+
+
+def group_forest_plot(panels: Sequence[tuple[str, pd.DataFrame, Sequence[str]]], *,
+                      estimand: str = "att", title: str | None = None,
+                      width: float = 9.0) -> Figure:
+    """Forest plot of the overall and group effects (:func:`group_effect_rows`), one panel
+    per ``(title, long table, method labels)``, e.g. one per family of methods, each with
+    its own legend on the right. Panels with no such rows are left out.
+
+    >>> t = pd.DataFrame(dict(estimand=["att", "att", "event_time"],
+    ...     group=["overall", "region=East", "k=0"], method="twfe", estimate=0.1,
+    ...     lower=0.0, upper=0.2, level=0.95, interval="confidence"))
+    >>> fig = group_forest_plot([("DID", t, ["twfe"])])
+    >>> [tick.get_text() for tick in fig.axes[0].get_yticklabels()]
+    ['overall', 'region=East']
+    """
+    kept = []
+    for name, table, labels in panels:
+        rows = group_effect_rows(table, estimand)
+        rows = rows[rows["estimate"].notna()]
+        if len(rows):
+            drawn = [lb for lb in labels if (rows["method"] == lb).any()]
+            kept.append((name, rows, drawn))
+    if not kept:
+        raise ComparisonError(f"no overall or group rows of estimand {estimand!r} to plot")
+    # a row's methods share its height: the busiest row sets the spacing of a panel
+    heights = [1.0 + 0.28 * rows[["estimand", "group"]].drop_duplicates().shape[0]
+               * max(1.0, rows.groupby(["estimand", "group"]).size().max() / 4)
+               for _, rows, _ in kept]
+    fig = Figure(figsize=(width, sum(heights) + 0.6), layout="constrained")
+    axes = fig.subplots(len(kept), 1, squeeze=False, height_ratios=heights)[:, 0]
+    for ax, (name, rows, labels) in zip(axes, kept):
+        forest_plot(rows, methods=labels, ax=ax, title=name, legend="right")
     if title:
-        ax.set_title(title, pad=28)
+        fig.suptitle(title)
     return fig
 
 

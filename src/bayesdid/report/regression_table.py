@@ -46,7 +46,7 @@ from scipy import stats
 from ..errors import ComparisonError
 from ..results import EffectResult
 
-__all__ = ["regression_table", "RegressionTable", "fixed_effects_of"]
+__all__ = ["regression_table", "RegressionTable", "fixed_effects_of", "classical_p_value"]
 
 _STARS = ((0.01, "***"), (0.05, "**"), (0.1, "*"))
 _CREDIBLE = ("hdi", "eti")  # interval kinds of a posterior; any other kind is classical
@@ -162,6 +162,20 @@ def _test_p_value(row: pd.Series, dof) -> float:
         return np.nan
     z = abs(row["estimate"] / row["se_or_sd"])
     return float(2 * (stats.t.sf(z, dof) if dof else stats.norm.sf(z)))
+
+
+def classical_p_value(result, row: pd.Series) -> tuple[float, str]:
+    """Two-sided p-value of one classical effects row, and where it comes from: the
+    estimator's own (a ``p_value`` column or ``info["p_value"]``, e.g. a synthetic control's
+    permutation p) where it reports one, else the test of estimate / SE that the regression
+    table's stars use (NaN with ``""`` when neither exists)."""
+    rows = row.to_frame().T.reset_index(drop=True)
+    own = _own_p_values(result, rows)
+    if own is not None and np.isfinite(own[0][0]):
+        return float(own[0][0]), own[1]
+    dof = (getattr(result, "info", None) or {}).get("df")
+    p = _test_p_value(row, dof)
+    return p, ("" if not np.isfinite(p) else "t test" if dof else "normal test")
 
 
 def _placebo_sd(result, rows: pd.DataFrame) -> bool:

@@ -4,9 +4,10 @@
 A step's key is a hash of everything its result depends on: the bayesdid version, the data
 (a content hash of the frame, so an edited CSV invalidates it), the panel arguments, the
 study's interval level, the step's kind and options, and the keys of the earlier steps it
-uses. The cache lives in ``<out_dir>/.cache/<step>.json`` beside the step's files: its
-effects table, extra tables, figure files, and for Bayesian steps the posterior netCDF
-(reloaded with the result's own class).
+uses. The cache lives in ``<out_dir>/.cache/<step>.json.gz`` (gzip-compressed JSON) beside
+the step's files: its effects table, extra tables, figure files, and for Bayesian steps the
+posterior netCDF (reloaded with the result's own class, as the step stored it: a
+``bayesian_sfa`` posterior thinned, see :mod:`bayesdid.study.steps_efficiency`).
 
 Examples
 --------
@@ -20,6 +21,7 @@ False
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import importlib
 import json
@@ -74,7 +76,7 @@ class StepCache:
         self.folder = self.out_dir / ".cache"
 
     def _file(self, step: str) -> Path:
-        return self.folder / f"{step}.json"
+        return self.folder / f"{step}.json.gz"
 
     def load(self, step: str, key: str) -> StepOutput | None:
         """The cached output of ``step`` if its key matches and its files exist, else None."""
@@ -82,8 +84,8 @@ class StepCache:
         if not path.is_file():
             return None
         try:
-            entry = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            entry = json.loads(gzip.decompress(path.read_bytes()).decode("utf-8"))
+        except (OSError, ValueError, EOFError):
             logger.warning("cache entry %s is unreadable; refitting %s", path, step)
             return None
         if entry.get("key") != key:
@@ -119,7 +121,9 @@ class StepCache:
                         for name, p in figures.items()},
             "posterior": None if posterior is None else str(posterior.relative_to(self.out_dir)),
         }
-        self._file(step).write_text(json.dumps(entry), encoding="utf-8")
+        # mtime=0: the same entry gives the same bytes
+        self._file(step).write_bytes(gzip.compress(json.dumps(entry).encode("utf-8"),
+                                                   compresslevel=6, mtime=0))
 
 
 def _read(text: str) -> pd.DataFrame:

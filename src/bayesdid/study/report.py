@@ -1,17 +1,22 @@
 """The report of a study run: ``report.md``, ``report.html`` and one LaTeX table per step.
 
-Per step: what ran (kind, options, time or 'from cache'), its effects with intervals (by
-region, cohort and event time where the step reports them), its extra tables, convergence
-diagnostics for Bayesian steps (whether every check passed, and the parameters that failed
-R-hat <= 1.01, bulk/tail ESS >= 400, with the divergences), and its figures. At the top: the
-panel, a convergence summary of the Bayesian steps, and every step's effects side by side
-(posterior beside classical).
+The report opens with one line per step in words (:mod:`bayesdid.study.narrative`:
+headline effect, interval, P(effect > 0) or p-value, failed diagnostics), then the panel, a
+convergence summary of the Bayesian steps, a regression table of the overall ATTs, and the
+steps' effects side by side, one table per family of methods
+(:mod:`bayesdid.study.families`), with the forest plot of the overall and group
+effects and the event-time plot. Per step: what ran (kind, options, time or 'from cache'),
+its effects with intervals (by region, cohort and event time where the step reports them),
+its extra tables, convergence diagnostics for Bayesian steps (whether every check passed,
+and the parameters that failed R-hat <= 1.01, bulk/tail ESS >= 400, with the divergences),
+and its figures.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,8 @@ import pandas as pd
 
 from ..results import EffectResult
 from ..report.regression_table import regression_table
+from .families import family_html, family_markdown, family_of
+from .narrative import narrative
 from ..report.tables import order_rows, render_html, render_latex, render_markdown
 
 __all__ = ["write_report"]
@@ -129,12 +136,20 @@ def _convergence_summary(steps: list, diagnostics: Mapping[str, pd.DataFrame]):
     return pd.DataFrame(rows)
 
 
+def _inline_html(line: str) -> str:
+    """A narrative line's Markdown (`code`, **bold**) as HTML."""
+    text = html.escape(line)
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", text)
+
+
 def write_report(*, study, panel_text: str, steps: list, outputs: Mapping[str, Any],
-                 comparison, seconds: Mapping[str, float], refitted: tuple[str, ...],
-                 diagnostics: Mapping[str, pd.DataFrame], figures: Mapping[str, Path],
-                 out: Path) -> dict[str, Path]:
+                 comparisons: Mapping[str, Any], seconds: Mapping[str, float],
+                 refitted: tuple[str, ...], diagnostics: Mapping[str, pd.DataFrame],
+                 figures: Mapping[str, Path], out: Path) -> dict[str, Path]:
     """Write ``report.md``, ``report.html`` and ``tables/<step>.tex`` into ``out``.
 
+    ``comparisons`` are the side-by-side comparisons by family (family -> ``Comparison``);
     ``figures`` are study-level figures (forest plot, event study) by title; each step's
     own figures come from its output. Returns the written paths by name.
     """
@@ -146,6 +161,10 @@ def write_report(*, study, panel_text: str, steps: list, outputs: Mapping[str, A
     if study.description:
         md += [study.description, ""]
         body.append(f"<p>{html.escape(study.description)}</p>")
+    lines = narrative(steps, outputs, diagnostics)
+    md += ["## Summary", "", *(f"- {line}" for line in lines), ""]
+    body += ["<h2>Summary</h2><ul>",
+             *(f"<li>{_inline_html(line)}</li>" for line in lines), "</ul>"]
     md += ["## Panel", "", "```", panel_text, "```", ""]
     body.append(f"<h2>Panel</h2><pre>{html.escape(panel_text)}</pre>")
     conv = _convergence_summary(steps, diagnostics)
@@ -163,8 +182,8 @@ def write_report(*, study, panel_text: str, steps: list, outputs: Mapping[str, A
         body += ["<h2>Regression table (overall ATT of each step)</h2>", reg.to_html()]
         paths["latex_regression_table"] = out / "tables" / "regression_table.tex"
         paths["latex_regression_table"].write_text(reg.to_latex(), encoding="utf-8")
-    md += ["## All steps side by side", "", comparison.to_markdown(), ""]
-    body += ["<h2>All steps side by side</h2>", comparison.to_html()]
+    md += ["## Steps side by side, by family", "", family_markdown(comparisons, level=3)]
+    body += ["<h2>Steps side by side, by family</h2>", family_html(comparisons, level=3)]
     for title, path in figures.items():
         rel = Path(path).relative_to(out)
         md += [f"![{title}]({rel.as_posix()})", ""]
@@ -178,10 +197,11 @@ def write_report(*, study, panel_text: str, steps: list, outputs: Mapping[str, A
                   if step.name not in refitted else f"{seconds.get(step.name, 0.0):.1f} s")
         opts = _options_text(step.options)
         table = _step_table(output.table, label)
-        md += [f"## Step `{step.name}` ({step.kind})", "",
+        md += [f"## Step `{step.name}` ({step.kind}, {family_of(step.kind)})", "",
                f"Options: `{opts}`; time: {timing}.", "",
                render_markdown(table, [label]), ""]
-        body += [f"<h2>Step <code>{html.escape(step.name)}</code> ({html.escape(step.kind)})</h2>",
+        body += [f"<h2>Step <code>{html.escape(step.name)}</code> ({html.escape(step.kind)}, "
+                 f"{html.escape(family_of(step.kind))})</h2>",
                  f'<p class="note">Options: <code>{html.escape(opts)}</code>; time: '
                  f"{html.escape(timing)}.</p>",
                  render_html(table, [label])]

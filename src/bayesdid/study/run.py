@@ -5,9 +5,14 @@ reads and strictly validates a spec; :func:`run_study` builds the
 :class:`~bayesdid.panel.Panel`, runs the steps in order and writes the results.
 
 Outputs of :func:`run_study` (in ``out_dir``): ``effects.csv`` (every step's effects with a
-``step`` column), ``comparison.{md,html,tex,csv}`` and ``forest.png`` (all steps side by
-side), ``event_study.png`` (when some step reports event-time effects),
-``posterior_<step>.nc`` and ``diagnostics_<step>.csv`` per Bayesian step, ``panel.txt``,
+``step`` column), ``comparison.{md,html,tex}`` (the steps side by side, one table per
+family of methods: DID, staggered adoption, synthetic control, robustness, efficiency; see
+:mod:`bayesdid.study.families`), ``comparison.csv`` (the same rows, long, with a
+``family`` column), ``forest.png`` (the overall and group effects only, a panel per family),
+``event_study.png`` (the event-time effects, when some step reports them),
+``posterior_<step>.nc`` (zlib-compressed, draws in single precision; a ``bayesian_sfa``
+step keeps ``stored_draws`` of them; the convergence diagnostics are those of the draws as
+sampled) and ``diagnostics_<step>.csv`` per Bayesian step, ``panel.txt``,
 ``spec.toml`` (a copy of the spec) and, for simulated data, ``truth.csv`` and
 ``effects_vs_truth.csv`` (``effects.csv`` plus a ``truth`` column); ``report.md`` and
 ``report.html`` (every step with its tables, diagnostics and figures; see
@@ -21,6 +26,7 @@ holds ``INCOMPLETE.txt`` saying which step it stopped in if it fails.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -33,7 +39,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import BayesDidError, ConvergenceWarning, SpecError
+from ..errors import BayesDidError, ComparisonError, ConvergenceWarning, SpecError
 from ..results import EFFECT_COLUMNS, EffectResult
 from .cache import StepCache, data_fingerprint, step_key
 from .spec import (
@@ -188,6 +194,17 @@ def _save_figures(step: str, output: StepOutput, out: Path) -> dict[str, Path]:
     return saved
 
 
+def _stored(output: StepOutput) -> StepOutput:
+    """A Bayesian step's output with its posterior as the folder keeps it: draws in single
+    precision (a ``bayesian_sfa`` step has thinned them already). Later steps and a cached
+    rerun then read the same draws; the step's own table was computed before, from the
+    double-precision draws."""
+    result = output.result
+    if "stored_draws" in result.info or not hasattr(result, "thinned"):
+        return output
+    return dataclasses.replace(output, result=result.thinned(None, float32=True))
+
+
 def _headline(table: pd.DataFrame) -> str:
     hit = table[(table["estimand"] == "att") & (table["group"] == "overall")]
     if hit.empty:
@@ -261,6 +278,8 @@ def run_study(study: Study, out_dir: str | Path, progress: bool = True, *,
 
     from ..compare import compare
     from ..panel import Panel
+    from ..report.plots import group_forest_plot
+    from .families import by_family, write_family_tables
     from .report import write_report
 
     if not isinstance(study, Study):
@@ -320,6 +339,7 @@ def run_study(study: Study, out_dir: str | Path, progress: bool = True, *,
             figures = _save_figures(step.name, output, out)
             posterior = None
             if kind.bayesian:
+                output = _stored(output)
                 posterior = output.result.save(out / f"posterior_{step.name}.nc")
                 if "random_seed" not in step.options:
                     logger.info("  random_seed not given; drew %s",
@@ -353,15 +373,29 @@ def run_study(study: Study, out_dir: str | Path, progress: bool = True, *,
     effects.to_csv(paths["effects"], index=False)
 
     # compare() sees exactly the tables written to effects.csv (same level and interval)
-    # (with each result's info, so compare() can note model-based beside cluster-robust)
-    views = [EffectResult(table=t, method=results[name].method,
-                          info=dict(getattr(results[name], "info", None) or {}))
-             for name, t in tables.items()]
-    labels = list(tables)
-    comparison = compare(*views, labels=labels, level=None)
-    for kind, p in comparison.save(out, stem="comparison").items():
-        paths["forest" if kind == "png" else f"comparison_{kind}"] = p
-    with_events = [(name, v) for name, v in zip(labels, views)
+    # (with each result's info, so compare() can note model-based beside cluster-robust),
+    # one comparison per family of methods so that no table holds every step
+    views = {name: EffectResult(table=t, method=results[name].method,
+                                info=dict(getattr(results[name], "info", None) or {}))
+             for name, t in tables.items()}
+    comparisons = {family: compare(*(views[s.name] for s in members),
+                                   labels=[s.name for s in members], level=None)
+                   for family, members in by_family(study.steps).items()}
+    paths.update({f"comparison_{kind}": p for kind, p in
+                  write_family_tables(comparisons, out, study.name).items()})
+    paths["comparison_csv"] = out / "comparison.csv"
+    pd.concat([c.table.assign(family=family) for family, c in comparisons.items()],
+              ignore_index=True).to_csv(paths["comparison_csv"], index=False)
+    try:
+        fig = group_forest_plot([(f, c.table, c.labels) for f, c in comparisons.items()],
+                                title=f"{study.name}: overall and group effects")
+    except ComparisonError:  # no step reports an overall or group ATT
+        logger.info("no overall or group effects: forest.png not written")
+    else:
+        paths["forest"] = out / "forest.png"
+        fig.savefig(paths["forest"], dpi=120, bbox_inches="tight")
+        plt.close(fig)
+    with_events = [(name, v) for name, v in views.items()
                    if (v.table["estimand"] == "event_time").any()]
     if with_events:
         from ..report.plots import event_study_plot
@@ -373,12 +407,14 @@ def run_study(study: Study, out_dir: str | Path, progress: bool = True, *,
         fig.savefig(paths["event_study"], dpi=150)
         plt.close(fig)
 
-    study_figures = {"forest plot": paths["forest"]}
+    study_figures = {}
+    if "forest" in paths:
+        study_figures["overall and group effects by family"] = paths["forest"]
     if "event_study" in paths:
         study_figures["event-time effects"] = paths["event_study"]
     paths.update(write_report(
         study=study, panel_text=description, steps=list(study.steps), outputs=outputs,
-        comparison=comparison, seconds=seconds, refitted=tuple(refitted),
+        comparisons=comparisons, seconds=seconds, refitted=tuple(refitted),
         diagnostics=diagnostics, figures=study_figures, out=out))
 
     if data.simulation is not None:

@@ -151,6 +151,9 @@ DATA_OPTIONS: dict[str, Check] = {
     "cohorts": check_list(check_int(), what="int"),
 }
 PROPAGATE: dict[str, Check] = {"propagate": check_int(2)}
+# posterior draws a bayesian_sfa step keeps (per efficiency score, chains together) for the
+# results folder and for the steps that propagate them
+STORED_DRAWS = 200
 _DATA_KEYS = ("outcome", "outcome_from", "where", "cohorts", "propagate")
 EFFICIENCY_KINDS = ("sfa", "bayesian_sfa", "ml_index")
 
@@ -176,6 +179,10 @@ def check_outcome_from(opts: Mapping[str, Any], path: str,
     if "propagate" in opts and kind != "bayesian_sfa":
         raise fail(f"{path}.propagate", f"propagation needs posterior draws of the efficiency: "
                    f"step {ref!r} is a {kind} step; use a bayesian_sfa step")
+    kept = kinds[ref][1].get("stored_draws", STORED_DRAWS)
+    if opts.get("propagate", 0) > kept:
+        raise fail(f"{path}.propagate", f"step {ref!r} keeps {kept} efficiency draws "
+                   f"(stored_draws); propagate at most that many or raise its stored_draws")
 
 
 def fit_kwargs(opts: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,11 @@ groups ``overall`` and ``t=<period>``; Bayesian intervals from the draws of the 
 for the classical means); the scores themselves are the extra table ``scores`` (unit,
 time, ``efficiency``, and interval bounds where the method has them).
 
+A ``bayesian_sfa`` step computes its scores and table from every posterior draw, then keeps
+at most ``stored_draws`` (default 200) draws per score, in single precision
+(:meth:`~bayesdid.bayes.result.BayesResult.thinned`): that is what ``posterior_<step>.nc``
+holds and what ``propagate`` draws from, in a first run and a cached rerun alike.
+
 Examples
 --------
 >>> sorted(KINDS)
@@ -37,6 +42,7 @@ from .checks import (
 from .steps_base import (
     COMMON,
     SAMPLER,
+    STORED_DRAWS,
     StepContext,
     StepKind,
     StepOutput,
@@ -182,6 +188,9 @@ def _run_bayes_sfa(panel, opts: dict[str, Any], ctx: StepContext) -> StepOutput:
     scores[panel.time] = scores[panel.time].astype(panel.frame[panel.time].dtype)
     table = _summary(scores, panel.time, result.method, ctx.level, values, interval)
     figures = _figures(scores, panel.time, "Bayesian SFA efficiency (posterior means) by period")
+    # scores, table and figures use every draw; the folder and later steps keep a thinned,
+    # single-precision posterior (one draw per unit-year and draw is most of the folder)
+    result = result.thinned(opts.get("stored_draws", STORED_DRAWS), float32=True)
     return StepOutput(result=result, table=table,
                       extras=MappingProxyType({"frontier": result.coef_table(),
                                                "scores": scores}),
@@ -252,7 +261,8 @@ KINDS: dict[str, StepKind] = {
     "bayesian_sfa": StepKind(
         "bayesian_sfa",
         {**COMMON, **_SFA_SCHEMA,
-         "inefficiency": check_str(("cross_section", "bc92", "time_invariant")), **SAMPLER},
+         "inefficiency": check_str(("cross_section", "bc92", "time_invariant")),
+         "stored_draws": check_int(2), **SAMPLER},
         _run_bayes_sfa, bayesian=True, check=_check_sfa,
         description="Bayesian stochastic frontier: efficiency posterior per unit-period"),
     "ml_index": StepKind(
