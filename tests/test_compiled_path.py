@@ -110,12 +110,14 @@ def test_op_runs_nopython_under_the_numba_backend(panel):
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("errors", ["iid", "ar1"])
-def test_disk_cached_nutpie_density_equals_the_pymc_model(panel, errors):
+@pytest.mark.parametrize(("errors", "fe"), [("iid", None), ("ar1", None), ("ar1", "year"),
+                                            ("ar1", "city + region^year")])
+def test_disk_cached_nutpie_density_equals_the_pymc_model(panel, errors, fe):
     """The hand-transformed density nutpie runs (priors, Jacobians, marginal likelihood)
     against PyMC's own log-density and gradient of the same model, in unconstrained space
-    (a constant offset below 1e-6 is allowed: NUTS never sees constants)."""
-    model_ = HierarchicalDiD(errors=errors)
+    (a constant offset below 1e-6 is allowed: NUTS never sees constants); also without a
+    unit effect (fe='year': unit precision infinite) and with region x year effects."""
+    model_ = HierarchicalDiD(errors=errors, **({"fe": fe} if fe else {}))
     design = model_.prepare(panel)
     model = model_.build(panel)
     buf = pack_user_data(design, model_.priors, errors == "ar1")

@@ -41,6 +41,8 @@ interpolate = true
 [[steps]]
 kind = "twfe"
 [[steps]]
+kind = "fe_ladder"
+[[steps]]
 kind = "event_study"
 leads = 3
 lags = 3

@@ -99,12 +99,15 @@ class EffectResult:
     table: pd.DataFrame
     method: str
     info: Mapping[str, Any] = field(default_factory=dict)
+    #: the underlying pyfixest fit of a classical regression (``pf.etable([res.fit])``,
+    #: ``pf.iplot``), else None; not stored by the study cache
+    fit: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_rows(cls, rows: Iterable[Mapping[str, Any]], *, method: str,
-                  info: Mapping[str, Any] | None = None) -> EffectResult:
+                  info: Mapping[str, Any] | None = None, fit: Any = None) -> EffectResult:
         rows = [dict(r, method=r.get("method", method)) for r in rows]
-        return cls(table=tidy_table(rows), method=method, info=dict(info or {}))
+        return cls(table=tidy_table(rows), method=method, info=dict(info or {}), fit=fit)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "table", tidy_table(self.table))

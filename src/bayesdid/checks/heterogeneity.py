@@ -26,7 +26,8 @@ from scipy import stats
 from ..errors import ColumnError, DesignError
 from ..panel import LogEntry, Panel
 from ..results import EffectResult, group_label
-from ..did._fixest import coef_rows, feols, resolve, work_frame
+from ..fixed_effects import DEFAULT_FE, parse_fe
+from ..did._fixest import coef_rows, fe_info, feols, resolve, work_frame
 
 __all__ = ["heterogeneity", "with_median_split"]
 
@@ -74,9 +75,14 @@ def with_median_split(panel: Panel, column: str, *, name: str | None = None) -> 
 
 
 def heterogeneity(panel: Panel, by: str, *, kind: str = "interaction",
-                  covariates: Sequence[str] | None = None, cluster: str | None = None,
-                  weights: str | None = None, level: float = 0.95) -> EffectResult:
+                  covariates: str | Sequence[str] | None = None, cluster: str | None = None,
+                  weights: str | None = None, level: float = 0.95,
+                  fe: str | None = DEFAULT_FE) -> EffectResult:
     """ATT by the levels of ``by`` (a group column, ``"cohort"``, or a 0/1 overlap column).
+
+    ``fe`` are the regressions' fixed effects in pyfixest syntax (default ``"unit + time"``;
+    :mod:`bayesdid.fixed_effects`; panel columns), ``covariates`` a list or a formula string.
+    With ``kind="interaction"`` the pyfixest fit is kept as ``result.fit``.
 
     Returns an :class:`EffectResult` with one ``att`` row per level (group ``"region=East"``)
     and the equality test in ``info["equality_test"]`` (statistic, df, p-value, form).
@@ -97,14 +103,18 @@ def heterogeneity(panel: Panel, by: str, *, kind: str = "interaction",
     if kind not in ("interaction", "subsample"):
         raise DesignError(f"kind must be 'interaction' or 'subsample', got {kind!r}")
     covs, cluster, weights = resolve(panel, covariates, cluster, weights)
+    spec = parse_fe(panel, fe)
     level_of = _unit_levels(panel, by)
+    fit = None
     if kind == "interaction":
-        rows, test = _interaction(panel, by, level_of, covs, cluster, weights, level)
+        rows, test, fit = _interaction(panel, by, level_of, covs, cluster, weights, level, fe)
     else:
-        rows, test = _subsample(panel, by, level_of, covs, cluster, weights, level)
+        rows, test = _subsample(panel, by, level_of, covs, cluster, weights, level, fe)
     info = {"by": by, "kind": kind, "equality_test": test, "vcov": f"CRV1 by {cluster}",
             "levels": [str(v) for v in level_of.dropna().unique()]}
-    return EffectResult.from_rows(rows, method=f"heterogeneity_{kind}", info=info)
+    if not spec.is_default:
+        info.update(fe_info(spec))
+    return EffectResult.from_rows(rows, method=f"heterogeneity_{kind}", info=info, fit=fit)
 
 
 def _unit_levels(panel: Panel, by: str) -> pd.Series:
@@ -137,12 +147,12 @@ def _label(by: str, value) -> str:
     return group_label(**{by: value})
 
 
-def _interaction(panel, by, level_of, covs, cluster, weights, level):
+def _interaction(panel, by, level_of, covs, cluster, weights, level, fe=DEFAULT_FE):
     frame = panel.frame
     d = frame["treated"].to_numpy(float)
     levels = sorted(level_of[~frame["never_treated"]].dropna().unique(), key=str)
     regs = {f"d{i}__": d * _is(level_of, v).astype(float) for i, v in enumerate(levels)}
-    work, cov_names = work_frame(panel, regs, covs, cluster, weights)
+    work, cov_names = work_frame(panel, regs, covs, cluster, weights, parse_fe(panel, fe))
     fit = feols(work, [*regs, *cov_names], weights)
     names = {r: ("att", _label(by, v)) for r, v in zip(regs, levels)}
     n_obs = {r: int((x > 0).sum()) for r, x in regs.items()}
@@ -157,10 +167,10 @@ def _interaction(panel, by, level_of, covs, cluster, weights, level):
     test = {"statistic": float(wald["statistic"]), "df": int(len(levels) - 1),
             "p_value": float(wald["pvalue"]), "form": "chi2 Wald (pyfixest, CRV1)",
             "null": "equal effects across " + ", ".join(map(str, levels))}
-    return rows, test
+    return rows, test, fit
 
 
-def _subsample(panel, by, level_of, covs, cluster, weights, level):
+def _subsample(panel, by, level_of, covs, cluster, weights, level, fe=DEFAULT_FE):
     frame = panel.frame
     never = frame["never_treated"].to_numpy()
     levels = sorted(level_of[~frame["never_treated"]].dropna().unique(), key=str)
@@ -176,7 +186,7 @@ def _subsample(panel, by, level_of, covs, cluster, weights, level):
                               "time effects", column=by, hint="use kind='interaction'")
         sub = panel.with_frame(sub_frame, LogEntry("subsample", f"{by}={v}", int(keep.sum())))
         work, cov_names = work_frame(sub, {"d__": sub.frame["treated"].to_numpy(float)},
-                                     covs, cluster, weights)
+                                     covs, cluster, weights, parse_fe(sub, fe))
         fit = feols(work, ["d__", *cov_names], weights)
         rows += coef_rows(fit, {"d__": ("att", _label(by, v))}, level,
                           "heterogeneity_subsample", {"d__": int(sub.frame["treated"].sum())})

@@ -44,7 +44,7 @@ from ..errors import (
 from ..panel import Panel
 from ..parallel import run_replications
 from ..results import EffectResult, group_label
-from ..did._fixest import CL, TIME, UNIT, W, Y, coef_rows, feols, resolve, work_frame
+from ..did._fixest import CL, W, Y, coef_rows, fe_codes, feols, fit_df, resolve, work_frame
 
 __all__ = ["mediation", "panel_columns"]
 
@@ -251,7 +251,7 @@ def mediation(panel: Panel, mediators: Sequence[str], *, data: pd.DataFrame | No
             "indirect_interval": "percentile cluster bootstrap" if n_boot else "Sobel normal",
             "bootstrap_cluster": cluster, "sobel": sobel,
             "bootstrap_draws": {k: np.asarray(d) for k, d in draws.items()},
-            "n_clusters": int(work[CL].nunique()), "df": int(fit_total._df_t)}
+            "n_clusters": int(work[CL].nunique()), "df": fit_df(fit_total)}
     if n_boot:
         info["n_boot_valid"] = int(min(len(d) for d in draws.values()))
     return EffectResult.from_rows(rows, method="mediation", info=info)
@@ -281,7 +281,7 @@ def _bootstrap(work, m_cols, cov_names, weights, joint, names, n_boot, seed, pro
                client) -> dict[str, np.ndarray]:
     payload = {
         "Z": work[[Y, D, *m_cols, *cov_names]].to_numpy(float),
-        "fl": work[[UNIT, TIME]].to_numpy().astype(np.uint64),
+        "fl": fe_codes(work),
         "cl": work[CL].to_numpy(),
         "w0": work[W].to_numpy(float) if weights else np.ones(len(work)),
         "k": len(m_cols), "joint": bool(joint),

@@ -45,6 +45,7 @@ from ..errors import BayesDidError, DesignError, EstimationError
 from ..panel import LogEntry, Panel
 from ..parallel import run_replications
 from ..results import EffectResult, group_label, tidy_table
+from ..fixed_effects import DEFAULT_FE, covariate_matrix, parse_fe
 from ..did._demean import FWLDesign, fwl_design
 from ..did._fixest import resolve
 from ..did.twfe import twfe
@@ -387,8 +388,8 @@ def placebo_assignments(panel: Panel, kind: str, draws: Sequence[int], *, random
 def placebo(panel: Panel, kind: str = "random_timing", *, n_draws: int | None = None,
             shifts: Sequence[int] = (-3, -2, -1, 1, 2), timing: str = "advance",
             pool: str = "controls", estimator: Callable[[Panel], EffectResult] | None = None,
-            real_result: EffectResult | None = None,
-            covariates: Sequence[str] | None = None, cluster: str | None = None,
+            real_result: EffectResult | None = None, fe: str | None = DEFAULT_FE,
+            covariates: str | Sequence[str] | None = None, cluster: str | None = None,
             weights: str | None = None, level: float = 0.95, random_seed: int | None = 0,
             workers: int | None = None, client: Any = None, fallback: bool = False,
             timeout: float = 10.0, chunk_size: int | None = None,
@@ -409,7 +410,9 @@ def placebo(panel: Panel, kind: str = "random_timing", *, n_draws: int | None = 
     pool : ``fictional_group`` only: draw the fictional group from the never-treated
         ``"controls"`` (paper) or from ``"all"`` units.
     estimator : ``panel -> EffectResult``; default TWFE (:func:`bayesdid.did.twfe.twfe`
-        with ``covariates``, ``cluster``, ``weights``, ``level``) through the fast path.
+        with ``fe``, ``covariates``, ``cluster``, ``weights``, ``level``) through the fast
+        path. ``fe`` is pyfixest syntax (default ``"unit + time"``; its columns must be
+        panel columns).
         A custom estimator is refitted for every draw and ignores those options.
     real_result : the estimator's fit on the real treatment, when you already have it
         (e.g. ``twfe(panel)`` from the baseline table), so it is not refitted. For TWFE it
@@ -435,9 +438,10 @@ def placebo(panel: Panel, kind: str = "random_timing", *, n_draws: int | None = 
     """
     _check_options(panel, kind, n_draws, shifts, timing, pool, chunk_size, random_seed, level)
     covs, cl, w = resolve(panel, covariates, cluster, weights)
+    spec = parse_fe(panel, fe)
     fast = estimator is None
-    fit = functools.partial(twfe, covariates=covs, cluster=cl, weights=w or "", level=level) \
-        if fast else estimator
+    fit = functools.partial(twfe, fe=fe, covariates=covs, cluster=cl, weights=w or "",
+                            level=level) if fast else estimator
     if not callable(fit):
         raise BayesDidError(f"estimator must be a function panel -> EffectResult, "
                             f"got {type(estimator).__name__}")
@@ -449,15 +453,18 @@ def placebo(panel: Panel, kind: str = "random_timing", *, n_draws: int | None = 
                             "expected an EffectResult with an ('att', 'overall') row")
     layout = _Layout.of(panel)
     real = _att(real_result)
-    info: dict[str, Any] = {"covariates": covs, "cluster": cl, "weights": w,
+    info: dict[str, Any] = {"covariates": covs, "cluster": cl, "weights": w, "fe": spec.formula,
                             "n_obs": panel.n_obs}
     design = None
     if fast:
         f = panel.frame
         design = fwl_design(f[panel.outcome].to_numpy(float), layout.unit_code,
                             pd.factorize(f[panel.time], sort=True)[0],
-                            f[list(covs)].to_numpy(float) if covs else None,
-                            f[w].to_numpy(float) if w else None)
+                            covariate_matrix(panel, covs)[1] if len(covs) else None,
+                            f[w].to_numpy(float) if w else None,
+                            None if spec.is_default else
+                            np.column_stack([spec.codes(t)[0] for t in spec.terms] or
+                                            [np.zeros((len(f), 0))]))
         real_fast = float(design.coef(f["treated"].to_numpy(float))[0])
         info["real_pyfixest"] = real
         if abs(real_fast - real) > 1e-6 * (1 + abs(real)):

@@ -57,6 +57,7 @@ from ..errors import (
 from ..panel import LogEntry, Panel
 from ..results import EffectResult, group_label
 from .mediation import panel_columns
+from ..fixed_effects import DEFAULT_FE, parse_fe
 from ..did.twfe import twfe
 
 __all__ = ["SAMPLES", "PSMResult", "psm_did"]
@@ -126,7 +127,7 @@ def psm_did(panel: Panel, *, covariates: Sequence[str] | None = None,
             kernel: Literal["epanechnikov", "gaussian"] = "epanechnikov",
             bandwidth: float = 0.06, did_covariates: Sequence[str] | None = None,
             cluster: str | None = None, level: float = 0.95,
-            random_seed: int | None = None) -> PSMResult:
+            random_seed: int | None = None, fe: str | None = DEFAULT_FE) -> PSMResult:
     """Period-by-period propensity-score matching, balance tests and DID on three samples.
 
     Parameters
@@ -142,6 +143,8 @@ def psm_did(panel: Panel, *, covariates: Sequence[str] | None = None,
     kernel, bandwidth : kernel matching options (probability scale).
     did_covariates : controls of the DID regressions; default the panel's covariates.
     cluster : cluster of the DID standard errors (default the panel's, else the unit).
+    fe : fixed effects of the DID regressions in pyfixest syntax (default ``"unit + time"``;
+        :mod:`bayesdid.fixed_effects`); its columns must be panel columns.
 
     Examples
     --------
@@ -173,6 +176,7 @@ def psm_did(panel: Panel, *, covariates: Sequence[str] | None = None,
     if not covs:
         raise DesignError("PSM needs matching covariates; the panel declares none",
                           hint="pass covariates=[...] (panel columns or columns of data=)")
+    parse_fe(panel, fe)  # unknown FE columns fail before any matching
     X = panel_columns(panel, covs, data, role="covariate")
     f = panel.frame
     unit, time = panel.unit, panel.time
@@ -261,7 +265,8 @@ def psm_did(panel: Panel, *, covariates: Sequence[str] | None = None,
     for name, mask, w in (("non_null_weights", matched_rows, None),
                           ("common_support", support, None),
                           ("frequency_weighted", matched_rows, _W)):
-        eff_rows.append(_did(panel, mask, weight, name, w, did_covariates, cluster, level))
+        eff_rows.append(_did(panel, mask, weight, name, w, did_covariates, cluster, level,
+                              fe))
     result = EffectResult.from_rows(eff_rows, method="psm_did",
                                     info={"samples": list(SAMPLES)})
     score_frame = pd.DataFrame({unit: f[unit].to_numpy(), time: times,
@@ -422,7 +427,7 @@ def _balance(X: pd.DataFrame, group: np.ndarray, weight: np.ndarray, times: np.n
 
 # ---------------------------------------------------------------------- DID
 def _did(panel: Panel, mask: np.ndarray, weight: np.ndarray, name: str, wcol: str | None,
-         did_covariates, cluster, level) -> dict:
+         did_covariates, cluster, level, fe=DEFAULT_FE) -> dict:
     frame = panel.frame.loc[mask].copy()
     if not (frame["treated"] == 1).any() or not (frame["treated"] == 0).any():
         raise MatchingError(f"the {name.replace('_', ' ')} sample has no "
@@ -438,7 +443,8 @@ def _did(panel: Panel, mask: np.ndarray, weight: np.ndarray, name: str, wcol: st
                                            int(mask.sum())))
     with warnings.catch_warnings():  # units matched in a single period are singletons
         warnings.filterwarnings("ignore", message=".*singleton fixed effect", category=UserWarning)
-        res = twfe(sub, covariates=did_covariates, cluster=cluster, weights=weights, level=level)
+        res = twfe(sub, fe=fe, covariates=did_covariates, cluster=cluster, weights=weights,
+                   level=level)
     row = res.effect().to_dict()
     row.update(group=group_label(sample=name), method="psm_did")
     return row

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from ..errors import BayesDidError, ColumnError, MissingValueError
 from ..panel import LogEntry, Panel
 from ..results import EffectResult, group_label, tidy_table
+from ..fixed_effects import DEFAULT_FE
 from ..did.twfe import twfe
 
 __all__ = ["TABLE_COLUMNS", "RobustnessResult", "Spec", "robustness"]
@@ -271,7 +272,7 @@ def robustness(panel: Panel, *, data: pd.DataFrame | None = None, other_policies
                estimators: Mapping[str, Callable[[Panel], EffectResult]] | None = None,
                covariates: Sequence[str] | None = None, cluster: str | None = None,
                weights: str | None = None, level: float = 0.95, baseline: bool = True,
-               progress: bool = True) -> RobustnessResult:
+               progress: bool = True, fe: str | None = DEFAULT_FE) -> RobustnessResult:
     """Run the baseline under each robustness specification; one table of results.
 
     Parameters
@@ -287,7 +288,8 @@ def robustness(panel: Panel, *, data: pd.DataFrame | None = None, other_policies
     specs : further specifications, ``{name: Spec | dict(outcome=, controls=,
         exclude_units=, exclude_periods=, note=)}`` -- for combinations.
     estimators : ``{name: panel -> EffectResult}``; default ``{"twfe": twfe}`` with
-        ``cluster``, ``weights`` and ``level``. Each must report an ``("att", "overall")``
+        ``fe`` (pyfixest syntax, default ``"unit + time"``), ``cluster``, ``weights`` and
+        ``level``. Each must report an ``("att", "overall")``
         row; the specification's covariates are the panel's.
     covariates : baseline covariates (default the panel's); controls are added to them.
     baseline : include the unchanged baseline as the first row.
@@ -311,7 +313,7 @@ def robustness(panel: Panel, *, data: pd.DataFrame | None = None, other_policies
                       replace_outcome=replace_outcome, specs=specs)
     base_covs = tuple(panel.covariates if covariates is None else covariates)
     if estimators is None:
-        estimators = {"twfe": functools.partial(twfe, cluster=cluster,
+        estimators = {"twfe": functools.partial(twfe, fe=fe, cluster=cluster,
                                                 weights=weights, level=level)}
     if not isinstance(estimators, Mapping) or not estimators or \
             not all(callable(f) for f in estimators.values()):
@@ -344,8 +346,7 @@ def robustness(panel: Panel, *, data: pd.DataFrame | None = None, other_policies
                 upper=float(eff["upper"]),
                 p_value=float(2 * (stats.t.sf(t, dof) if dof else stats.norm.sf(t))),
                 n_obs=sp.n_obs, n_units=len(sp.units),
-                fe=f"{sp.unit} + {sp.time}" if method == "twfe" else
-                str(res.info.get("fe", "")),
+                fe=str(res.info.get("fe") or ("none" if "fe" in res.info else "")),
                 controls=", ".join(covs), notes=spec.describe(panel)))
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     return RobustnessResult(specs=run, results=results, frame=table, level=level,

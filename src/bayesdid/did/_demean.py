@@ -48,17 +48,22 @@ class _TwoWay:
     n_times: int
     weights: np.ndarray | None
     closed_form: bool
+    flist: np.ndarray | None = None  # (rows x terms) FE codes other than unit + time
 
     @classmethod
-    def build(cls, unit, time, weights) -> _TwoWay:
+    def build(cls, unit, time, weights, flist=None) -> _TwoWay:
         unit = np.asarray(unit, dtype=np.int64)
         time = np.asarray(time, dtype=np.int64)
         n_units, n_times = int(unit.max()) + 1, int(time.max()) + 1
         cells = np.unique(unit * n_times + time).size
         balanced = cells == unit.size == n_units * n_times
         equal_w = weights is None or np.allclose(weights, weights[0])
+        if flist is not None:  # any other FE set: alternating projections
+            flist = np.asarray(flist, dtype=np.uint64).reshape(unit.size, -1)
+            if flist.shape[1] == 0:  # no fixed effects: a constant
+                flist = np.zeros((unit.size, 1), np.uint64)
         return cls(unit, time, n_units, n_times, None if weights is None else
-                   np.asarray(weights, float), balanced and equal_w)
+                   np.asarray(weights, float), balanced and equal_w and flist is None, flist)
 
     def demean(self, v: np.ndarray) -> np.ndarray:
         """Residuals of each column of ``v`` (rows x k) on unit and time dummies."""
@@ -72,7 +77,8 @@ class _TwoWay:
         from ._fixest import pf
 
         w = np.ones(v.shape[0]) if self.weights is None else self.weights
-        flist = np.c_[self.unit, self.time].astype(np.uint64)
+        flist = (np.c_[self.unit, self.time].astype(np.uint64) if self.flist is None
+                 else self.flist)
         out, ok = pf.estimation.demean(np.ascontiguousarray(v), flist, w, tol=_TOL,
                                        maxiter=100_000)
         if not ok:
@@ -144,15 +150,18 @@ def demean_twoway(v: np.ndarray, unit: np.ndarray, time: np.ndarray,
 
 def fwl_design(y: np.ndarray, unit: np.ndarray, time: np.ndarray,
                covariates: np.ndarray | None = None,
-               weights: np.ndarray | None = None) -> FWLDesign:
+               weights: np.ndarray | None = None, flist: np.ndarray | None = None
+               ) -> FWLDesign:
     """Partial the fixed effects and covariates out of ``y`` once (see module docstring).
 
     Parameters
     ----------
     y : outcome (rows,). unit, time : integer codes 0..n-1 (rows,).
     covariates : (rows, k) or None. weights : non-negative (rows,) or None.
+    flist : (rows, terms) integer codes of another FE set replacing unit + time (e.g.
+        unit and province x year; zero columns for none, i.e. a constant).
     """
-    fe = _TwoWay.build(unit, time, weights)
+    fe = _TwoWay.build(unit, time, weights, flist)
     y = np.asarray(y, dtype=np.float64)
     k = 0 if covariates is None else np.asarray(covariates).reshape(y.size, -1).shape[1]
     stacked = y[:, None] if not k else np.column_stack([y, np.asarray(covariates, float)

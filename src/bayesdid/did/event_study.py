@@ -5,19 +5,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
 from ..errors import BayesDidError
+from ..fixed_effects import DEFAULT_FE, parse_fe
 from ..panel import LogEntry, Panel
 from ..results import EffectResult, group_label
-from ._fixest import coef_rows, feols, resolve, work_frame
+from ._fixest import coef_rows, fe_info, feols, fit_df, resolve, safe_name, work_frame
 from ..staggered.estimators import check_window, fit_window
 
 
+EVENT = "rel_time"  # the event-time factor of the regression (coefficients rel_time::k)
+
+
 def event_study(panel: Panel, *, leads: int = 6, lags: int = 8, bin_ends: bool = True,
-                ref: int = -1, covariates: Sequence[str] | None = None,
+                ref: int = -1, fe: str | None = DEFAULT_FE,
+                covariates: str | Sequence[str] | None = None,
                 cluster: str | None = None, weights: str | None = None,
-                level: float = 0.95) -> EffectResult:
-    """TWFE event study ``y ~ sum_k 1[t - cohort = k] + X | unit + time`` (pyfixest, CRV1).
+                level: float = 0.95, data: pd.DataFrame | None = None) -> EffectResult:
+    """TWFE event study ``y ~ sum_k 1[t - cohort = k] + X | fe`` (pyfixest, CRV1).
+
+    ``fe`` takes pyfixest syntax (default ``"unit + time"``; e.g. ``"city + province^year"``,
+    ``None`` for none; see :mod:`bayesdid.fixed_effects`), ``covariates`` a list or a
+    formula string, ``data`` a frame with further FE columns. The pyfixest fit is kept as
+    ``result.fit`` (``pf.iplot([res.fit])``, ``pf.etable``).
 
     Relative times run from ``-leads`` to ``lags`` with ``ref`` omitted. With
     ``bin_ends=True`` (the seeds' design) earlier leads are binned into ``-leads`` and later
@@ -45,6 +56,7 @@ def event_study(panel: Panel, *, leads: int = 6, lags: int = 8, bin_ends: bool =
     if not -leads <= ref <= lags:
         raise BayesDidError(f"ref={ref} lies outside the window [-{leads}, {lags}]")
     covs, cluster, weights = resolve(panel, covariates, cluster, weights)
+    parse_fe(panel, fe, data)  # validate before any work
     asked = (leads, lags)
     leads, lags = fit_window(panel, leads, lags, "event_study")
     if not -leads <= ref <= lags:
@@ -64,14 +76,21 @@ def event_study(panel: Panel, *, leads: int = 6, lags: int = 8, bin_ends: bool =
                                                     "outside the event window", dropped))
             rel = rel[~outside]
     ks = [k for k in range(-leads, lags + 1) if k != ref]
-    regs = {f"k{'m' if k < 0 else 'p'}{abs(k)}__": (rel == k).astype(float) for k in ks}
-    present = {name: col for name, col in regs.items() if col.any()}
-    work, cov_names = work_frame(panel, present, covs, cluster, weights)
-    fit = feols(work, [*present, *cov_names], weights)
-    names = {name: ("event_time", group_label(k=k)) for name, k in zip(regs, ks) if name in present}
-    counts = {name: int(col.sum()) for name, col in present.items()}
-    rows = coef_rows(fit, names, level, "event_study", counts)
+    counts = {k: int((rel == k).sum()) for k in ks}
+    present = [k for k in ks if counts[k]]
+    # one event-time factor in pyfixest's i() syntax (so that pf.iplot works on .fit);
+    # never-treated rows sit in the reference category, i.e. every dummy is zero for them
+    event = np.where(np.isnan(rel), ref, rel).astype(np.int64)
+    spec = parse_fe(panel, fe, data)
+    work, cov_names = work_frame(panel, {EVENT: event}, covs, cluster, weights, spec,
+                                 depvar=safe_name(panel.outcome))
+    fit = feols(work, [f"i({EVENT}, ref={ref})", *cov_names], weights)
+    names = {f"{EVENT}::{k}": ("event_time", group_label(k=k)) for k in present}
+    rows = coef_rows(fit, names, level, "event_study",
+                     {f"{EVENT}::{k}": counts[k] for k in present})
     info = {"leads": leads, "lags": lags, "window_asked": asked, "ref": ref, "bin_ends": bin_ends,
-            "dropped_rows": dropped, "vcov": f"CRV1 by {cluster}", "df": int(fit._df_t),
-            "omitted_collinear": [names[n][1] for n in present if n not in fit.coef().index]}
-    return EffectResult.from_rows(rows, method="event_study", info=info)
+            "dropped_rows": dropped, **fe_info(spec), "vcov": f"CRV1 by {cluster}",
+            "df": fit_df(fit),
+            "omitted_collinear": [label for n, (_, label) in names.items()
+                                  if n not in fit.coef().index]}
+    return EffectResult.from_rows(rows, method="event_study", info=info, fit=fit)

@@ -16,13 +16,14 @@ from ..errors import BayesDidError, DesignError
 from ..panel import Panel
 from .aggregate import aggregation
 from .hierarchical_design import DiDDesign, prepare
+from ..fixed_effects import DEFAULT_FE
 from .hierarchical_model import (
     COMPILED_MARGINAL,
-    LAM_FIXED,
     build_dense,
     build_marginal,
     draw_phi_nb,
     prior_precision_draws,
+    unit_precision,
 )
 from .ppc import residual_checks, warn_misfit
 from ..bayes.notices import warn_ignored_design
@@ -65,6 +66,14 @@ class HierarchicalDiD:
     priors : :class:`DiDPriors`.
     likelihood : ``"auto"`` (marginal when the errors are Gaussian, else dense),
         ``"marginal"`` or ``"dense"``.
+    fe : fixed effects of the untreated outcome in pyfixest syntax (see
+        :mod:`bayesdid.fixed_effects`), default ``"unit + time"``. The unit term is the
+        unit effect, integrated out analytically; every other term (``year``,
+        ``province^year``, ``plan_period``) becomes dummy columns of the integrated-out
+        coefficient block with a vague prior (posterior draws in ``time_effect`` for the
+        default, ``fe_effect`` otherwise). Without the unit term (``"year"``, ``None``)
+        there is no unit effect and a constant is added. FE columns must be columns of the
+        panel (declare unit-level ones as ``groups=``).
 
     Examples
     --------
@@ -81,7 +90,8 @@ class HierarchicalDiD:
     def __init__(self, pool: tuple[str, ...] | None = None, event_time: bool = False,
                  leads: int = 0, errors: Literal["iid", "ar1", "student_t"] = "ar1",
                  covariates: tuple[str, ...] | None = None, priors: DiDPriors | None = None,
-                 likelihood: Literal["auto", "marginal", "dense"] = "auto"):
+                 likelihood: Literal["auto", "marginal", "dense"] = "auto",
+                 fe: str | None = DEFAULT_FE):
         if errors not in ERRORS:
             raise BayesDidError(f"errors must be one of {ERRORS}, got {errors!r}")
         if likelihood not in LIKELIHOODS:
@@ -109,12 +119,19 @@ class HierarchicalDiD:
         self.covariates = None if covariates is None else tuple(covariates)
         self.priors = priors or DiDPriors()
         self.likelihood = likelihood
+        if fe is not None and not isinstance(fe, str):
+            raise BayesDidError(f"fe takes a pyfixest-style string such as 'unit + time' or "
+                                f"None, got {type(fe).__name__} {fe!r}")
+        self.fe = fe
 
     def config(self) -> dict:
-        return {"pool": self.pool, "event_time": self.event_time, "leads": self.leads,
-                "errors": self.errors,
-                "covariates": self.covariates, "priors": self.priors.to_dict(),
-                "likelihood": self.likelihood}
+        out = {"pool": self.pool, "event_time": self.event_time, "leads": self.leads,
+               "errors": self.errors,
+               "covariates": self.covariates, "priors": self.priors.to_dict(),
+               "likelihood": self.likelihood}
+        if self.fe != DEFAULT_FE:  # only when set, so that earlier configs keep their hash
+            out["fe"] = self.fe
+        return out
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
@@ -127,7 +144,7 @@ class HierarchicalDiD:
             raise BayesDidError(f"expected a bayesdid Panel, got {type(panel).__name__}; "
                                 "build one with Panel.from_frame(df, ...)")
         covs = self.covariates if self.covariates is not None else panel.covariates
-        design = prepare(panel, self._pool(panel), covs, leads=self.leads)
+        design = prepare(panel, self._pool(panel), covs, leads=self.leads, fe=self.fe)
         if self.errors == "ar1" and not design.contiguous:
             gaps = panel.missing_periods()
             shown = (gaps.groupby(panel.unit, sort=False)[panel.time]
@@ -196,7 +213,8 @@ class HierarchicalDiD:
         if idata is None:
             idata = sample(model, cores=cores, sampler=use, **kw)
         # every sampled parameter, and the cell, time and covariate effects drawn from them
-        sampled = [rv.name for rv in model.free_RVs] + ["tau_cell", "time_effect", "beta"]
+        sampled = [rv.name for rv in model.free_RVs] + ["tau_cell", "time_effect", "fe_effect",
+                                                         "beta"]
         idata, phi = self._add_effects(idata, design, panel, random_seed)
         info = {
             "model_type": type(self).__name__, "config": self.config(),
@@ -205,6 +223,7 @@ class HierarchicalDiD:
             "chains": chains, "n_obs": design.n_obs, "n_units": design.n_units,
             "n_cells": len(design.cells), "sampled_vars": sampled, "bayesdid_version": __version__,
             "sampler": use,
+            "fe": design.fe, "fixed_effects": design.fe_label,
             "ppc": self._residual_checks(idata, design, panel, phi, random_seed),
         }
         result = BayesResult.from_fit(idata, method="hierarchical_did", info=info)
@@ -221,7 +240,7 @@ class HierarchicalDiD:
         rho = flat["rho"].values if "rho" in flat else np.zeros(len(sigma))
         groups = {g: pd.factorize(panel.frame[g])[0] for g in panel.groups}
         table = residual_checks(
-            y=design.y, Z=design.Z, phi=phi, sigma=sigma, rho=rho, lam_a=LAM_FIXED,
+            y=design.y, Z=design.Z, phi=phi, sigma=sigma, rho=rho, lam_a=unit_precision(design),
             unit_idx=design.unit_idx, prev_row=design.prev_row, time_idx=design.time_idx,
             groups=groups, errors=self.errors, time=panel.time, seed=seed)
         return table.to_dict("records")
@@ -245,9 +264,11 @@ class HierarchicalDiD:
         }
         if phi is not None:
             blocks = {b.name: b for b in design.blocks}
-            tb, bb = blocks["time"], blocks.get("beta")
-            new["time_effect"] = (("chain", "draw", "time"),
-                                  (phi[:, tb.slice] * design.y_scale).reshape(*shape, -1))
+            bb = blocks.get("beta")
+            for name in ("time", "fe"):
+                if name in blocks:
+                    new[f"{name}_effect"] = (("chain", "draw", name), (
+                        phi[:, blocks[name].slice] * design.y_scale).reshape(*shape, -1))
             if bb is not None:
                 beta = phi[:, bb.slice] * design.y_scale / design.x_scale
                 new["beta"] = (("chain", "draw", "covariate"), beta.reshape(*shape, -1))
@@ -277,7 +298,7 @@ class HierarchicalDiD:
         if len(lam_phi) != n:
             lam_phi = np.repeat(lam_phi, n, axis=0)
         rng = np.random.default_rng([seed, 7919])
-        phi = draw_phi_nb(design.stats, sigma, rho, LAM_FIXED, lam_phi, rng)
+        phi = draw_phi_nb(design.stats, sigma, rho, unit_precision(design), lam_phi, rng)
         # stack() orders samples chain-major, matching reshape(chain, draw)
         tau = phi @ design.cell_loadings.T
         return tau, phi

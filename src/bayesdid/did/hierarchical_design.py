@@ -4,6 +4,10 @@ The model is the clean-comparison (imputation / saturated-interaction) DID:
 
     y_it = a_i + g_t + x_it' b + D_it * tau_c(it) + e_it
 
+(``g_t`` stands for any fixed effects of ``fe=`` other than the unit: period effects by
+default, or e.g. province x year or plan-period effects, as dummy columns of ``phi``; the
+unit effect ``a_i`` is the integrated-out random effect, absent when ``fe`` has no unit)
+
 with one effect per treated cell c = (cohort, pooled groups..., event time k), and
 tau_c = e_k + c_cohort + g_group... + u_cell: additive event-time, cohort and group
 effects (weakly informative priors, not shrunk) plus a cell interaction u_cell partially
@@ -23,7 +27,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from scipy.linalg import solve_triangular
+
 from ..errors import DesignError
+from ..fixed_effects import DEFAULT_FE, parse_fe
 from ..panel import Panel
 from ..results import group_label
 
@@ -70,6 +77,12 @@ class DiDDesign:
     contiguous: bool = True
     cell_loadings: np.ndarray | None = field(default=None, repr=False)  # tau_cells = M @ phi
     Z: sp.csr_matrix | None = field(default=None, repr=False)  # rows x phi (residual checks)
+    # FE dummies other than the unit: column (within the "time"/"fe" block) of each row,
+    # one row per FE term, -1 where the row loads on no kept column
+    fe_cols: np.ndarray | None = field(default=None, repr=False)
+    unit_effect: bool = True  # False: no unit effect (fe without the unit)
+    fe: str = DEFAULT_FE  # the resolved formula (panel column names)
+    fe_label: str = "unit, time"  # the regression table's fixed-effects line
 
     @property
     def n_phi(self) -> int:
@@ -87,14 +100,22 @@ class DiDDesign:
 
 
 def prepare(panel: Panel, pool: tuple[str, ...], covariates: tuple[str, ...],
-            leads: int = 0) -> DiDDesign:
+            leads: int = 0, fe: str | None = DEFAULT_FE) -> DiDDesign:
     """Build the design of the clean-comparison DID from a validated panel.
 
     ``leads > 0`` adds lead cells: a treated unit's rows at event times ``-leads .. -2``
     get their own (placebo) effects, so pre-trends can be checked; event time -1 and
     earlier periods stay in the untreated reference.
+
+    ``fe`` (pyfixest syntax, :mod:`bayesdid.fixed_effects`): the unit term is the
+    integrated-out unit effect; every other term becomes dummy columns of the block
+    ``"time"`` (default ``fe``) or ``"fe"`` (any other), with a vague prior; columns the unit
+    effect and earlier-kept columns span are dropped (the first level of each), so that the
+    block is of full rank. Without the unit term there is no unit effect and a constant
+    column is added.
     """
     df = panel.frame
+    spec = parse_fe(panel, fe)
     unknown = [g for g in pool if g not in ("cohort", *panel.groups)]
     if unknown:
         raise DesignError(
@@ -150,14 +171,18 @@ def prepare(panel: Panel, pool: tuple[str, ...], covariates: tuple[str, ...],
     levels = {g: sorted(post[g].unique().tolist(), key=str) for g in groups}
     ks = sorted(cells["k"].unique().tolist())
     blocks: list[Block] = []
-    coords: dict[str, list] = {"time": times[1:].tolist(), "covariate": list(covariates)}
+    fe_cols, fe_labels = _fe_columns(spec, unit_idx, len(unit_labels))
+    default = spec.is_default
+    fe_name = "time" if default else "fe"
+    coords: dict[str, list] = {"covariate": list(covariates)}
+    coords[fe_name] = times[1:].tolist() if default else fe_labels
 
     def add(name: str, size: int, kind: str) -> Block:
         start = blocks[-1].start + blocks[-1].size if blocks else 0
         blocks.append(Block(name, start, size, kind))
         return blocks[-1]
 
-    add("time", len(times) - 1, "fixed")
+    add(fe_name, len(fe_labels), "fixed")
     add("beta", len(covariates), "fixed")
     # Main effects (event time, cohort, groups) get weakly informative priors and are not
     # shrunk; only the cell interactions are pooled toward the additive prediction. Pooling
@@ -178,7 +203,7 @@ def prepare(panel: Panel, pool: tuple[str, ...], covariates: tuple[str, ...],
 
     cells["label"] = coords["cell"]
     loadings = _cell_loadings(cells, blocks_t, groups, cohorts, levels, ks)
-    Z = _phi_matrix(time_idx, X, cell_of_row, loadings, blocks_t, len(df))
+    Z = _phi_matrix(fe_cols, X, cell_of_row, loadings, blocks_t, len(df))
     prev_row, contiguous = _previous_rows(unit_idx, time_idx)
     stats = _sufficient_stats(Z, y, unit_idx, prev_row)
     return DiDDesign(
@@ -186,7 +211,63 @@ def prepare(panel: Panel, pool: tuple[str, ...], covariates: tuple[str, ...],
         x_mean=x_mean, x_scale=x_scale, blocks=blocks_t, coords=coords, cells=cells,
         y=y, unit_idx=unit_idx, time_idx=time_idx, cell_idx=cell_of_row, X=X,
         prev_row=prev_row, stats=stats, contiguous=contiguous, cell_loadings=loadings.toarray(),
-        Z=Z)
+        fe_cols=fe_cols, unit_effect=spec.has_unit, fe=spec.formula,
+        fe_label=spec.table_label, Z=Z)
+
+
+RANK_TOL = 1e-9  # a FE column whose residual norm^2 is below this fraction of its own: spanned
+
+
+def _fe_columns(spec, unit_idx: np.ndarray, n_units: int) -> tuple[np.ndarray, list[str]]:
+    """Column of each row per non-unit FE term, and the kept columns' labels.
+
+    Full dummies of every term (plus a constant without the unit effect) are candidates;
+    going from the last column to the first, a column is kept when the unit dummies (if
+    any) and the columns kept so far do not span it (incremental Cholesky of the Gram
+    matrix with the unit dummies projected out; written by hand because the kept set must
+    be the 'drop the first level' one, which a pivoted QR does not give).
+    """
+    n = unit_idx.size
+    codes, labels = [], []
+    if not spec.has_unit:
+        codes.append(np.zeros(n, np.int64))
+        labels.append(["(constant)"])
+    for term in spec.terms:
+        if term == (spec.unit,):
+            continue
+        c, lab = spec.codes(term)
+        codes.append(c)
+        labels.append(lab)
+    sizes = [len(lab) for lab in labels]
+    offsets = np.cumsum([0, *sizes])
+    m = int(offsets[-1])
+    if m == 0:
+        return np.zeros((0, n), np.int64), []
+    rows = np.concatenate([np.arange(n)] * len(codes))
+    cols = np.concatenate([c + o for c, o in zip(codes, offsets)])
+    C = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(n, m))
+    G = np.asarray((C.T @ C).todense(), float)
+    if spec.has_unit:
+        U = sp.csr_matrix((np.ones(n), (np.arange(n), unit_idx)), shape=(n, n_units))
+        UC = np.asarray((U.T @ C).todense(), float)
+        G -= UC.T @ (UC / np.bincount(unit_idx, minlength=n_units)[:, None])
+    count = np.asarray(C.sum(axis=0)).ravel()
+    L = np.zeros((m, m))
+    kept: list[int] = []
+    for j in range(m - 1, -1, -1):
+        k = len(kept)
+        g = G[kept, j]
+        ell = solve_triangular(L[:k, :k], g, lower=True) if k else g
+        r = G[j, j] - ell @ ell
+        if r > RANK_TOL * count[j]:
+            L[k, :k], L[k, k] = ell, np.sqrt(r)
+            kept.append(j)
+    kept = sorted(kept)
+    new_col = np.full(m, -1, np.int64)
+    new_col[kept] = np.arange(len(kept))
+    fe_cols = np.stack([new_col[c + o] for c, o in zip(codes, offsets)])
+    flat = [lab for lab_list in labels for lab in lab_list]
+    return fe_cols, [flat[j] for j in kept]
 
 
 def _cell_label(row, groups: list[str], name) -> str:
@@ -220,16 +301,24 @@ def _cell_loadings(cells, blocks, groups, cohorts, levels, ks) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(n_cells, m))
 
 
-def _phi_matrix(time_idx, X, cell_of_row, loadings, blocks, n) -> sp.csr_matrix:
-    """Sparse (n x n_phi) design of everything but the unit effects."""
+def _phi_matrix(fe_cols, X, cell_of_row, loadings, blocks, n) -> sp.csr_matrix:
+    """Sparse (n x n_phi) design of everything but the unit effects.
+
+    ``fe_cols``: (terms x n) column of each row within the FE block (-1: none); a 1-D
+    array is read as period indices of the default design (period 0 dropped).
+    """
     by_name = {b.name: b for b in blocks}
     m = sum(b.size for b in blocks)
     rows, cols, vals = [], [], []
-    t = by_name["time"]
-    has_t = time_idx > 0
-    rows.append(np.flatnonzero(has_t))
-    cols.append(t.start + time_idx[has_t] - 1)
-    vals.append(np.ones(has_t.sum()))
+    fe_cols = np.asarray(fe_cols)
+    if fe_cols.ndim == 1:
+        fe_cols = (fe_cols - 1)[None, :]
+    t = by_name.get("time") or by_name.get("fe")
+    for term_cols in fe_cols:
+        has_t = term_cols >= 0
+        rows.append(np.flatnonzero(has_t))
+        cols.append(t.start + term_cols[has_t])
+        vals.append(np.ones(has_t.sum()))
     for j in range(X.shape[1]):
         rows.append(np.arange(n))
         cols.append(np.full(n, by_name["beta"].start + j))

@@ -31,6 +31,11 @@ except ImportError as exc:  # a PyTensor without the numba helpers used there
 LAM_FIXED = 1.0 / FIXED_PRIOR_SD**2
 
 
+def unit_precision(design: DiDDesign) -> float:
+    """Prior precision of the unit effects: infinite (effects fixed at 0) without them."""
+    return LAM_FIXED if design.unit_effect else np.inf
+
+
 def _coords(design: DiDDesign) -> dict[str, list]:
     coords = {k: v for k, v in design.coords.items() if k != "cell"}
     coords["cell"] = design.coords["cell"]
@@ -90,7 +95,7 @@ def build_marginal(design: DiDDesign, errors: str, priors: DiDPriors) -> pm.Mode
         sigma, rho, sds = _hyperparameters(design, errors, priors)
         lam_phi = prior_precision(design, priors, sds)
         pm.Potential("marginal_loglik", marginal_loglik_pt(
-            design.stats, design.n_obs, sigma, rho, LAM_FIXED, lam_phi))
+            design.stats, design.n_obs, sigma, rho, unit_precision(design), lam_phi))
     return model
 
 
@@ -100,7 +105,8 @@ def build_dense(design: DiDDesign, errors: str, priors: DiDPriors) -> pm.Model:
     coords["unit"] = list(range(design.n_units))
     with pm.Model(coords=coords) as model:
         sigma, rho, sds = _hyperparameters(design, errors, priors)
-        a = pm.Normal("unit_effect", 0.0, FIXED_PRIOR_SD, dims="unit")
+        a = (pm.Normal("unit_effect", 0.0, FIXED_PRIOR_SD, dims="unit") if design.unit_effect
+             else pt.zeros(design.n_units))
         parts = {}
         for b in design.blocks:
             if b.kind == "fixed":
@@ -111,8 +117,12 @@ def build_dense(design: DiDDesign, errors: str, priors: DiDPriors) -> pm.Model:
             else:  # non-centred pooled block
                 parts[b.name] = sds[b.name] * pm.Normal(f"z_{b.name}", 0.0, 1.0, shape=b.size)
         phi = pt.concatenate([parts[b.name] for b in design.blocks])
-        gamma = parts["time"]
-        mean = a[design.unit_idx] + pt.concatenate([pt.zeros(1), gamma])[design.time_idx]
+        mean = a[design.unit_idx]
+        fe_block = parts.get("time", parts.get("fe"))
+        if fe_block is not None:  # -1 (no kept column) picks the appended zero
+            padded = pt.concatenate([fe_block, pt.zeros(1)])
+            for term_cols in design.fe_cols:
+                mean = mean + padded[term_cols]
         if "beta" in parts:
             mean = mean + pt.dot(design.X, parts["beta"])
         tau = pt.dot(design.cell_loadings, phi)

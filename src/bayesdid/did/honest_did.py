@@ -79,7 +79,7 @@ from scipy import optimize, special, stats
 from ..errors import BayesDidError, DesignError, EstimationError
 from ..panel import LogEntry, Panel
 from ..results import EffectResult, group_label
-from ._fixest import feols, resolve, work_frame
+from ._fixest import feols, fit_vcov, resolve, work_frame
 
 logger = logging.getLogger(__name__)
 
@@ -159,12 +159,12 @@ def event_study_coefficients(panel: Panel, *, leads: int = 6, lags: int = 8,
         regs = {n: c for n, c in regs.items() if c.any()}
         work, cov_names = work_frame(panel, regs, covs, cluster, None)
         fit = feols(work, [*regs, *cov_names], None)
-        names = list(fit._coefnames)
+        names = list(fit.coef().index)
         keep = [(k, names.index(f"es_{_kname(k)}__")) for k in ks
                 if f"es_{_kname(k)}__" in names]
         idx = [i for _, i in keep]
-        beta = np.asarray(fit._beta_hat, float)[idx]
-        vcov = np.asarray(fit._vcov, float)[np.ix_(idx, idx)]
+        beta = fit.coef().to_numpy(float)[idx]
+        vcov = fit_vcov(fit).to_numpy()[np.ix_(idx, idx)]
         n_obs = np.array([int((rel == k).sum()) for k, _ in keep])
         return EventStudyCoefficients(np.array([k for k, _ in keep]), beta, vcov,
                                       "event_study", n_obs)
@@ -185,9 +185,9 @@ def event_study_coefficients(panel: Panel, *, leads: int = 6, lags: int = 8,
     work, cov_names = work_frame(panel, regs, covs, cluster, None)
     with np.errstate(invalid="ignore"):  # an exact fit can give vcov diagonals of -1e-20
         fit = feols(work, [*regs, *cov_names], None)
-    b = np.asarray(fit._beta_hat, float)
-    V = np.asarray(fit._vcov, float)
-    est = {cell_of[n]: i for i, n in enumerate(fit._coefnames) if n in cell_of}
+    b = fit.coef().to_numpy(float)
+    V = fit_vcov(fit).to_numpy()
+    est = {cell_of[n]: i for i, n in enumerate(fit.coef().index) if n in cell_of}
     rows, kept, n_obs = [], [], []
     for k in ks:
         members = [c for c in cells.index if c[1] == k and c in est]

@@ -45,6 +45,15 @@ def _unit_precision(stats: dict, rho: float):
     return D, dD
 
 
+def _unit_terms(counts: np.ndarray, D: np.ndarray, s: float, lam_a: float) -> float:
+    """The unit effects' log-determinant part of the marginal likelihood,
+    ``1/2 sum_L n_L (log lam_a - log(D_L / s + lam_a))``; 0 without unit effects
+    (``lam_a = inf``: the effects are fixed at zero)."""
+    if np.isinf(lam_a):
+        return 0.0
+    return float(0.5 * np.sum(counts * (np.log(lam_a) - np.log(D / s + lam_a))))
+
+
 def _crossproducts(stats: dict, rho: float, s: float, lam_a: float) -> np.ndarray:
     """S, dS/drho and dS/ds (s = sigma^2), stacked (3, m + 1, m + 1).
 
@@ -55,7 +64,8 @@ def _crossproducts(stats: dict, rho: float, s: float, lam_a: float) -> np.ndarra
     c = np.array([1 - rho**2, 1 - rho, -rho * (1 - rho)])
     dc = np.array([-2 * rho, -1.0, -(1 - 2 * rho)])
     D, dD = _unit_precision(stats, rho)
-    kappa = 1.0 / (D + lam_a * s)
+    no_unit = np.isinf(lam_a)  # no unit effects: nothing is projected out
+    kappa = np.zeros_like(D) if no_unit else 1.0 / (D + lam_a * s)
     cc = np.outer(c, c).ravel()
     dcc = (np.outer(dc, c) + np.outer(c, dc)).ravel()
     weights = np.zeros((3, stats["basis"].shape[0]))
@@ -63,7 +73,7 @@ def _crossproducts(stats: dict, rho: float, s: float, lam_a: float) -> np.ndarra
     weights[1, :4] = [0.0, -1.0, 2 * rho, -2 * rho]
     weights[0, 4:] = np.outer(-kappa, cc).ravel()
     weights[1, 4:] = (np.outer(kappa**2 * dD, cc) - np.outer(kappa, dcc)).ravel()
-    weights[2, 4:] = np.outer(kappa**2 * lam_a, cc).ravel()
+    weights[2, 4:] = 0.0 if no_unit else np.outer(kappa**2 * lam_a, cc).ravel()
     m1 = stats["size"]
     return (weights @ stats["basis"]).reshape(3, m1, m1)
 
@@ -96,8 +106,8 @@ def marginal_loglik_np(stats: dict, n_obs: int, sigma: float, rho: float,
     return float(
         -0.5 * n_obs * (LOG_2PI + np.log(sigma2))
         + 0.5 * n_units * np.log(1 - rho**2)
-        + 0.5 * n_units * np.log(lam_a) + 0.5 * np.sum(np.log(lam_phi))
-        - 0.5 * np.sum(stats["units_per_length"] * np.log(D / sigma2 + lam_a))
+        + _unit_terms(stats["units_per_length"], D, sigma2, lam_a)
+        + 0.5 * np.sum(np.log(lam_phi))
         - np.sum(np.log(np.diag(L)))
         - 0.5 * S[-1, -1] / sigma2 + 0.5 * b @ mean
     )
@@ -134,8 +144,8 @@ def marginal_loglik_grad_np(stats: dict, n_obs: int, sigma: float, rho: float,
     mean = blas.dsymv(1.0, P_low, b, lower=1)
     n_units = counts.sum()
     logp = (-0.5 * n_obs * (LOG_2PI + np.log(s)) + 0.5 * n_units * np.log(1 - rho**2)
-            + 0.5 * n_units * np.log(lam_a) + 0.5 * np.sum(np.log(lam_phi))
-            - 0.5 * np.sum(counts * np.log(D / s + lam_a)) - np.sum(np.log(np.diagonal(L)))
+            + _unit_terms(counts, D, s, lam_a) + 0.5 * np.sum(np.log(lam_phi))
+            - np.sum(np.log(np.diagonal(L)))
             - 0.5 * S[-1, -1] / s + 0.5 * b @ mean)
 
     def trace_and_quad(M: np.ndarray) -> tuple[float, float]:

@@ -79,7 +79,8 @@ def _weights(basis_rows, run_lengths, lam_a, s, rho):
     """Weights of S, dS/drho and dS/ds on the basis rows, and D_L(rho), dD_L/drho."""
     D = (1 - rho**2) + (run_lengths - 1) * (1 - rho) ** 2
     dD = -2 * rho - 2 * (run_lengths - 1) * (1 - rho)
-    kappa = 1.0 / (D + lam_a * s)
+    no_unit = np.isinf(lam_a)  # no unit effects (fe without the unit): nothing projected out
+    kappa = np.zeros_like(D) if no_unit else 1.0 / (D + lam_a * s)
     c = np.array([1 - rho**2, 1 - rho, -rho * (1 - rho)])
     dc = np.array([-2 * rho, -1.0, -(1 - 2 * rho)])
     w = np.zeros((3, basis_rows))
@@ -93,7 +94,7 @@ def _weights(basis_rows, run_lengths, lam_a, s, rho):
                 dcc = dc[a] * c[b] + c[a] * dc[b]
                 w[0, k] = -kappa[li] * cc
                 w[1, k] = kappa[li] ** 2 * dD[li] * cc - kappa[li] * dcc
-                w[2, k] = kappa[li] ** 2 * lam_a * cc
+                w[2, k] = 0.0 if no_unit else kappa[li] ** 2 * lam_a * cc
     return w, D, dD
 
 
@@ -155,9 +156,10 @@ def marginal_loglik_grad_nb(basis, run_lengths, units_per_length, n_obs, lam_a, 
     P = H
     mean = np.dot(P, b)
     n_units = units_per_length.sum()
+    unit_terms = 0.0 if np.isinf(lam_a) else (
+        0.5 * n_units * np.log(lam_a) - 0.5 * np.sum(units_per_length * np.log(D / s + lam_a)))
     logp = (-0.5 * n_obs * (LOG_2PI + np.log(s)) + 0.5 * n_units * np.log(1 - rho**2)
-            + 0.5 * n_units * np.log(lam_a) + 0.5 * np.sum(np.log(lam_phi))
-            - 0.5 * np.sum(units_per_length * np.log(D / s + lam_a)) - half_logdet
+            + unit_terms + 0.5 * np.sum(np.log(lam_phi)) - half_logdet
             - 0.5 * S[p, p] / s + 0.5 * np.dot(b, mean))
     V = np.empty((m1, m1))
     for i in range(p):

@@ -27,7 +27,7 @@ import numpy as np
 import pymc as pm
 from threadpoolctl import threadpool_limits
 
-from .hierarchical_model import LAM_FIXED, _precision_parts
+from .hierarchical_model import _precision_parts, unit_precision
 from .marginal_likelihood_numba import marginal_loglik_grad_nb
 
 _HEADER = 12
@@ -50,7 +50,8 @@ def pack_user_data(design, priors, has_rho: bool) -> np.ndarray:
     basis = np.ascontiguousarray(st["basis"], dtype=float).reshape(-1)
     parts = [const, mask_rows, basis, st["run_lengths"], st["units_per_length"]]
     total = _HEADER + sum(len(p) for p in parts)
-    header = [total, design.n_obs, LAM_FIXED, priors.sigma_sd, 2.0, 2.0 / priors.effect_sd,
+    header = [total, design.n_obs, unit_precision(design), priors.sigma_sd, 2.0,
+              2.0 / priors.effect_sd,
               float(has_rho), len(design.random_blocks), design.n_phi, st["basis"].shape[0],
               len(st["run_lengths"]), 0.0]
     return np.ascontiguousarray(np.concatenate([np.array(header, dtype=float), *parts]))

@@ -166,6 +166,13 @@ def callaway_santanna(
     The overall summaries R also reports (mean of the group effects, of the event-time
     effects e >= 0, of the calendar effects) are in ``info["summaries"]`` (estimate, se).
 
+    There is no ``fe=`` argument (unlike :func:`~bayesdid.did.twfe.twfe` and the other
+    regression estimators): each ATT(g, t) compares outcome *changes* of a cohort and its
+    controls, so the unit effects are differenced out and period effects cancel between
+    the two groups; no fixed-effect set enters the estimator. For region-by-period shocks,
+    restrict the comparison (e.g. estimate by region on sub-panels) or use
+    ``imputation(panel, fe="unit + region^time")``.
+
     Standard errors come from the influence functions, as R ``did`` with
     ``bstrap=FALSE``: ``se = sqrt(sum_i psi_i^2) / n`` over units (clustered by unit);
     with a coarser ``cluster`` (default: the panel's) the influence functions are summed

@@ -19,9 +19,20 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import BayesDidError, DesignError
+from ..fixed_effects import DEFAULT_FE, covariate_matrix, parse_fe
 from ..panel import Panel
 from ..results import EffectResult, group_label
-from ..did._fixest import CL, feols, resolve, work_frame
+from ..did._fixest import (
+    CL,
+    covariate_text,
+    fe_info,
+    feols,
+    fit_df,
+    fit_vcov,
+    resolve,
+    safe_name,
+    work_frame,
+)
 from ._imputation import TwoWayLS, fit_imputation
 
 logger = logging.getLogger(__name__)
@@ -78,15 +89,18 @@ def small_cohorts(panel: Panel, who: str, min_units: int = SMALL_COHORT) -> dict
 
 
 # ---------------------------------------------------------------------- Sun-Abraham
-def sun_abraham(panel: Panel, *, leads: int = 6, lags: int = 8,
-                covariates: Sequence[str] | None = None, cluster: str | None = None,
-                level: float = 0.95) -> EffectResult:
+def sun_abraham(panel: Panel, *, leads: int = 6, lags: int = 8, fe: str | None = DEFAULT_FE,
+                covariates: str | Sequence[str] | None = None, cluster: str | None = None,
+                level: float = 0.95, data: pd.DataFrame | None = None) -> EffectResult:
     """Sun & Abraham (2021) interaction-weighted (IW) event study.
 
     Fits the saturated regression ``y ~ sum_{g, k != -1} 1[cohort = g] 1[t - g = k]
-    + X | unit + time`` (every cohort x relative-time cell observed, ``k = -1`` the
-    reference) with CRV1 standard errors clustered by ``cluster``, then averages the cell
-    coefficients ``b[g, k]``:
+    + X | fe`` (every cohort x relative-time cell observed, ``k = -1`` the reference) with
+    CRV1 standard errors clustered by ``cluster``, then averages the cell coefficients
+    ``b[g, k]``. ``fe`` is pyfixest syntax (default ``"unit + time"``, e.g.
+    ``"city + province^year"``; :mod:`bayesdid.fixed_effects`), ``covariates`` a list or a
+    formula string, ``data`` a frame with further FE columns; the pyfixest fit of the
+    saturated regression is kept as ``result.fit``. The averages:
 
     * ``event_time``, ``k=...`` for ``-leads <= k <= lags`` (``k != -1``): weights are the
       cohort shares among the observations at relative time ``k``;
@@ -136,6 +150,7 @@ def sun_abraham(panel: Panel, *, leads: int = 6, lags: int = 8,
     """
     check_window(leads, lags)
     covs, cluster, weights = resolve(panel, covariates, cluster, None)
+    spec = parse_fe(panel, fe, data)
     f = panel.frame
     if not f["never_treated"].any():  # Panel rejects periods with every unit treated
         sizes = f.groupby("cohort")[panel.unit].nunique().rename("n_units").reset_index()
@@ -162,17 +177,18 @@ def sun_abraham(panel: Panel, *, leads: int = 6, lags: int = 8,
     regs: dict[str, np.ndarray] = {}
     cell_of: dict[str, tuple[int, int]] = {}
     for g, k in cells.index:
-        name = f"sa_g{g}_k{_kname(k)}__"
+        name = f"sa_g{g}_k{_kname(k)}"
         regs[name] = ((cohort == g) & (rel == k)).astype(float)
         cell_of[name] = (int(g), int(k))
-    work, cov_names = work_frame(panel, regs, covs, cluster, None)
+    work, cov_names = work_frame(panel, regs, covs, cluster, None, spec,
+                                 depvar=safe_name(panel.outcome))
     with np.errstate(invalid="ignore"):  # an exact fit can give vcov diagonals of -1e-20
         fit = feols(work, [*regs, *cov_names], None)
 
-    coefnames = list(fit._coefnames)
-    beta = np.asarray(fit._beta_hat, float)
-    vcov = np.asarray(fit._vcov, float)
-    dof = int(fit._df_t)
+    coefnames = list(fit.coef().index)
+    beta = fit.coef().to_numpy(float)
+    vcov = fit_vcov(fit).to_numpy()
+    dof = fit_df(fit)
     q = stats.t.ppf(0.5 + level / 2, dof)
     est_cells = {cell_of[n]: i for i, n in enumerate(coefnames) if n in cell_of}
     dropped = sorted(set(cell_of.values()) - set(est_cells))
@@ -202,8 +218,9 @@ def sun_abraham(panel: Panel, *, leads: int = 6, lags: int = 8,
                                   group_label(k=k)))
     rows = [r for r in rows if r is not None]
     info.update({
-        "formula": f"{panel.outcome} ~ cohort x rel_time (ref -1){''.join(' + ' + c for c in covs)}"
-                   f" | {panel.unit} + {panel.time}",
+        "formula": f"{panel.outcome} ~ cohort x rel_time (ref -1){covariate_text(covs)}"
+                   + (f" | {spec.formula}" if spec.terms else ""),
+        **fe_info(spec),
         "vcov": f"CRV1 by {cluster}; aggregates by the delta method, weights fixed",
         "df": dof, "n_clusters": int(work[CL].nunique()), "n_cells": len(cells),
         "cell_estimates": pd.DataFrame(
@@ -211,7 +228,7 @@ def sun_abraham(panel: Panel, *, leads: int = 6, lags: int = 8,
              for (g, k), i in sorted(est_cells.items())],
             columns=["cohort", "k", "n", "estimate", "se"]),
     })
-    return EffectResult.from_rows(rows, method="sun_abraham", info=info)
+    return EffectResult.from_rows(rows, method="sun_abraham", info=info, fit=fit)
 
 
 # ---------------------------------------------------------------------- imputation
@@ -219,13 +236,17 @@ VCOV_KINDS = ("bjs", "gardner")
 AVG_GROUPS = ("cohort x period", "event time", "estimand")  # BJS averaging, finest first
 
 
-def imputation(panel: Panel, *, covariates: Sequence[str] | None = None,
+def imputation(panel: Panel, *, fe: str | None = DEFAULT_FE,
+               covariates: str | Sequence[str] | None = None,
                cluster: str | None = None, weights: str | None = None, level: float = 0.95,
-               event_time: bool = True, vcov: str = "bjs") -> EffectResult:
+               event_time: bool = True, vcov: str = "bjs",
+               data: pd.DataFrame | None = None) -> EffectResult:
     """Borusyak-Jaravel-Spiess (2024) imputation estimator, with BJS and Gardner SEs.
 
-    Fits ``y ~ X | unit + time`` by (weighted) least squares on the untreated observations
-    only, keeping every fixed effect they identify (a period whose only untreated
+    Fits ``y ~ X | fe`` (default ``fe="unit + time"``; any pyfixest-style set such as
+    ``"city + province^year"`` or ``None``, see :mod:`bayesdid.fixed_effects`; ``covariates``
+    a list or a formula string; ``data`` a frame with further FE columns) by (weighted)
+    least squares on the untreated observations only, keeping every fixed effect they identify (a period whose only untreated
     observation is one unit keeps its period effect; nothing is dropped as a singleton),
     imputes the untreated outcome ``Y0_hat`` of every treated observation and averages
     ``tau_it = y - Y0_hat`` over treated observations: ``att`` ``overall``, ``att`` by
@@ -300,16 +321,16 @@ def imputation(panel: Panel, *, covariates: Sequence[str] | None = None,
     if vcov not in VCOV_KINDS:
         raise BayesDidError(f"vcov must be one of {VCOV_KINDS}, got {vcov!r}")
     covs, cluster, weights = resolve(panel, covariates, cluster, weights)
+    spec = parse_fe(panel, fe, data)
     f = panel.frame
     d = f["treated"].to_numpy(bool)
     if not d.any():
         raise DesignError("no imputable treated observations", column="treated")
     wt = f[weights].to_numpy(float) if weights else np.ones(len(f))
-    unit = pd.factorize(f[panel.unit])[0]
-    _, time = np.unique(f[panel.time].to_numpy(), return_inverse=True)
-    x = f[list(covs)].to_numpy(float).reshape(len(f), len(covs))
+    _, x = covariate_matrix(panel, covs)
     sd = x.std(axis=0)  # rescaled for the rank decisions; the fit is invariant to it
     x = (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    unit, time, x = _first_stage_design(spec, x)
     ls = TwoWayLS.fit(unit, time, x, wt, ~d)
     bad = ls.unidentified(d)
     if bad.any():
@@ -365,8 +386,10 @@ def imputation(panel: Panel, *, covariates: Sequence[str] | None = None,
                        "cells (one cluster holds a cell's weight), or undefined (no SE: one "
                        "cluster holds all the weight), for %s", averaging)
     info = {"small_cohorts": small_cohorts(panel, "imputation"),
-            "first_stage": f"{panel.outcome} ~ {' + '.join(covs) or '0'} | {panel.unit} + "
-                           f"{panel.time} on untreated rows (every identified effect kept)",
+            "first_stage": f"{panel.outcome} ~ {covariate_text(covs)[3:] or '0'}"
+                           + (f" | {spec.formula}" if spec.terms else "")
+                           + " on untreated rows (every identified effect kept)",
+            **fe_info(spec),
             "vcov": vcov,
             "vcov_detail": {
                 "bjs": f"BJS (2024) Theorem 3 conservative variance, leave-out cohort x period "
@@ -378,6 +401,18 @@ def imputation(panel: Panel, *, covariates: Sequence[str] | None = None,
             "thin_periods": thin, "thin_period_weight": thin_weight,
             "weights": weights, "df": dof, "n_clusters": n_cl, "n_treated": int(d.sum())}
     return EffectResult.from_rows(rows, method="imputation", info=info)
+
+
+def _first_stage_design(spec, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first stage's fixed effects in :class:`TwoWayLS`'s form: the unit term (or a
+    constant without one) is eliminated in closed form, the first other term is its
+    'period' block, and further terms are dummy columns beside the covariates."""
+    n = x.shape[0]
+    others = [t for t in spec.terms if t != (spec.unit,)]
+    unit = (spec.codes((spec.unit,))[0] if spec.has_unit else np.zeros(n, np.int64))
+    time = spec.codes(others[0])[0] if others else np.zeros(n, np.int64)
+    extra = [np.eye(int(c.max()) + 1)[c] for c in (spec.codes(t)[0] for t in others[1:])]
+    return unit, time, np.column_stack([x, *extra]) if extra else x
 
 
 def _not_imputable(panel: Panel, wt: np.ndarray, bad: np.ndarray,

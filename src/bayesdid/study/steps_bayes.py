@@ -49,7 +49,7 @@ logger = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------- hierarchical DID
 _PRIOR_FIELDS = ("sigma_sd", "effect_mean_sd", "effect_sd", "nu_rate")
-_HDID_MODEL_KEYS = ("pool", "event_time", "leads", "errors", "covariates", "likelihood")
+_HDID_MODEL_KEYS = ("pool", "event_time", "leads", "errors", "covariates", "likelihood", "fe")
 
 
 def _check_hdid(opts: dict[str, Any], path: str) -> None:
@@ -59,6 +59,11 @@ def _check_hdid(opts: dict[str, Any], path: str) -> None:
     if opts.get("leads") == 1:
         raise fail(f"{path}.leads", "a Bayesian event study needs leads >= 2 (k = -1 is the "
                    "reference); 0 turns the leads off")
+
+
+def _fe_columns(value):
+    from .steps_classical import _fe_columns as columns
+    return columns(value)
 
 
 def _hdid_groups(opts: dict[str, Any]) -> list[str]:
@@ -75,6 +80,9 @@ def _hdid(panel, opts, ctx):
         panel = with_median_split(panel, opts["median_split"])
     opts = tuples(opts)
     model_opts = {k: opts[k] for k in _HDID_MODEL_KEYS if k in opts}
+    if "fe" in model_opts:
+        from .steps_classical import _fe_value
+        model_opts["fe"] = _fe_value(model_opts["fe"])
     if "priors" in opts:
         model_opts["priors"] = DiDPriors(**opts["priors"])
     fits = fit_kwargs(opts)
@@ -195,9 +203,10 @@ KINDS: dict[str, StepKind] = {
         {"pool": STR_LIST, "event_time": check_bool, "leads": check_int(0),
          "errors": check_str(("ar1", "iid", "student_t")), "covariates": STR_LIST,
          "likelihood": check_str(("auto", "marginal", "dense")), "priors": _priors,
-         "median_split": check_str(), **SAMPLER},
+         "median_split": check_str(), "fe": check_str(empty=True), **SAMPLER},
         _hdid, simple_output, bayesian=True, propagate=True, check=_check_hdid,
-        columns=lambda o: [o.get("median_split"), *(o.get("covariates") or [])],
+        columns=lambda o: [o.get("median_split"), *(o.get("covariates") or []),
+                           *_fe_columns(o.get("fe"))],
         groups=_hdid_groups,
         description="hierarchical Bayesian DID / event study (clean comparison)"),
     "bayes_sensitivity": StepKind(

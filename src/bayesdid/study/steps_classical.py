@@ -1,6 +1,8 @@
-"""Classical DID step kinds of a study: TWFE, event studies, the staggered-adoption
-estimators, the Bacon decomposition, honest DID, heterogeneity, placebo tests, robustness
-specifications, PSM-DID and three-step mediation (registered in :mod:`bayesdid.study.steps`).
+"""Classical DID step kinds of a study: TWFE, the fixed-effects ladder (``fe_ladder``: one
+TWFE per fixed-effect set, e.g. OLS / time FE / unit FE / two-way, one column each),
+event studies, the staggered-adoption estimators, the Bacon decomposition, honest DID,
+heterogeneity, placebo tests, robustness specifications, PSM-DID and three-step mediation
+(registered in :mod:`bayesdid.study.steps`).
 
 Every kind takes the data options of :data:`~bayesdid.study.steps_base.DATA_OPTIONS`
 (``outcome``, ``outcome_from``, ``where``, ``cohorts``); options map one to one to the
@@ -85,11 +87,126 @@ def _covs(opts: dict[str, Any]) -> list[str]:
     return list(opts.get("covariates") or [])
 
 
+# ---------------------------------------------------------------------------- fixed effects
+NO_FE = ("", "0", "none")  # fe = "none" in a spec: no fixed effects (TOML has no null)
+
+
+def _fe_value(value: str | None) -> str | None:
+    return None if value is None or value.strip().lower() in NO_FE else value
+
+
+def _fe_columns(value: str | None) -> list[str]:
+    """Study-data columns named by an fe string (``unit``/``time`` are the panel's)."""
+    value = _fe_value(value)
+    if value is None:
+        return []
+    names = [p.strip() for term in value.split("+") for p in term.split("^")]
+    return [n for n in names if n and n not in ("unit", "time")]
+
+
+def _fe_opts(opts: dict[str, Any]) -> dict[str, Any]:
+    """Estimator keywords with ``fe`` translated (``"none"`` -> None)."""
+    out = tuples(opts)
+    if "fe" in out:
+        out["fe"] = _fe_value(out["fe"])
+    return out
+
+
+def _with_fe(columns):
+    """A ``columns`` function extended by the FE columns of the ``fe`` option."""
+    return lambda o: [*columns(o), *_fe_columns(o.get("fe"))]
+
+
+FE = {"fe": check_str(empty=True)}
+
+
 # ---------------------------------------------------------------------------- TWFE family
 def _twfe(panel, opts, ctx):
     from ..did.twfe import twfe
 
-    return twfe(panel, level=ctx.level, **tuples(opts))
+    return twfe(panel, level=ctx.level, **_fe_opts(opts))
+
+
+LADDER = ("none", "time", "unit", "unit + time")  # the seed paper's table (OLS ... two-way)
+_LADDER_LABELS = {"none": "OLS (no FE)", "time": "time FE", "unit": "unit FE",
+                  "unit + time": "two-way FE"}
+
+
+def _ladder(panel, opts, ctx):
+    from ..did.twfe import twfe
+
+    specs = list(opts.get("specs") or LADDER)
+    labels = list(opts.get("labels") or [_LADDER_LABELS.get(s.strip(), s) for s in specs])
+    kw = {k: v for k, v in _fe_opts(opts).items() if k not in ("specs", "labels")}
+    return {label: twfe(panel, fe=_fe_value(spec), level=ctx.level, **kw)
+            for label, spec in zip(labels, specs)}
+
+
+def _check_ladder(opts: dict[str, Any], path: str) -> None:
+    specs = opts.get("specs") or LADDER
+    if "labels" in opts and len(opts["labels"]) != len(specs):
+        raise fail(f"{path}.labels", f"give one label per FE specification ({len(specs)}), "
+                   f"got {len(opts['labels'])}")
+    labels = opts.get("labels") or [_LADDER_LABELS.get(s.strip(), s) for s in specs]
+    if len(set(labels)) != len(labels):
+        raise fail(f"{path}.labels", "labels (or specs) must be distinct")
+
+
+def _ladder_output(results, opts, ctx, panel) -> StepOutput:
+    from ..results import EffectResult, group_label
+
+    rows = []
+    for label, res in results.items():
+        row = res.effect().to_dict()
+        row.update(group=group_label(fe=label), fe=res.info["fe"] or "none")
+        rows.append(row)
+    # .fit: the pyfixest fits, one per column, for pf.etable(result.fit)
+    result = EffectResult.from_rows(rows, method="twfe",
+                                    info={"fe_ladder": {k: r.info for k, r in results.items()}},
+                                    fit=[r.fit for r in results.values()])
+    return StepOutput(result=result, table=result.effects(level=ctx.level),
+                      extras=MappingProxyType({"fe_ladder": fe_ladder_table(results, panel)}))
+
+
+def fe_ladder_table(results: dict[str, Any], panel) -> pd.DataFrame:
+    """One column per FE specification: coefficients with standard errors (below, in
+    brackets), one line per fixed effect (Yes/No), observations and R-squared; the row
+    names in the first column, ``term``.
+
+    >>> from bayesdid import Panel
+    >>> from bayesdid.did.twfe import twfe
+    >>> from bayesdid.datasets import simulate_staggered
+    >>> sim = simulate_staggered(n_units=30, years=(2005, 2010), batches={2007: 8},
+    ...                          random_seed=1)
+    >>> p = Panel.from_frame(sim.data, **sim.panel_kwargs)
+    >>> t = fe_ladder_table({"OLS": twfe(p, fe=None), "two-way": twfe(p)}, p)
+    >>> list(t.columns), t.set_index("term").loc["year FE"].tolist()
+    (['term', 'OLS', 'two-way'], ['No', 'Yes'])
+    """
+    import numpy as np
+
+    fits = {k: r.fit for k, r in results.items()}
+    coefs = list(dict.fromkeys(c for f in fits.values() for c in f.coef().index
+                               if c != "Intercept"))
+    terms = list(dict.fromkeys(t for r in results.values()
+                               for t in (r.info.get("fe") or "").split(" + ") if t))
+    y = panel.frame[panel.outcome].to_numpy(float)
+    table: dict[str, dict[str, Any]] = {}
+    for label, fit in fits.items():
+        col: dict[str, Any] = {}
+        coef, se = fit.coef(), fit.se()
+        for c in coefs:
+            col[c] = f"{coef[c]:.4f}" if c in coef.index else ""
+            col[f"({c})"] = f"({se[c]:.4f})" if c in se.index else ""
+        fe = (results[label].info.get("fe") or "").split(" + ")
+        for t in terms:
+            col[f"{t} FE"] = "Yes" if t in fe else "No"
+        resid = np.asarray(fit.resid(), float)
+        col["Observations"] = str(resid.size)
+        if resid.size == y.size:  # R-squared from public pieces: 1 - SSR / SST
+            col["R2"] = f"{1 - resid @ resid / np.sum((y - y.mean()) ** 2):.3f}"
+        table[label] = col
+    return pd.DataFrame(table).rename_axis("term").reset_index()
 
 
 def _check_event_study(opts: dict[str, Any], path: str) -> None:
@@ -101,7 +218,7 @@ def _check_event_study(opts: dict[str, Any], path: str) -> None:
 def _event_study(panel, opts, ctx):
     from ..did.event_study import event_study
 
-    return event_study(panel, level=ctx.level, **tuples(opts))
+    return event_study(panel, level=ctx.level, **_fe_opts(opts))
 
 
 def _cs(panel, opts, ctx):
@@ -121,15 +238,15 @@ def _check_cs(opts: dict[str, Any], path: str) -> None:
 def _sa(panel, opts, ctx):
     from ..staggered.estimators import sun_abraham
 
-    return sun_abraham(panel, level=ctx.level, **_est(opts, "leads", "lags", "covariates",
-                                                       "cluster"))
+    kw = _est(opts, "leads", "lags", "covariates", "cluster", "fe")
+    return sun_abraham(panel, level=ctx.level, **_fe_opts(kw))
 
 
 def _imputation(panel, opts, ctx):
     from ..staggered.estimators import imputation
 
-    return imputation(panel, level=ctx.level, **_est(opts, "covariates", "cluster", "weights",
-                                                      "event_time", "vcov"))
+    kw = _est(opts, "covariates", "cluster", "weights", "event_time", "vcov", "fe")
+    return imputation(panel, level=ctx.level, **_fe_opts(kw))
 
 
 def _bacon(panel, opts, ctx):
@@ -203,7 +320,7 @@ def _heterogeneity(panel, opts, ctx):
 
     if "median_split" in opts:
         panel = with_median_split(panel, opts["median_split"], name=_het_by(opts))
-    kw = _est(opts, "covariates", "cluster", "weights")
+    kw = _fe_opts(_est(opts, "covariates", "cluster", "weights", "fe"))
     return heterogeneity(panel, _het_by(opts), kind=opts.get("form", "interaction"),
                          level=ctx.level, **kw)
 
@@ -218,8 +335,8 @@ def _het_output(result, opts, ctx, panel) -> StepOutput:
 def _placebo(panel, opts, ctx):
     from ..checks.placebo import placebo
 
-    kw = _est(opts, "n_draws", "shifts", "timing", "pool", "covariates", "cluster", "weights",
-              "random_seed")
+    kw = _fe_opts(_est(opts, "n_draws", "shifts", "timing", "pool", "covariates", "cluster",
+                       "weights", "random_seed", "fe"))
     return placebo(panel, opts.get("placebo", "random_timing"), level=ctx.level,
                    progress=ctx.progress, **kw)
 
@@ -247,8 +364,8 @@ def _robustness(panel, opts, ctx):
     from ..checks.robustness import robustness
 
     kw = _est(opts, "other_policies", "exclude_units", "exclude_periods", "replace_outcome",
-              "covariates", "cluster", "weights")
-    kw = {k: list(v) if isinstance(v, tuple) else v for k, v in kw.items()}
+              "covariates", "cluster", "weights", "fe")
+    kw = {k: list(v) if isinstance(v, tuple) else v for k, v in _fe_opts(kw).items()}
     return robustness(panel, data=ctx.data, level=ctx.level, progress=ctx.progress, **kw)
 
 
@@ -278,7 +395,8 @@ def _psm(panel, opts, ctx):
 
     kw = _est(opts, "covariates", "scores", "method", "k", "replacement", "caliper",
               "caliper_scale", "kernel", "bandwidth", "did_covariates", "cluster",
-              "random_seed")
+              "random_seed", "fe")
+    kw = _fe_opts(kw)
     return psm_did(panel, data=ctx.data, level=ctx.level, **kw)
 
 
@@ -322,10 +440,17 @@ def _mediation_output(result, opts, ctx, panel) -> StepOutput:
 _ES = {"leads": check_int(1), "lags": check_int(0), "bin_ends": check_bool, "ref": check_int()}
 
 KINDS: dict[str, StepKind] = {
-    "twfe": kind("twfe", dict(CLASSICAL), _twfe, propagate=True,
-                 description="two-way fixed-effects DID (pyfixest, CRV1)"),
-    "event_study": kind("event_study", {**CLASSICAL, **_ES}, _event_study, propagate=True,
-                        check=_check_event_study,
+    "twfe": kind("twfe", {**CLASSICAL, **FE}, _twfe, propagate=True,
+                 columns=_with_fe(lambda o: []),
+                 description="fixed-effects DID (pyfixest, CRV1; fe = \"unit + time\" ...)"),
+    "fe_ladder": kind(
+        "fe_ladder", {**CLASSICAL, "specs": STR_LIST, "labels": STR_LIST}, _ladder,
+        _ladder_output, check=_check_ladder,
+        columns=lambda o: [c for s in (o.get("specs") or LADDER) for c in _fe_columns(s)],
+        description="the DID under several fixed-effect sets, one column each (default: "
+                    "OLS / time FE / unit FE / two-way)"),
+    "event_study": kind("event_study", {**CLASSICAL, **_ES, **FE}, _event_study,
+                        propagate=True, check=_check_event_study, columns=_with_fe(lambda o: []),
                         description="TWFE event study with binned end points"),
     "callaway_santanna": kind(
         "callaway_santanna",
@@ -340,13 +465,14 @@ KINDS: dict[str, StepKind] = {
         description="Callaway-Sant'Anna ATT(g, t) with group / dynamic aggregations"),
     "sun_abraham": kind(
         "sun_abraham", {"leads": check_int(0), "lags": check_int(0), "covariates": STR_LIST,
-                        "cluster": check_str()},
-        _sa, propagate=True, columns=_covs,
+                        "cluster": check_str(), **FE},
+        _sa, propagate=True, columns=_with_fe(_covs),
         description="Sun-Abraham interaction-weighted event study"),
     "imputation": kind(
-        "imputation", {**CLASSICAL, "event_time": check_bool,
+        "imputation", {**CLASSICAL, **FE, "event_time": check_bool,
                        "vcov": check_str(("bjs", "gardner"))}, _imputation, propagate=True,
-        columns=_covs, description="Borusyak-Jaravel-Spiess imputation (BJS or Gardner SE)"),
+        columns=_with_fe(_covs),
+        description="Borusyak-Jaravel-Spiess imputation (BJS or Gardner SE)"),
     "bacon": kind("bacon", {"covariates": STR_LIST, "weights": OPT_STR}, _bacon, _bacon_output,
                   columns=_covs, description="Goodman-Bacon decomposition of the TWFE DID"),
     "honest_did": kind(
@@ -360,24 +486,25 @@ KINDS: dict[str, StepKind] = {
     "heterogeneity": kind(
         "heterogeneity",
         {**CLASSICAL, "by": check_str(), "median_split": check_str(),
-         "form": check_str(("interaction", "subsample"))},
+         "form": check_str(("interaction", "subsample")), **FE},
         _heterogeneity, _het_output, check=_check_het,
-        columns=lambda o: [o.get("median_split") or o.get("by"), *_covs(o)],
+        columns=lambda o: [o.get("median_split") or o.get("by"), *_covs(o),
+                           *_fe_columns(o.get("fe"))],
         description="ATT by group / cohort / overlap / median split, with an equality test"),
     "placebo": kind(
         "placebo",
         {**CLASSICAL, "placebo": check_str(("shifted_timing", "random_timing",
                                             "fictional_group", "both_random")),
          "n_draws": check_int(10), "shifts": INT_LIST, "timing": check_str(("advance", "any")),
-         "pool": check_str(("controls", "all")), "random_seed": check_int(0)},
-        _placebo, _placebo_output, check=_check_placebo, columns=_covs,
+         "pool": check_str(("controls", "all")), "random_seed": check_int(0), **FE},
+        _placebo, _placebo_output, check=_check_placebo, columns=_with_fe(_covs),
         description="placebo tests: shifted or random timing, fictional group, both random"),
     "robustness": kind(
         "robustness",
         {**CLASSICAL, "other_policies": STR_LIST,
          "exclude_units": check_list(check_unit_id, what="unit ids"),
-         "exclude_periods": INT_LIST, "replace_outcome": STR_LIST},
-        _robustness, _robustness_output, check=_check_robustness, columns=_covs,
+         "exclude_periods": INT_LIST, "replace_outcome": STR_LIST, **FE},
+        _robustness, _robustness_output, check=_check_robustness, columns=_with_fe(_covs),
         description="the baseline under other-policy controls, exclusions, other outcomes"),
     "psm_did": kind(
         "psm_did",
@@ -387,8 +514,9 @@ KINDS: dict[str, StepKind] = {
          "caliper_scale": check_str(("logit_sd", "pscore")),
          "kernel": check_str(("epanechnikov", "gaussian")),
          "bandwidth": check_num(0, open_=True), "did_covariates": STR_LIST,
-         "cluster": check_str(), "random_seed": check_int(0)},
-        _psm, _psm_output, columns=lambda o: list(o.get("did_covariates") or []),
+         "cluster": check_str(), "random_seed": check_int(0), **FE},
+        _psm, _psm_output,
+        columns=_with_fe(lambda o: list(o.get("did_covariates") or [])),
         description="period-by-period PSM-DID on three samples, balance tests"),
     "mediation": kind(
         "mediation",
