@@ -26,7 +26,7 @@ __all__ = ["FAMILIES", "family_of", "by_family", "family_slug", "family_markdown
            "family_html", "family_latex", "write_family_tables"]
 
 FAMILIES: dict[str, tuple[str, ...]] = {
-    "DID": ("twfe", "event_study", "hierarchical_did", "heterogeneity",
+    "DID": ("twfe", "fe_ladder", "event_study", "hierarchical_did", "heterogeneity",
             "posterior_contrasts", "mediation", "bayesian_mediation"),
     "staggered adoption": ("callaway_santanna", "sun_abraham", "imputation", "bacon"),
     "synthetic control": ("synth", "synthdid", "regression_control", "bayesian_synth",
