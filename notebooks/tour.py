@@ -23,11 +23,17 @@
 # %matplotlib inline
 import os
 
-from bayesdid import Panel
-from bayesdid.did.hierarchical import HierarchicalDiD
-from bayesdid.classical import event_study, twfe
-from bayesdid.compare import compare
-from bayesdid.datasets import simulate_staggered
+import pyfixest as pf
+
+from bayesdid import (
+    HierarchicalDiD,
+    Panel,
+    compare,
+    event_study,
+    regression_table,
+    simulate_staggered,
+    twfe,
+)
 from bayesdid.report.plots import event_study_plot
 
 FAST = os.environ.get("BAYESDID_NOTEBOOK_FAST", "1") == "1"
@@ -72,3 +78,19 @@ fig
 
 # %%
 event_study_plot(bayes, es)
+
+# %% [markdown]
+# ## Paper tables
+# The seed papers' ladder of fixed effects (pooled OLS, time effects, city effects, two-way)
+# is `fe=` in pyfixest's syntax. Each classical result keeps its pyfixest fit (`.fit`), so
+# pyfixest's own `etable` prints them; `regression_table` puts the Bayesian column beside the
+# classical ones, with each estimator's own fixed effects and p-values.
+
+# %%
+ladder = [twfe(panel, fe=fe) for fe in (None, "year", "city", "city + year")]
+pf.etable([res.fit for res in ladder], type="df")
+
+# %%
+regression_table(*ladder, bayes, labels=["OLS", "time FE", "city FE", "two-way", "Bayesian"],
+                 depvar="eco_eff")
+
