@@ -1,5 +1,6 @@
 """The package's layering has no import circles: no two modules import each other (lazy
-imports inside functions count; they hide a circle, they do not remove it)."""
+imports inside functions count: they hide a circle, they do not remove it; imports under
+``if TYPE_CHECKING:`` do not, as they only name types for annotations)."""
 
 import ast
 from pathlib import Path
@@ -23,7 +24,13 @@ def _imports(path: Path, modules: set[str]) -> set[str]:
     name = _module_name(path)
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                   and getattr(block.test, "id", getattr(block.test, "attr", "")) == "TYPE_CHECKING"
+                   for stmt in block.body for n in ast.walk(stmt)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])

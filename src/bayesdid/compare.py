@@ -60,6 +60,7 @@ __all__ = ["compare", "Comparison", "COMPARISON_COLUMNS"]
 
 logger = logging.getLogger(__name__)
 
+
 def _cluster_robust(result: EffectResult) -> str | None:
     """The cluster-robust variance a classical result records (``info["vcov"]`` such as
     ``"CRV1 by city"``, or ``info["cluster"]``), else None."""

@@ -30,6 +30,7 @@ __all__ = [
     "FileFormatError",
     "ModelMismatchError",
     "ComparisonError",
+    "IntervalError",
     "DatasetError",
     "EstimationError",
     "ConvergenceError",
@@ -130,6 +131,11 @@ class FileFormatError(BayesDidError):
 
 class ModelMismatchError(BayesDidError):
     """A saved result does not match the model asked to load it."""
+
+
+class IntervalError(BayesDidError):
+    """``effects(level=, interval=)`` asked for an interval level or kind the result cannot
+    give; the message names the ones it can."""
 
 
 class ComparisonError(BayesDidError):

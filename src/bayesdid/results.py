@@ -16,6 +16,14 @@ interval   ``confidence`` | ``hdi`` | ``eti`` | ``placebo`` (estimate +/- z * sd
 method     estimator name, e.g. ``twfe``, ``hierarchical_did``
 n_obs      observations behind the estimate (treated cells for group rows)
 ========== =================================================================
+
+Every result derives from :class:`Result`, the one protocol: ``effects(level=None,
+interval=None)`` (the table above), ``summary()`` (a DataFrame), ``to_frame()`` (the
+result's main table), ``plot()`` (a matplotlib Figure), ``report()`` / ``str()`` (printable
+text) and a short ``repr`` (a head and counts). Effect estimators return an
+:class:`EffectResult`; the few results that are tables of something else (efficiency
+scores, a Malmquist index, a Bacon decomposition, ...) derive from :class:`Result` directly
+and say why in their docstring.
 """
 
 from __future__ import annotations
@@ -28,13 +36,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .errors import BayesDidError
+from .errors import BayesDidError, IntervalError
 
 EFFECT_COLUMNS = [
     "estimand", "group", "estimate", "se_or_sd", "lower", "upper",
     "level", "interval", "method", "n_obs",
 ]
+SUMMARY_COLUMNS = ["estimand", "group", "estimate", "se_or_sd", "lower", "upper", "level",
+                   "interval", "n_obs"]
 INTERVAL_KINDS = ("confidence", "hdi", "eti", "placebo")
+REPR_ROWS = 5  # rows a repr shows; summary() / to_frame() give them all
 RECOMPUTABLE = ("confidence", "placebo")  # estimate +/- quantile * se_or_sd
 
 
@@ -78,8 +89,132 @@ def tidy_table(rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFrame
     return table.reset_index(drop=True)
 
 
-@dataclass(frozen=True, eq=False)
-class EffectResult:
+def check_level(level: float | None) -> None:
+    """An :class:`IntervalError` unless ``level`` is None or in (0, 1)."""
+    if level is None:
+        return
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) \
+            or not 0 < level < 1:
+        raise IntervalError(f"level must be a number in (0, 1), e.g. 0.95; got {level!r}")
+
+
+def check_interval(result: Any, interval: str | None, available: Iterable[str]) -> None:
+    """An :class:`IntervalError` unless ``interval`` is None or one of ``available``."""
+    available = tuple(available)
+    if interval is not None and interval not in available:
+        raise IntervalError(
+            f"{type(result).__name__}.effects() gives {list(available)} intervals, "
+            f"not {interval!r}", column="interval",
+            hint="pass interval=None for the result's own kind")
+
+
+class Result:
+    """The protocol every bayesdid result follows.
+
+    * ``effects(level=None, interval=None)``: the tidy table of :mod:`bayesdid.results`
+      (``level`` None keeps the result's own level; a level or kind it cannot give raises
+      :class:`~bayesdid.errors.IntervalError` naming those it can);
+    * ``summary()``: a DataFrame (the headline table of the method);
+    * ``to_frame()``: the result's main table as a DataFrame (a copy);
+    * ``plot(ax=None, **kwargs)``: the method's usual figure, a
+      :class:`matplotlib.figure.Figure` (matplotlib is imported only then);
+    * ``report()`` and ``str()``: the summary as printable (Markdown) text;
+    * ``repr()``: one header line with counts and the first rows of ``summary()``.
+
+    >>> rows = [dict(estimand="event_time", group=f"k={k}", estimate=0.01 * k, se_or_sd=0.02,
+    ...              lower=0.01 * k - 0.04, upper=0.01 * k + 0.04, level=0.95,
+    ...              interval="confidence", n_obs=50) for k in range(-5, 6)]
+    >>> res = EffectResult.from_rows(rows, method="event_study")
+    >>> isinstance(res, Result), type(res.summary()).__name__
+    (True, 'DataFrame')
+    >>> text = repr(res).splitlines()
+    >>> text[0], len(text), text[-1]
+    ("<EffectResult method='event_study' rows=11>", 8, '... 6 more rows (summary() or to_frame() for all)')
+    >>> res.plot().axes[0].get_xlabel()
+    'event time (k)'
+    >>> res.effects(interval="hdi")
+    Traceback (most recent call last):
+    ...
+    bayesdid.errors.IntervalError: EffectResult.effects() gives ['confidence'] intervals, not 'hdi'
+    Hint: pass interval=None for the result's own kind
+    """
+
+    def effects(self, level: float | None = None, interval: str | None = None) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def summary(self) -> pd.DataFrame:
+        """The effects table without its repeated columns (a DataFrame)."""
+        table = self.effects()
+        return table[[c for c in SUMMARY_COLUMNS if c in table.columns]]
+
+    def to_frame(self) -> pd.DataFrame:
+        """The result's main table (here the effects table; a copy)."""
+        return self.effects()
+
+    def plot(self, ax=None, **kwargs):
+        """The effects: an event-study plot when there are event-time rows, else a forest
+        plot (``kind="forest"`` or ``"event_study"`` to choose). Returns a Figure."""
+        return effects_plot(self, ax=ax, **kwargs)
+
+    def report(self, digits: int = 4) -> str:
+        """Header line and :meth:`summary` as a Markdown table."""
+        frame = self.summary()
+        return f"{self._header()}\n" + frame.to_markdown(index=False, floatfmt=f".{digits}f")
+
+    def _describe(self) -> str:
+        """Counts for the header line (class name and this)."""
+        method = getattr(self, "method", None)
+        return (f"method={method!r} " if method else "") + f"rows={len(self.effects())}"
+
+    def _header(self) -> str:
+        return f"<{type(self).__name__} {self._describe()}>"
+
+    def __str__(self) -> str:
+        return self.report()
+
+    def __repr__(self) -> str:
+        frame = self.summary()
+        lines = [self._header()]
+        if len(frame):
+            lines.append(frame.head(REPR_ROWS).to_string(index=False, max_colwidth=40,
+                                                         float_format=_fmt_float))
+        if len(frame) > REPR_ROWS:
+            lines.append(f"... {len(frame) - REPR_ROWS} more rows (summary() or to_frame() "
+                         "for all)")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        frame = self.summary()
+        more = len(frame) - 20
+        tail = f"<p>... {more} more rows (summary() or to_frame() for all)</p>" if more > 0 else ""
+        return (f"<p><b>{type(self).__name__}</b> {self._describe()}</p>"
+                + frame.head(20).to_html(index=False, float_format="%.4f") + tail)
+
+
+def _fmt_float(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def effects_plot(result: Result, *, ax=None, kind: str = "auto", **kwargs):
+    """The figure of an effects table: ``kind="event_study"`` (event-time rows,
+    :func:`~bayesdid.report.plots.event_study_plot`), ``"forest"`` (every other row,
+    :func:`~bayesdid.report.plots.forest_plot`) or ``"auto"`` (event study when the table
+    has event-time rows)."""
+    from .report.plots import event_study_plot, forest_plot  # lazy: matplotlib
+
+    if kind not in ("auto", "forest", "event_study"):
+        raise BayesDidError(f"kind must be 'auto', 'forest' or 'event_study', got {kind!r}")
+    table = result.effects()
+    has_events = bool((table["estimand"] == "event_time").any())
+    if kind == "event_study" or (kind == "auto" and has_events):
+        kwargs.setdefault("level", None)
+        return event_study_plot(result, ax=ax, **kwargs)
+    rows = table[table["estimand"] != "event_time"] if has_events else table
+    return forest_plot(rows, ax=ax, **kwargs)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class EffectResult(Result):
     """Effects from one estimator, as one tidy table.
 
     Classical estimators return this directly; :class:`bayesdid.bayes.BayesResult`
@@ -113,22 +248,27 @@ class EffectResult:
         object.__setattr__(self, "table", tidy_table(self.table))
 
     # -- the canonical output ------------------------------------------------------
-    def effects(self, level: float | None = None) -> pd.DataFrame:
+    def effects(self, level: float | None = None, interval: str | None = None) -> pd.DataFrame:
         """The tidy effects table (a copy).
 
         ``level`` recomputes confidence (and placebo) intervals from the standard errors,
         with the t distribution when the estimator recorded its degrees of freedom
-        (``info['df']``) and the normal otherwise.
+        (``info['df']``) and the normal otherwise. ``interval`` must be None or a kind the
+        table holds (a table cannot turn confidence into credible intervals); credible
+        intervals stored without draws keep their level. Either mismatch raises
+        :class:`~bayesdid.errors.IntervalError` naming what is available.
         """
         table = self.table.copy()
+        check_level(level)
+        check_interval(self, interval, dict.fromkeys(table["interval"]))
         if level is None or np.allclose(table["level"], level):
             return table
-        if not 0 < level < 1:
-            raise BayesDidError(f"level must be in (0, 1), got {level}")
         if (~table["interval"].isin(RECOMPUTABLE)).any():
-            raise BayesDidError(
-                "credible intervals cannot be recomputed from a table at another level; "
-                "use the Bayesian result's effects(level=...)", column="interval")
+            levels = sorted(set(table["level"].round(6)))
+            raise IntervalError(
+                f"this table's credible intervals exist at level(s) {levels} only, not "
+                f"{level}; they cannot be recomputed from a table at another level",
+                column="level", hint="use the Bayesian result's effects(level=...)")
         dof = self.info.get("df")
         q = stats.t.ppf(0.5 + level / 2, dof) if dof else stats.norm.ppf(0.5 + level / 2)
         table["lower"] = table["estimate"] - q * table["se_or_sd"]
@@ -147,14 +287,6 @@ class EffectResult:
             raise KeyError(f"no effect ({estimand!r}, {group!r}); available: {options[:20]}")
         return hit.iloc[0]
 
-    # -- display ---------------------------------------------------------------------
-    def summary(self, digits: int = 4) -> str:
-        """A Markdown table of the effects."""
-        cols = ["estimand", "group", "estimate", "se_or_sd", "lower", "upper", "interval", "n_obs"]
-        return self.effects()[cols].to_markdown(index=False, floatfmt=f".{digits}f")
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} method={self.method!r} rows={len(self.table)}>\n{self.summary()}"
-
-    def _repr_html_(self) -> str:
-        return f"<p><b>{self.method}</b></p>" + self.effects().to_html(index=False, float_format="%.4f")
+    # -- display: summary(), report(), repr and plot() come from Result ---------------
+    def _describe(self) -> str:
+        return f"method={self.method!r} rows={len(self.table)}"

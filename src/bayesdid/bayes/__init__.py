@@ -37,6 +37,7 @@ _LAZY = {
     "SFAPriors": "bayesdid.efficiency.bayes_sfa",
     "BayesianMediation": "bayesdid.checks.bayes_mediation",
     "BayesResult": "bayesdid.bayes.result",
+    "BayesianModel": "bayesdid.bayes.model",
     "ConvergenceWarning": "bayesdid.errors",
     "bayes_sensitivity": "bayesdid.did.bayes_sensitivity",
     "posterior_contrasts": "bayesdid.did.contrasts",

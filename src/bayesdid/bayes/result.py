@@ -17,7 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import BayesDidError, ModelMismatchError
-from ..results import EffectResult, tidy_table
+from ..results import EffectResult, check_interval, check_level, tidy_table
 from .convergence import (
     ESS_MIN,
     RHAT_MAX,
@@ -35,12 +35,15 @@ logger = logging.getLogger(__name__)
 PACKAGE_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "")
 
 
+INTERVALS = ("hdi", "eti")
+
+
 def config_hash(model_type: str, config: dict[str, Any]) -> str:
     text = json.dumps({"model_type": model_type, "config": config}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class BayesResult(EffectResult):
     """Effects with posterior draws.
 
@@ -75,19 +78,19 @@ class BayesResult(EffectResult):
         _warn_convergence(info["convergence"], info.get("model_type") or method)
         return result
 
-    def effects(self, level: float | None = None, interval: str = "hdi") -> pd.DataFrame:
+    def effects(self, level: float | None = None, interval: str | None = None) -> pd.DataFrame:
         """Tidy effects table from the posterior draws.
 
         Parameters
         ----------
         level : credible mass (default 0.95).
-        interval : ``"hdi"`` (highest density) or ``"eti"`` (equal-tailed, quantiles).
+        interval : ``"hdi"`` (highest density, the default) or ``"eti"`` (equal-tailed,
+            quantiles); another kind raises :class:`~bayesdid.errors.IntervalError`.
         """
+        check_level(level)
+        check_interval(self, interval, INTERVALS)
         level = 0.95 if level is None else level
-        if interval not in ("hdi", "eti"):
-            raise BayesDidError(f"interval must be 'hdi' or 'eti', got {interval!r}")
-        if not 0 < level < 1:
-            raise BayesDidError(f"level must be in (0, 1), got {level}")
+        interval = "hdi" if interval is None else interval
         return _summarise(self.idata, self.method, level=level, interval=interval)
 
     def draws(self, estimand: str = "att", group: str = "overall") -> np.ndarray:

@@ -42,13 +42,13 @@ import xarray as xr
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .. import __version__
 from .mediation import _controls, panel_columns
 from ..errors import BayesDidError, DesignError
 from ..panel import Panel
 from ..results import group_label
+from ..bayes.model import BayesianModel
 from ..bayes.notices import warn_ignored_design
-from ..bayes.result import BayesResult, config_hash
+from ..bayes.result import BayesResult
 from ..bayes.sampling import resolve_seed, sample
 
 __all__ = ["BayesianMediation", "MediationDesign"]
@@ -95,7 +95,7 @@ def _fe_rank(unit_codes: np.ndarray, time_codes: np.ndarray) -> int:
     return int(n_u + n_t - n_comp)
 
 
-class BayesianMediation:
+class BayesianMediation(BayesianModel):
     """Bayesian three-step mediation with unit and time fixed effects.
 
     Parameters
@@ -134,9 +134,6 @@ class BayesianMediation:
     def config(self) -> dict:
         return {"mediators": self.mediators, "joint": self.joint,
                 "covariates": self.covariates, "prior_scale": self.prior_scale}
-
-    def __repr__(self) -> str:
-        return "BayesianMediation(" + ", ".join(f"{k}={v!r}" for k, v in self.config().items()) + ")"
 
     # ------------------------------------------------------------------ design
     def prepare(self, panel: Panel, data: pd.DataFrame | None = None) -> MediationDesign:
@@ -266,10 +263,7 @@ class BayesianMediation:
                                    "column_": ["y", "D", *self.mediators]})
         idata["constant_data"] = xr.DataTree(const)
         sampled = [rv.name for rv in model.free_RVs]
-        info = {"model_type": type(self).__name__, "config": self.config(),
-                "config_hash": config_hash(type(self).__name__, self.config()),
-                "random_seed": random_seed, "draws": draws, "tune": tune, "chains": chains,
-                "n_obs": design.n_obs, "n_eff": design.n_eff,
-                "covariates": list(design.covariates), "sampled_vars": sampled,
-                "bayesdid_version": __version__}
+        info = self.fit_info(random_seed=random_seed, draws=draws, tune=tune, chains=chains,
+                             n_obs=design.n_obs, n_eff=design.n_eff,
+                             covariates=list(design.covariates), sampled_vars=sampled)
         return BayesResult.from_fit(idata, method="bayesian_mediation", info=info)

@@ -44,8 +44,15 @@ from tqdm.auto import tqdm
 from ..errors import BayesDidError, DesignError, EstimationError
 from ..panel import LogEntry, Panel
 from ..parallel import run_replications
-from ..results import EffectResult, group_label, tidy_table
 from ..fixed_effects import DEFAULT_FE, covariate_matrix, parse_fe
+from ..results import (
+    EffectResult,
+    Result,
+    check_interval,
+    check_level,
+    group_label,
+    tidy_table,
+)
 from ..did._demean import FWLDesign, fwl_design
 from ..did._fixest import resolve
 from ..did.twfe import twfe
@@ -59,9 +66,12 @@ DEFAULT_DRAWS = {"random_timing": 1000, "fictional_group": 1000, "both_random": 
 
 
 # ---------------------------------------------------------------------- the result
-@dataclass(frozen=True, eq=False)
-class PlaceboResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class PlaceboResult(Result):
     """A placebo test: the placebo distribution beside the real estimate.
+
+    A :class:`~bayesdid.results.Result`, not an EffectResult: a distribution of placebo
+    estimates around one real estimate (its :meth:`effects` holds both, and the p-values).
 
     Attributes
     ----------
@@ -132,31 +142,38 @@ class PlaceboResult:
         d = self._finite()
         return float(np.mean(d <= self.real + _tie(self.real)))
 
-    def effects(self) -> pd.DataFrame:
-        """The tidy effects table (rows described in the class docstring)."""
-        rows = [dict(self.real_result.effect("att", "overall"))]
+    def effects(self, level: float | None = None, interval: str | None = None) -> pd.DataFrame:
+        """The tidy effects table (rows described in the class docstring) at ``level``
+        (default the level of the test): the real fit's interval is recomputed from its
+        standard error, the placebo interval and the p-value intervals from the draws.
+        ``interval`` may be None, ``"confidence"`` or ``"eti"`` (the kinds it gives)."""
+        check_level(level)
+        check_interval(self, interval, ("confidence",) if self.kind == "shifted_timing"
+                       else ("confidence", "eti"))
+        level = self.level if level is None else level
+        rows = [dict(_att_row(self.real_result, level))]
         if self.kind == "shifted_timing":
             rows[0]["p_value"] = _t_pvalue(rows[0], self.real_result.info.get("df"))
             for k, res in zip(self.shifts, self.shift_results):
-                row = dict(res.effect("att", "overall"))
+                row = dict(_att_row(res, level))
                 row.update(estimand="att_shifted", group=group_label(shift=k),
                            p_value=_t_pvalue(row, res.info.get("df")))
                 rows.append(row)
             return tidy_table(rows)
         d, n = self._finite(), self.n_draws
-        alpha = 1 - self.level
+        alpha = 1 - level
         kind = group_label(kind=self.kind)
         rows.append(dict(estimand="placebo", group=kind, estimate=float(d.mean()),
                          se_or_sd=float(d.std(ddof=1)) if n > 1 else np.nan,
                          lower=float(np.quantile(d, alpha / 2)),
-                         upper=float(np.quantile(d, 1 - alpha / 2)), level=self.level,
+                         upper=float(np.quantile(d, 1 - alpha / 2)), level=level,
                          interval="eti", method=f"placebo_{self.method}", n_obs=n))
         for side, p in (("two-sided", self.p_value), ("greater", self.p_value_greater),
                         ("less", self.p_value_less)):
-            ci = stats.binomtest(round(p * n), n).proportion_ci(self.level)
+            ci = stats.binomtest(round(p * n), n).proportion_ci(level)
             rows.append(dict(estimand="placebo_p", group=group_label(kind=self.kind, side=side),
                              estimate=p, se_or_sd=float(np.sqrt(p * (1 - p) / n)),
-                             lower=float(ci.low), upper=float(ci.high), level=self.level,
+                             lower=float(ci.low), upper=float(ci.high), level=level,
                              interval="confidence", method=f"placebo_{self.method}", n_obs=n))
         return tidy_table(rows)
 
@@ -167,13 +184,18 @@ class PlaceboResult:
 
         return placebo_plot(self, ax=ax, **kwargs)
 
-    def summary(self, digits: int = 4) -> str:
-        cols = ["estimand", "group", "estimate", "se_or_sd", "lower", "upper", "interval", "n_obs"]
-        return self.effects()[cols].to_markdown(index=False, floatfmt=f".{digits}f")
+    def _describe(self) -> str:
+        return (f"kind={self.kind!r} method={self.method!r} real={self.real:.4g} "
+                f"draws={self.draws.size}")
 
-    def __repr__(self) -> str:
-        return (f"<PlaceboResult kind={self.kind!r} method={self.method!r} "
-                f"real={self.real:.4g} draws={self.draws.size}>\n{self.summary()}")
+
+def _att_row(result: EffectResult, level: float) -> pd.Series:
+    """The ``att``/``overall`` row of ``result`` at ``level``."""
+    table = result.effects(level=level)
+    hit = table[(table["estimand"] == "att") & (table["group"] == "overall")]
+    if hit.empty:
+        raise KeyError("no effect ('att', 'overall') in the real or shifted fit")
+    return hit.iloc[0]
 
 
 def _tie(real: float) -> float:

@@ -55,7 +55,7 @@ from ..errors import (
     SeparationError,
 )
 from ..panel import LogEntry, Panel
-from ..results import EffectResult, group_label
+from ..results import EffectResult, Result, group_label
 from .mediation import panel_columns
 from ..fixed_effects import DEFAULT_FE, parse_fe
 from ..did.twfe import twfe
@@ -68,9 +68,12 @@ SAMPLES = ("non_null_weights", "common_support", "frequency_weighted")
 _W = "_psm_weight"
 
 
-@dataclass(frozen=True, eq=False)
-class PSMResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class PSMResult(Result):
     """PSM-DID: effects on the three samples, balance tables, logits and the scores.
+
+    A :class:`~bayesdid.results.Result` wrapping an EffectResult (:attr:`result`, whose
+    effects it reports) with the matching's balance tables, logits and scores.
 
     Attributes
     ----------
@@ -94,9 +97,13 @@ class PSMResult:
     scores: pd.DataFrame
     info: Mapping[str, Any] = field(default_factory=dict)
 
-    def effects(self, level: float | None = None) -> pd.DataFrame:
+    @property
+    def method(self) -> str:
+        return self.result.method
+
+    def effects(self, level: float | None = None, interval: str | None = None) -> pd.DataFrame:
         """The tidy effects table (three rows, one per sample)."""
-        return self.result.effects(level)
+        return self.result.effects(level=level, interval=interval)
 
     def effect(self, sample: str = "common_support") -> pd.Series:
         return self.result.effect("att", group_label(sample=sample))
@@ -106,17 +113,24 @@ class PSMResult:
         from ..report.psm_plots import balance_plot
         return balance_plot(self.balance, period=period, ax=ax)
 
-    def summary(self, digits: int = 3) -> str:
+    def plot(self, ax=None, *, period: Any = "all", **kwargs):
+        """The balance plot: standardised % bias before and after matching (see
+        :func:`bayesdid.report.psm_plots.balance_plot`). Returns a Figure."""
+        from ..report.psm_plots import balance_plot
+        return balance_plot(self.balance, period=period, ax=ax, **kwargs)
+
+    def report(self, digits: int = 3) -> str:
+        """The effects, the % bias before and after matching and the logits' fit, as text."""
         bal = self.balance[self.balance["period"] == "all"]
         wide = bal.pivot(index="covariate", columns="sample", values="pct_bias")
         fit = self.logits.groupby("sample")[["pseudo_r2", "lr_chi2"]].mean()
-        return "\n\n".join([self.result.summary(),
+        return "\n\n".join([self.result.report(digits),
                             "% bias, all periods:\n" + wide.to_markdown(floatfmt=f".{digits}f"),
                             "mean over logits:\n" + fit.to_markdown(floatfmt=f".{digits}f")])
 
-    def __repr__(self) -> str:
-        return f"<PSMResult {self.info.get('method')} scores={self.info.get('scores')}>\n" \
-               f"{self.summary()}"
+    def _describe(self) -> str:
+        return (f"method={self.info.get('method')!r} scores={self.info.get('scores')!r} "
+                f"rows={len(self.result.table)}")
 
 
 def psm_did(panel: Panel, *, covariates: Sequence[str] | None = None,

@@ -31,8 +31,8 @@ from tqdm.auto import tqdm
 
 from ..errors import BayesDidError, ColumnError, MissingValueError
 from ..panel import LogEntry, Panel
-from ..results import EffectResult, group_label, tidy_table
 from ..fixed_effects import DEFAULT_FE
+from ..results import EffectResult, Result, group_label, tidy_table
 from ..did.twfe import twfe
 
 __all__ = ["TABLE_COLUMNS", "RobustnessResult", "Spec", "robustness"]
@@ -75,9 +75,16 @@ class Spec:
         return "; ".join(parts) or "baseline"
 
 
-@dataclass(frozen=True, eq=False)
-class RobustnessResult:
+SUMMARY_COLS = ["spec", "method", "estimate", "se", "lower", "upper", "p_value", "n_obs",
+                "n_units", "notes"]
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class RobustnessResult(Result):
     """A robustness table and the fits behind it.
+
+    A :class:`~bayesdid.results.Result`, not an EffectResult: a table of specifications,
+    one fit (an EffectResult) per specification and estimator.
 
     ``results[(spec, method)]`` is each :class:`~bayesdid.results.EffectResult`;
     :meth:`table` the specification table (columns :data:`TABLE_COLUMNS`);
@@ -96,21 +103,42 @@ class RobustnessResult:
         """One row per specification and estimator (a copy)."""
         return self.frame.copy()
 
-    def effects(self) -> pd.DataFrame:
+    def effects(self, level: float | None = None, interval: str | None = None) -> pd.DataFrame:
+        """Every fit's ``att``/``overall`` row, group ``spec=<name>``, at ``level`` (default
+        each fit's own) and ``interval`` (passed to every fit's ``effects``)."""
         rows = []
         for (name, method), res in self.results.items():
-            row = dict(res.effect("att", "overall"))
+            table = res.effects(level=level, interval=interval)
+            row = dict(table[(table["estimand"] == "att") & (table["group"] == "overall")]
+                       .iloc[0])
             row.update(group=group_label(spec=name), method=method)
             rows.append(row)
         return tidy_table(rows)
 
-    def to_markdown(self, digits: int = 4) -> str:
-        cols = ["spec", "method", "estimate", "se", "lower", "upper", "p_value", "n_obs",
-                "n_units", "notes"]
-        return self.frame[cols].to_markdown(index=False, floatfmt=f".{digits}f")
+    def summary(self) -> pd.DataFrame:
+        """The specification table's main columns, one row per specification and estimator."""
+        return self.frame[[c for c in SUMMARY_COLS if c in self.frame.columns]].copy()
 
-    def __repr__(self) -> str:
-        return f"<RobustnessResult specs={len(self.specs)}>\n{self.to_markdown()}"
+    def to_frame(self) -> pd.DataFrame:
+        """The whole specification table (:meth:`table`)."""
+        return self.table()
+
+    def report(self, digits: int = 4) -> str:
+        return self.to_markdown(digits)
+
+    def to_markdown(self, digits: int = 4) -> str:
+        return self.summary().to_markdown(index=False, floatfmt=f".{digits}f")
+
+    def _describe(self) -> str:
+        return f"specs={len(self.specs)} fits={len(self.results)}"
+
+    def plot(self, ax=None, **kwargs):
+        """Forest plot of the ``att`` of every specification and estimator (see
+        :func:`bayesdid.report.plots.forest_plot`). Returns a Figure."""
+        from ..report.plots import forest_plot
+
+        kwargs.setdefault("title", "robustness: ATT by specification")
+        return forest_plot(self.effects(), ax=ax, **kwargs)
 
 
 # ---------------------------------------------------------------------- spec building

@@ -26,6 +26,7 @@ from .hierarchical_model import (
     unit_precision,
 )
 from .ppc import residual_checks, warn_misfit
+from ..bayes.model import BayesianModel
 from ..bayes.notices import warn_ignored_design
 from .priors import DiDPriors
 from ..bayes.result import BayesResult, config_hash
@@ -37,7 +38,7 @@ ERRORS = ("iid", "ar1", "student_t")
 LIKELIHOODS = ("auto", "marginal", "dense")
 
 
-class HierarchicalDiD:
+class HierarchicalDiD(BayesianModel):
     """Hierarchical Bayesian difference-in-differences for staggered adoption.
 
     Untreated potential outcomes follow unit + period (+ covariate) effects; every treated
@@ -132,10 +133,6 @@ class HierarchicalDiD:
         if self.fe != DEFAULT_FE:  # only when set, so that earlier configs keep their hash
             out["fe"] = self.fe
         return out
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
-        return f"HierarchicalDiD({args})"
 
     # ------------------------------------------------------------------ graph
     def prepare(self, panel: Panel) -> DiDDesign:

@@ -78,7 +78,14 @@ from scipy import optimize, special, stats
 
 from ..errors import BayesDidError, DesignError, EstimationError
 from ..panel import LogEntry, Panel
-from ..results import EffectResult, group_label
+from ..results import (
+    EffectResult,
+    Result,
+    check_interval,
+    check_level,
+    group_label,
+    tidy_table,
+)
 from ._fixest import feols, fit_vcov, resolve, work_frame
 
 logger = logging.getLogger(__name__)
@@ -96,9 +103,13 @@ RESTRICTIONS = ("rm", "sd")
 
 
 # ---------------------------------------------------------------------- inputs
-@dataclass(frozen=True, eq=False)
-class EventStudyCoefficients:
-    """Event-time coefficients (reference ``k = -1`` left out) and their covariance."""
+@dataclass(frozen=True, eq=False, repr=False)
+class EventStudyCoefficients(Result):
+    """Event-time coefficients (reference ``k = -1`` left out) and their covariance.
+
+    A :class:`~bayesdid.results.Result`, not an EffectResult: the input of HonestDiD, the
+    coefficients with their full covariance (:meth:`effects` gives them as event-time rows).
+    """
 
     event_times: np.ndarray
     beta: np.ndarray
@@ -108,6 +119,34 @@ class EventStudyCoefficients:
 
     def se(self) -> np.ndarray:
         return np.sqrt(np.clip(np.diag(self.sigma), 0.0, None))
+
+    def effects(self, level: float | None = None, interval: str | None = None) -> pd.DataFrame:
+        """One ``event_time`` row per coefficient (group ``k=...``) with its standard error
+        and a normal confidence interval at ``level`` (default 0.95)."""
+        check_level(level)
+        check_interval(self, interval, ("confidence",))
+        level = 0.95 if level is None else level
+        se = self.se()
+        z = stats.norm.ppf(0.5 + level / 2)
+        n_obs = [None] * len(self.beta) if self.n_obs is None else list(self.n_obs)
+        return tidy_table([
+            {"estimand": "event_time", "group": group_label(k=int(k)), "estimate": float(b),
+             "se_or_sd": float(s), "lower": float(b - z * s), "upper": float(b + z * s),
+             "level": level, "interval": "confidence", "method": self.method, "n_obs": n}
+            for k, b, s, n in zip(self.event_times, self.beta, se, n_obs)])
+
+    def _describe(self) -> str:
+        ks = np.asarray(self.event_times)
+        span = f"k={int(ks.min())}..{int(ks.max())}" if ks.size else "k=none"
+        return f"method={self.method!r} coefficients={ks.size} ({span})"
+
+    def plot(self, ax=None, **kwargs):
+        """The event-study plot of the coefficients (see
+        :func:`bayesdid.report.plots.event_study_plot`). Returns a Figure."""
+        from ..report.plots import event_study_plot
+
+        kwargs.setdefault("level", None)
+        return event_study_plot(self, ax=ax, **kwargs)
 
 
 def event_study_coefficients(panel: Panel, *, leads: int = 6, lags: int = 8,

@@ -36,15 +36,15 @@ import pytensor.tensor as pt
 import xarray as xr
 from pymc.distributions.dist_math import normal_lcdf
 
-from .. import __version__
 from ..classical import _sfa_math as m
 from .sfa import FrontierDesign, _starts, frontier_design
 from ..errors import BayesDidError
 from ..panel import Panel
 from ..results import group_label
 from ..did.priors import PositivePriors
+from ..bayes.model import BayesianModel
 from ..bayes.notices import warn_ignored_design
-from ..bayes.result import BayesResult, config_hash
+from ..bayes.result import BayesResult
 from ..bayes.sampling import resolve_seed, sample
 
 __all__ = ["BayesSFAResult", "BayesianSFA", "SFAPriors"]
@@ -72,7 +72,7 @@ class SFAPriors(PositivePriors):
     eta_sd: float = 0.2
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class BayesSFAResult(BayesResult):
     """:class:`BayesResult` of a frontier: ``effects()`` are efficiencies (estimand
     ``efficiency``; group ``overall`` = mean efficiency, then one row per observation,
@@ -92,6 +92,21 @@ class BayesSFAResult(BayesResult):
         return pd.DataFrame(draws, index=pd.MultiIndex.from_arrays(list(cols.values()),
                                                                     names=list(cols)))
 
+    def summary(self) -> pd.DataFrame:
+        """The frontier coefficients and scale parameters (:meth:`coef_table`); the
+        efficiencies are in :meth:`effects`."""
+        return self.coef_table()
+
+    def _describe(self) -> str:
+        return f"method={self.method!r} observations={len(self.table) - 1}"
+
+    def plot(self, ax=None, **kwargs):
+        """Efficiency and its HDI per observation, sorted (see
+        :func:`bayesdid.report.sfa_plots.plot_efficiency_intervals`). Returns a Figure."""
+        from ..report.sfa_plots import plot_efficiency_intervals
+
+        return plot_efficiency_intervals(self, ax=ax, **kwargs)
+
     def coef_table(self) -> pd.DataFrame:
         """Posterior mean, sd and 95% equal-tailed interval of the frontier coefficients
         and scale parameters."""
@@ -108,7 +123,7 @@ class BayesSFAResult(BayesResult):
                              for n, d in rows])
 
 
-class BayesianSFA:
+class BayesianSFA(BayesianModel):
     """Bayesian stochastic frontier (production, cost, or output distance function).
 
     Parameters
@@ -160,9 +175,6 @@ class BayesianSFA:
                 "frontier": self.frontier, "distribution": self.distribution,
                 "inefficiency": self.inefficiency, "unit": self.unit, "time": self.time,
                 "log": self.log, "priors": self.priors.to_dict()}
-
-    def __repr__(self) -> str:
-        return "BayesianSFA(" + ", ".join(f"{k}={v!r}" for k, v in self.config().items()) + ")"
 
     # ------------------------------------------------------------------ design / graph
     def prepare(self, data: pd.DataFrame | Panel) -> FrontierDesign:
@@ -242,11 +254,9 @@ class BayesianSFA:
                        initvals=init, init=init_method)
         idata = self._add_efficiency(idata, d, random_seed)
         sampled = [v.name for v in model.free_RVs] + ["beta"]  # beta: intercept and slopes
-        info = {"model_type": type(self).__name__, "config": self.config(),
-                "config_hash": config_hash(type(self).__name__, self.config()),
-                "random_seed": random_seed, "draws": draws, "tune": tune, "chains": chains,
-                "n_obs": len(d.y), "n_units": d.n_units, "sampled_vars": sampled,
-                "frontier_kind": d.kind, "bayesdid_version": __version__}
+        info = self.fit_info(random_seed=random_seed, draws=draws, tune=tune, chains=chains,
+                             n_obs=len(d.y), n_units=d.n_units, sampled_vars=sampled,
+                             frontier_kind=d.kind)
         return BayesSFAResult.from_fit(idata, method=f"bayes_sfa_{self.distribution}",
                                        info=info)
 

@@ -49,7 +49,7 @@ from ..errors import (
     InfeasibleError,
     MissingValueError,
 )
-from ..results import group_label, tidy_table
+from ..results import Result, check_interval, check_level, group_label, tidy_table
 
 try:  # scipy's bundled HiGHS bindings: a model-modify API for hot-started batches
     from scipy.optimize._highspy import _core as _hcore
@@ -300,9 +300,12 @@ def _reference(data, reference, inputs, outputs, bads, dmu, **kw) -> _Data:
 
 
 # ---------------------------------------------------------------------------- result
-@dataclass(frozen=True, eq=False)
-class DEAResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class DEAResult(Result):
     """Scores of one DEA model, one row per evaluated DMU.
+
+    A :class:`~bayesdid.results.Result`, not an EffectResult: a table of efficiency scores
+    (one per DMU, from linear programmes; no standard errors), not of treatment effects.
 
     ``table`` columns: ``efficiency`` (CCR/BCC: theta or 1/eta; DDF: 1/(1+beta); SBM: rho;
     super-SBM: rho or delta), ``objective`` (theta, eta, beta, rho or delta) and ``status``.
@@ -317,6 +320,10 @@ class DEAResult:
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def method(self) -> str:
+        return self.model
+
+    @property
     def efficiency(self) -> pd.Series:
         return self.table["efficiency"].copy()
 
@@ -328,14 +335,42 @@ class DEAResult:
         return pd.Series([list(names[np.flatnonzero(row > tol)]) for row in self.lambdas],
                          index=self.table.index, name="peers")
 
-    def effects(self) -> pd.DataFrame:
-        """The tidy effects table: one ``efficiency`` row per DMU (no standard errors)."""
+    def effects(self, level: float | None = None, interval: str | None = None) -> pd.DataFrame:
+        """The tidy effects table: one ``efficiency`` row per DMU (no standard errors, so
+        no intervals at any ``level``)."""
+        check_level(level)
+        check_interval(self, interval, ("confidence",))
         rows = [{"estimand": "efficiency", "group": group_label(unit=u), "estimate": e,
-                 "se_or_sd": np.nan, "lower": np.nan, "upper": np.nan, "level": np.nan,
+                 "se_or_sd": np.nan, "lower": np.nan, "upper": np.nan,
+                 "level": np.nan if level is None else level,
                  "interval": "confidence", "method": self.model,
                  "n_obs": self.info.get("n_ref")}
                 for u, e in self.table["efficiency"].items()]
         return tidy_table(rows)
+
+    def summary(self) -> pd.DataFrame:
+        """One row: the model, the number of DMUs, of efficient ones (score 1 within 1e-6)
+        and of failed LPs, and the mean, min, median and max score."""
+        eff = self.table["efficiency"]
+        return pd.DataFrame([{
+            "model": self.model, "n_dmu": len(eff),
+            "n_efficient": int((eff - 1).abs().le(1e-6).sum()),
+            "n_infeasible": int((self.table["status"] != "optimal").sum()),
+            "mean": eff.mean(), "min": eff.min(), "median": eff.median(), "max": eff.max()}])
+
+    def to_frame(self) -> pd.DataFrame:
+        """The scores (:attr:`table`, indexed by DMU; a copy)."""
+        return self.table.copy()
+
+    def _describe(self) -> str:
+        return f"model={self.model!r} dmus={len(self.table)}"
+
+    def plot(self, ax=None, **kwargs):
+        """The scores, sorted, one point per DMU (at most ``max_points``, evenly spaced over
+        the ranking; see :func:`bayesdid.report.sfa_plots.plot_efficiency_intervals`)."""
+        from ..report.sfa_plots import plot_efficiency_intervals
+
+        return plot_efficiency_intervals(self, ax=ax, **kwargs)
 
 
 def _finish(model, data, status, obj, eff, on_infeasible, hint, lambdas=None, slacks=None,

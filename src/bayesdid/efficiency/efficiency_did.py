@@ -34,27 +34,44 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from ..bayes.result import BayesResult
-from ..errors import BayesDidError, ColumnError
+from ..errors import BayesDidError, ColumnError, IntervalError
 from ..panel import Panel
-from ..results import EffectResult, tidy_table
+from ..results import EffectResult, check_interval, check_level, tidy_table
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["PropagatedDiD", "efficiency_did", "pool_draws", "rubin_combine"]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class PropagatedDiD(EffectResult):
     """Effects with the efficiency uncertainty propagated (``table``), the naive fit on the
     posterior mean efficiency (``naive``), and :meth:`comparison` of the two."""
 
     naive: EffectResult | None = field(default=None, repr=False)
 
-    def effects(self, level: float | None = None) -> pd.DataFrame:
+    def effects(self, level: float | None = None, interval: str | None = None) -> pd.DataFrame:
+        """The propagated effects, combined at one level (another raises
+        :class:`~bayesdid.errors.IntervalError` naming it)."""
+        check_level(level)
+        check_interval(self, interval, dict.fromkeys(self.table["interval"]))
         if level is not None and not np.allclose(self.table["level"], level):
-            raise BayesDidError("the propagated intervals were combined at level "
-                                f"{self.table['level'].iloc[0]}; rerun efficiency_did(level=...)")
+            raise IntervalError("the propagated intervals were combined at level "
+                                f"{self.table['level'].iloc[0]} only, not {level}; "
+                                "rerun efficiency_did(level=...)", column="level")
         return self.table.copy()
+
+    def plot(self, ax=None, **kwargs):
+        """Forest plot of the naive fit beside the propagated one (every non-event-time
+        row), so the widening of the intervals shows."""
+        from ..report.plots import forest_plot
+
+        lvl = float(self.table["level"].iloc[0])
+        both = pd.concat([self.naive.effects(level=lvl).assign(method="naive"),
+                          self.table.assign(method="propagated")], ignore_index=True)
+        both = both[both["estimand"] != "event_time"]
+        kwargs.setdefault("title", "naive vs propagated efficiency uncertainty")
+        return forest_plot(both, ax=ax, **kwargs)
 
     def comparison(self) -> pd.DataFrame:
         """Naive vs propagated, per (estimand, group): estimates, intervals and

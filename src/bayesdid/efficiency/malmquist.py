@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 
 from .. import _validate as v
 from ..errors import BayesDidError, TimeColumnError
-from ..results import group_label, tidy_table
+from ..results import Result, check_interval, check_level, group_label, tidy_table
 from .dea import _check_opts, _ddf_arrays, _prepare
 
 logger = logging.getLogger(__name__)
@@ -58,9 +58,12 @@ REFERENCES = ("contemporaneous", "global", "fixed")
 MEASURES = ("cumulative_ml", "ml", "ddf")
 
 
-@dataclass(frozen=True, eq=False)
-class MLResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class MLResult(Result):
     """A Malmquist-Luenberger index, one row per unit x consecutive-period pair.
+
+    A :class:`~bayesdid.results.Result`, not an EffectResult: a table of productivity
+    indices (ML = EC x TC per unit and period pair, no standard errors), not of effects.
 
     ``table`` columns: ``unit``, ``time_from``, ``time`` (the later period), ``ml``, ``ec``,
     ``tc``, ``cum_ml`` (cumulative ML since the unit's first period) and the distances used
@@ -110,15 +113,42 @@ class MLResult:
             d = d.rename(columns={col: name})
         return d.rename(columns={"unit": self.unit_col, "time": self.time_col})
 
-    def effects(self) -> pd.DataFrame:
-        """Tidy table: geometric-mean ``ml``, ``ec``, ``tc`` per period (no standard errors)."""
+    @property
+    def method(self) -> str:
+        return f"ml_{self.reference}"
+
+    def effects(self, level: float | None = None, interval: str | None = None) -> pd.DataFrame:
+        """Tidy table: geometric-mean ``ml``, ``ec``, ``tc`` per period (no standard errors,
+        so no intervals at any ``level``)."""
+        check_level(level)
+        check_interval(self, interval, ("confidence",))
         per = self.by_period()
         rows = [{"estimand": k, "group": group_label(time=t), "estimate": per.loc[t, k],
-                 "se_or_sd": np.nan, "lower": np.nan, "upper": np.nan, "level": np.nan,
+                 "se_or_sd": np.nan, "lower": np.nan, "upper": np.nan,
+                 "level": np.nan if level is None else level,
                  "interval": "confidence", "method": f"ml_{self.reference}",
                  "n_obs": int(per.loc[t, "n"])}
                 for k in ("ml", "ec", "tc") for t in per.index]
         return tidy_table(rows)
+
+    def summary(self) -> pd.DataFrame:
+        """Geometric means of ML, EC and TC over units, one row per period (and ``n``)."""
+        return self.by_period().reset_index()
+
+    def to_frame(self) -> pd.DataFrame:
+        """The index per unit and period pair (:attr:`table`, a copy)."""
+        return self.table.copy()
+
+    def _describe(self) -> str:
+        return (f"reference={self.reference!r} units={self.table['unit'].nunique()} "
+                f"pairs={len(self.table)}")
+
+    def plot(self, ax=None, **kwargs):
+        """ML, EC and TC by period (see
+        :func:`bayesdid.report.efficiency_plots.plot_ml_decomposition`). Returns a Figure."""
+        from ..report.efficiency_plots import plot_ml_decomposition
+
+        return plot_ml_decomposition(self, ax=ax, **kwargs)
 
 
 def _check_panel(data, unit, time, inputs, outputs, bads):

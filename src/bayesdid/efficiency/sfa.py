@@ -33,16 +33,13 @@ from statsmodels.tools.numdiff import approx_fprime, approx_hess3
 
 from ..errors import (
     BayesDidError,
-    ColumnError,
     ConvergenceError,
-    DuplicateRowsError,
     EstimationError,
-    MissingValueError,
-    NonFiniteValueError,
     NonPositiveValueError,
 )
-from ..results import group_label, tidy_table
+from ..results import Result, check_interval, check_level, group_label, tidy_table
 from . import _sfa_math as m
+from .frontier import FRONTIERS, MODELS, FrontierDesign, frontier_design
 
 logger = logging.getLogger(__name__)
 
@@ -55,145 +52,6 @@ __all__ = [
     "frontier_design",
     "sfa",
 ]
-
-FRONTIERS = ("production", "cost")
-MODELS = ("cross_section", "bc92", "time_invariant")
-
-
-# ---------------------------------------------------------------------- design
-@dataclass(frozen=True, eq=False)
-class FrontierDesign:
-    """Arrays of a frontier: ``y = X b + v - sign_u * u`` with ``sign_u`` +1 for a
-    production frontier and -1 for cost frontiers and output distance functions."""
-
-    y: np.ndarray
-    X: np.ndarray
-    names: tuple[str, ...]
-    sign: int
-    index: pd.DataFrame          # one row per observation: unit, time labels
-    unit_idx: np.ndarray
-    time_values: np.ndarray
-    n_units: int
-    kind: str                    # production | cost | distance
-
-
-def _as_list(value, what: str) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    items = list(value)
-    if not all(isinstance(c, str) for c in items):
-        raise ColumnError(f"{what} takes column names, got {value!r}")
-    return items
-
-
-def frontier_design(data: pd.DataFrame, *, y: str | Sequence[str], x: Sequence[str],
-                    undesirable: Sequence[str] = (), frontier: str = "production",
-                    log: bool = True, unit: str | None = None,
-                    time: str | None = None) -> FrontierDesign:
-    """Validate ``data`` and build the frontier's arrays (the caller's frame is not
-    modified).
-
-    >>> df = pd.DataFrame({"q": [1.0, 2.0, 4.0], "k": [1.0, 2.0, 3.0]})
-    >>> d = frontier_design(df, y="q", x=["k"])
-    >>> d.names, d.sign
-    (('const', 'ln_k'), 1)
-    """
-    if not isinstance(data, pd.DataFrame):
-        raise BayesDidError(f"expected a pandas DataFrame, got {type(data).__name__}")
-    if frontier not in FRONTIERS:
-        raise BayesDidError(f"frontier must be one of {FRONTIERS}, got {frontier!r}")
-    outputs, inputs = _as_list(y, "y"), _as_list(x, "x")
-    bads = _as_list(undesirable, "undesirable")
-    if not outputs:
-        raise ColumnError("y= needs at least one output (or cost) column")
-    distance = len(outputs) > 1 or bool(bads)
-    if distance and frontier == "cost":
-        raise BayesDidError("several outputs or undesirable outputs define an output "
-                            "distance function, a production-side frontier; use "
-                            "frontier='production'")
-    ids = [c for c in (unit, time) if c is not None]
-    needed = list(dict.fromkeys(outputs + inputs + bads + ids))
-    absent = [c for c in needed if c not in data.columns]
-    if absent:
-        raise ColumnError(f"column {absent[0]!r} is not in the data; available: "
-                          f"{list(data.columns)[:20]}", column=absent[0])
-    frame = data[needed].copy()
-    numeric = list(dict.fromkeys(outputs + inputs + bads))
-    for col in numeric:
-        values = pd.to_numeric(frame[col], errors="coerce")
-        bad = frame.loc[values.isna() & frame[col].notna()]
-        if len(bad):
-            raise ColumnError(f"column {col!r} must be numeric", column=col, rows=bad)
-        frame[col] = values.astype(float)
-    for col in needed:
-        miss = frame.loc[frame[col].isna()]
-        if len(miss):
-            raise MissingValueError(f"column {col!r} has {len(miss)} missing value(s)",
-                                    column=col, rows=miss,
-                                    hint="drop or impute these rows before fitting")
-    for col in numeric:
-        inf = frame.loc[~np.isfinite(frame[col])]
-        if len(inf):
-            raise NonFiniteValueError(f"column {col!r} has non-finite values", column=col,
-                                      rows=inf)
-        if log:
-            nonpos = frame.loc[frame[col] <= 0]
-            if len(nonpos):
-                raise NonPositiveValueError(
-                    f"column {col!r} has {len(nonpos)} zero or negative value(s), but the "
-                    "frontier takes logs" + (" (the output is all zeros)"
-                                             if (frame[col] == 0).all() else ""),
-                    column=col, rows=nonpos,
-                    hint="drop these units, replace zeros by a documented small positive "
-                         "value, or pass log=False if the columns are already in logs")
-    tr = np.log if log else (lambda a: a)
-    pre = "ln_" if log else ""
-    cols, names = [], []
-    for c in inputs:
-        cols.append(tr(frame[c].to_numpy()))
-        names.append(pre + c)
-    if distance:
-        y1 = tr(frame[outputs[0]].to_numpy())
-        for c in outputs[1:]:
-            cols.append(tr(frame[c].to_numpy()) - y1)
-            names.append(f"{pre}{c}/{outputs[0]}")
-        for c in bads:
-            cols.append(tr(frame[c].to_numpy()))
-            names.append(pre + c)
-        yv, sign, kind = -y1, -1, "distance"
-    else:
-        yv = tr(frame[outputs[0]].to_numpy())
-        sign, kind = (1, "production") if frontier == "production" else (-1, "cost")
-    X = np.column_stack([np.ones(len(frame))] + cols)
-    if np.linalg.matrix_rank(X) < X.shape[1]:
-        raise EstimationError("the frontier's regressors are collinear (a column is constant "
-                              "or a combination of others)", column=inputs[0] if inputs else None,
-                              hint="drop redundant inputs; under log=True an input that is "
-                                   "proportional to another is collinear too")
-    if time is not None and unit is None:
-        raise BayesDidError("time= needs unit= as well")
-    if unit is not None:
-        if time is not None:
-            dup = frame.loc[frame.duplicated([unit, time], keep=False)]
-            if len(dup):
-                raise DuplicateRowsError(f"({unit!r}, {time!r}) pairs appear more than once",
-                                         column=unit, rows=dup)
-        codes, uniques = pd.factorize(frame[unit])
-        index = pd.DataFrame({unit: frame[unit].to_numpy()})
-        if time is not None:
-            index[time] = frame[time].to_numpy()
-        tv = (pd.to_numeric(frame[time]).to_numpy(float) if time is not None
-              else np.zeros(len(frame)))
-    else:
-        codes, uniques = np.arange(len(frame)), np.arange(len(frame))
-        index = pd.DataFrame({"obs": np.arange(len(frame))})
-        tv = np.zeros(len(frame))
-    return FrontierDesign(y=np.asarray(yv, float), X=X, names=("const", *names),
-                          sign=sign, index=index, unit_idx=np.asarray(codes),
-                          time_values=tv, n_units=len(uniques), kind=kind)
-
 
 # ---------------------------------------------------------------------- chi-bar-square
 def chibar_pvalue(stat: float, df: int) -> float:
@@ -219,9 +77,12 @@ def chibar_critical(alpha: float, df: int) -> float:
 
 
 # ---------------------------------------------------------------------- result
-@dataclass(frozen=True, eq=False)
-class SFAResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class SFAResult(Result):
     """A fitted stochastic frontier (never modified after it is returned).
+
+    A :class:`~bayesdid.results.Result`, not an EffectResult: frontier coefficients and
+    per-observation efficiencies, not treatment effects.
 
     Attributes
     ----------
@@ -251,12 +112,18 @@ class SFAResult:
     # (mu_star, s_star, scale) of u | e per row, and the unit codes (None: cross-section)
     _cond: tuple = field(default=(), repr=False)
 
-    def effects(self, level: float | None = None) -> pd.DataFrame:
+    @property
+    def method(self) -> str:
+        return self.info["method"]
+
+    def effects(self, level: float | None = None, interval: str | None = None) -> pd.DataFrame:
         """Tidy efficiency table: ``estimand="efficiency"``, one row per observation
         with ``group`` ``unit=...`` (``unit=..., time=...`` in panels; ``obs=i`` when no
         unit was given); estimate = Battese-Coelli E[exp(-u)|e], ``se_or_sd`` its
         conditional sd, bounds Horrace-Schmidt. The first row, group ``overall``, is the
         mean efficiency. Coefficients are in :attr:`coef`."""
+        check_level(level)
+        check_interval(self, interval, ("confidence",))
         level = self.level if level is None else level
         eff = self.efficiency
         lo, hi = self._bounds(level)
@@ -295,15 +162,27 @@ class SFAResult:
         idx = pd.MultiIndex.from_frame(self.efficiency[list(self.info["id_columns"])])
         return pd.DataFrame(np.exp(-u), index=idx)
 
-    def summary(self, digits: int = 4) -> str:
-        head = (f"SFA ({self.frontier}, {self.distribution}, {self.model}); n={self.n_obs}; "
+    def summary(self) -> pd.DataFrame:
+        """The coefficient table (:attr:`coef`, a copy); efficiencies are in :meth:`effects`."""
+        return self.coef.copy()
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per observation: efficiencies and their bounds (:attr:`efficiency`)."""
+        return self.efficiency.copy()
+
+    def _describe(self, digits: int = 4) -> str:
+        return (f"{self.frontier}, {self.distribution}, {self.model}; n={self.n_obs}; "
                 f"loglik={self.loglik:.{digits}f}; LR={self.lr_test['statistic']:.3f} "
                 f"(p={self.lr_test['p_value']:.4g}); mean TE(BC)="
                 f"{self.efficiency['te_bc'].mean():.4f}")
-        return head + "\n" + self.coef.to_markdown(index=False, floatfmt=f".{digits}f")
 
-    def __repr__(self) -> str:
-        return self.summary()
+    def plot(self, ax=None, **kwargs):
+        """Efficiency and its Horrace-Schmidt bounds per observation, sorted (see
+        :func:`bayesdid.report.sfa_plots.plot_efficiency_intervals`). Returns a Figure."""
+        from ..report.sfa_plots import plot_efficiency_intervals
+
+        kwargs.setdefault("level", self.level)
+        return plot_efficiency_intervals(self, ax=ax, **kwargs)
 
 
 # ---------------------------------------------------------------------- fitting

@@ -12,20 +12,16 @@ and the overlay plots (kept here, below both, so that plots need not import ``co
 
 from __future__ import annotations
 
-import inspect
-import logging
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
 from ..errors import ComparisonError
-from ..results import EFFECT_COLUMNS, EffectResult
+from ..results import EFFECT_COLUMNS, EffectResult, Result
 from .tables import order_rows
 
 __all__ = ["COMPARISON_COLUMNS", "align_results"]
-
-logger = logging.getLogger(__name__)
 
 COMPARISON_COLUMNS = [
     "estimand", "group", "method", "estimate", "se_or_sd", "lower", "upper",
@@ -58,15 +54,15 @@ def _check_results(results: tuple[Any, ...]) -> None:
         raise ComparisonError(
             "compare() needs at least one result", hint="compare(bayes_res, twfe_res)")
     for i, r in enumerate(results):
-        if isinstance(r, EffectResult):
+        if isinstance(r, Result):
             continue
-        if isinstance(r, (list, tuple)) and r and all(isinstance(x, EffectResult) for x in r):
+        if isinstance(r, (list, tuple)) and r and all(isinstance(x, Result) for x in r):
             raise ComparisonError(
                 f"argument {i} is a {type(r).__name__} of results; pass them separately",
                 hint="compare(*results)")
         raise ComparisonError(
             f"argument {i} is a {type(r).__module__}.{type(r).__qualname__} ({r!r:.80}), "
-            "not an EffectResult",
+            "not a bayesdid result (EffectResult or another Result)",
             hint="pass what an estimator's fit()/function returns (an EffectResult)")
 
 
@@ -86,18 +82,9 @@ def _labels(results: tuple[EffectResult, ...], labels: Sequence[str] | str | Non
     return _dedupe(labels)
 
 
-def _effects(result: EffectResult, level: float | None) -> pd.DataFrame:
-    """``result.effects(level=level)``; keyword ``level`` only, so classical and Bayesian
-    results (``effects(level=, interval=)``) are called the same way."""
-    try:
-        params = inspect.signature(result.effects).parameters
-    except (TypeError, ValueError):  # builtins or odd callables: just try
-        params = {"level": None}
-    takes_level = "level" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-    if not takes_level:
-        logger.warning("%s.effects() takes no level; using its own intervals",
-                       type(result).__name__)
-        return result.effects()
+def _effects(result: Result, level: float | None) -> pd.DataFrame:
+    """``result.effects(level=level)``: every result takes ``effects(level=, interval=)``
+    (:class:`~bayesdid.results.Result`), each kind at its own default interval."""
     return result.effects(level=level)
 
 

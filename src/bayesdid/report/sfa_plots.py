@@ -21,15 +21,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..efficiency.sfa import SFAResult, frontier_design
+from ..efficiency.frontier import frontier_design
 from ..errors import BayesDidError
 from .plots import _new_axes
 
 __all__ = ["plot_efficiency_intervals", "plot_frontier"]
 
 
+def _classical(result) -> bool:
+    """A classical SFA result (it records its spec), not a Bayesian one (its config)."""
+    return "spec" in (getattr(result, "info", None) or {})
+
+
 def _spec(result) -> dict:
-    if isinstance(result, SFAResult):
+    if _classical(result):
         return dict(result.info["spec"])
     config = getattr(result, "info", {}).get("config")
     if not config or "frontier" not in config:
@@ -39,7 +44,7 @@ def _spec(result) -> dict:
 
 
 def _coef_and_eff(result) -> tuple[pd.Series, np.ndarray]:
-    if isinstance(result, SFAResult):
+    if _classical(result):
         return result.coef.set_index("term")["estimate"], result.efficiency["te_bc"].to_numpy()
     coef = result.coef_table().set_index("term")["mean"]
     return coef, result.efficiency_draws().mean(axis=1).to_numpy()
@@ -81,7 +86,7 @@ def plot_frontier(result, data: pd.DataFrame, regressor: str | None = None, *, a
 
 def plot_efficiency_intervals(result, *, level: float = 0.95, max_points: int = 60, ax=None):
     """Caterpillar plot: efficiency estimate and interval per observation (posterior HDI
-    for Bayesian results, Horrace-Schmidt bounds for the MLE), sorted; at most
+    for Bayesian results, Horrace-Schmidt bounds for the MLE, none for DEA), sorted; at most
     ``max_points`` rows, evenly spaced over the ranking."""
     table = result.effects(level=level)
     table = table[table["group"] != "overall"].sort_values("estimate").reset_index(drop=True)
@@ -92,7 +97,10 @@ def plot_efficiency_intervals(result, *, level: float = 0.95, max_points: int = 
     ax.hlines(pos, table["lower"], table["upper"], color="grey", lw=1)
     ax.plot(table["estimate"], pos, "o", ms=3, color="C0")
     ax.set_yticks(pos, table["group"], fontsize=6)
-    ax.set_xlabel(f"efficiency ({table['interval'].iloc[0]}, {level:.0%})")
-    ax.set_xlim(0, 1.02)
+    if table["lower"].notna().any():
+        ax.set_xlabel(f"efficiency ({table['interval'].iloc[0]}, {level:.0%})")
+    else:  # point scores (DEA): no interval to name
+        ax.set_xlabel("efficiency score")
+    ax.set_xlim(0, max(1.02, float(np.nanmax(table["estimate"], initial=0)) + 0.02))
     ax.set_title(f"efficiency by unit: {table['method'].iloc[0]}")
     return fig

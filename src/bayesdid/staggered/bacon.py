@@ -26,7 +26,7 @@ import pandas as pd
 
 from ..errors import DesignError, WeightsError
 from ..panel import Panel
-from ..results import EffectResult
+from ..results import EffectResult, Result, check_interval, check_level
 from ..did._fixest import feols, resolve, work_frame
 
 logger = logging.getLogger(__name__)
@@ -39,9 +39,12 @@ NEVER = "never"
 _TABLE_COLUMNS = ["treated_cohort", "control_cohort", "type", "estimate", "weight", "n_obs"]
 
 
-@dataclass(frozen=True, eq=False)
-class BaconResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class BaconResult(Result):
     """The 2x2 comparisons behind a TWFE coefficient.
+
+    A :class:`~bayesdid.results.Result`, not an EffectResult: a table of 2x2 comparisons
+    (weights and DIDs, no standard errors) that add up to one TWFE coefficient.
 
     Attributes
     ----------
@@ -57,6 +60,7 @@ class BaconResult:
     twfe: float
     info: dict[str, Any] = field(default_factory=dict)
     time_name: Callable = int  # a cohort's label in groups (``Panel.time_axis.name``)
+    method = "bacon"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "table", self.table.copy().reset_index(drop=True))
@@ -66,11 +70,15 @@ class BaconResult:
         """Sum of weight x estimate over the 2x2 comparisons (equals :attr:`twfe`)."""
         return float((self.table["weight"] * self.table["estimate"]).sum())
 
-    def effects(self) -> pd.DataFrame:
+    def effects(self, level: float | None = None, interval: str | None = None) -> pd.DataFrame:
         """The tidy effects table: one ``bacon_2x2`` row per comparison (group like
         ``cohort=2007 vs never`` or ``cohort=2009 vs cohort=2007``, treated first) and an
         ``att``/``overall`` row holding the weighted sum. No standard errors: ``se_or_sd``,
-        ``lower`` and ``upper`` are NaN; the weights are in an extra ``weight`` column."""
+        ``lower`` and ``upper`` are NaN (at any ``level``); the weights are in an extra
+        ``weight`` column."""
+        check_level(level)
+        check_interval(self, interval, ("confidence",))
+        level = 0.95 if level is None else level
         nan = float("nan")
         rows = []
         for r in self.table.itertuples(index=False):
@@ -79,11 +87,11 @@ class BaconResult:
             rows.append({"estimand": "bacon_2x2",
                          "group": f"cohort={self.time_name(int(r.treated_cohort))} vs {control}",
                          "estimate": float(r.estimate), "se_or_sd": nan, "lower": nan,
-                         "upper": nan, "level": 0.95, "interval": "confidence",
+                         "upper": nan, "level": level, "interval": "confidence",
                          "method": "bacon", "n_obs": int(r.n_obs), "weight": float(r.weight),
                          "type": r.type})
         rows.append({"estimand": "att", "group": "overall", "estimate": self.weighted_sum,
-                     "se_or_sd": nan, "lower": nan, "upper": nan, "level": 0.95,
+                     "se_or_sd": nan, "lower": nan, "upper": nan, "level": level,
                      "interval": "confidence", "method": "bacon",
                      "n_obs": int(self.info.get("n_obs", 0)), "weight": 1.0, "type": "all"})
         return EffectResult.from_rows(rows, method="bacon", info=self.info).effects()
@@ -100,6 +108,13 @@ class BaconResult:
             est = float((part["weight"] * part["estimate"]).sum() / w) if w > 0 else float("nan")
             out.append({"type": kind, "weight": w, "estimate": est, "n_comparisons": len(part)})
         return pd.DataFrame(out, columns=["type", "weight", "estimate", "n_comparisons"])
+
+    def to_frame(self) -> pd.DataFrame:
+        """The 2x2 comparisons (:attr:`table`, a copy)."""
+        return self.table.copy()
+
+    def _describe(self) -> str:
+        return f"twfe={self.twfe:.6g} comparisons={len(self.table)}"
 
     def plot(self, ax=None):
         """Weight (x) against 2x2 estimate (y) by comparison type, with a horizontal line
@@ -128,10 +143,6 @@ class BaconResult:
         ax.set_title("Goodman-Bacon decomposition")
         ax.legend(fontsize="small")
         return fig
-
-    def __repr__(self) -> str:
-        return (f"<BaconResult twfe={self.twfe:.6g} comparisons={len(self.table)}>\n"
-                + self.summary().to_string(index=False))
 
 
 def bacon_decomposition(panel: Panel, *, covariates: Sequence[str] | None = None,

@@ -20,7 +20,6 @@ Examples
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -198,15 +197,14 @@ def tuples(opts: Mapping[str, Any], keys: tuple[str, ...] = ("covariates", "pool
 
 
 def effects_at(result: Any, level: float, interval: str | None = None) -> pd.DataFrame:
-    """``result.effects`` at ``level`` when the method takes one (some results are computed
-    at a fixed level, passed to their estimator)."""
-    params = inspect.signature(result.effects).parameters
-    kwargs: dict[str, Any] = {}
-    if "level" in params:
-        kwargs["level"] = level
-    if interval is not None and "interval" in params:
-        kwargs["interval"] = interval
-    return result.effects(**kwargs)
+    """``result.effects(level=, interval=)`` (every result takes both). ``interval`` (a
+    Bayesian step's ``hdi``/``eti`` option) applies to results with posterior draws; the
+    others (e.g. a propagated classical fit) keep their own kind."""
+    from ..bayes.result import BayesResult  # lazy: loads ArviZ
+
+    if not isinstance(result, BayesResult):
+        interval = None
+    return result.effects(level=level, interval=interval)
 
 
 # ---------------------------------------------------------------------------- panel preparation

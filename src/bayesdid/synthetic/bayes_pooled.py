@@ -51,8 +51,8 @@ from ..panel import Panel
 from ..results import group_label
 from ..bayes.result import BayesResult
 
-__all__ = ["SynthDesign", "prepare_design", "partial_pool", "assemble", "SynthResult",
-           "as_pool"]
+__all__ = ["SynthDesign", "prepare_design", "partial_pool", "assemble", "BayesSynthResult",
+           "SynthResult", "as_pool"]
 
 _TAU_GRID = 400
 
@@ -280,12 +280,15 @@ def assemble(idata, design: SynthDesign, mean_std: np.ndarray, sigma_std: np.nda
         coords=dict(effect_id=labels, unit=list(map(str, design.targets)), time=design.times))
     idata["posterior"] = xr.DataTree(ds)
     idata["constant_data"] = xr.DataTree(const)
-    return SynthResult.from_fit(idata, method=method, info=info)
+    return BayesSynthResult.from_fit(idata, method=method, info=info)
 
 
-@dataclass(frozen=True, eq=False)
-class SynthResult(BayesResult):
+@dataclass(frozen=True, eq=False, repr=False)
+class BayesSynthResult(BayesResult):
     """A Bayesian synthetic/regression-control fit: effects plus weights, paths and checks.
+
+    (Named ``SynthResult`` before; that name stays as an alias. The classical one is
+    :class:`bayesdid.synthetic.synth.SynthResult`.)
 
     Posterior variables beside ``effect``: ``weight`` (unit, donor; simplex weights for
     synthetic control, coefficients on the original scale for regression control),
@@ -331,6 +334,21 @@ class SynthResult(BayesResult):
             "pre_period": self.idata.constant_data["pre_period"].sel(unit=unit).values == 1,
         })
 
+    def plot(self, ax=None, *, unit=None, level: float = 0.95, **kwargs):
+        """Observed vs synthetic path of a treated unit (default the first) with the
+        ``level`` band of the predictive counterfactual (see
+        :func:`bayesdid.report.synth_plots.synth_path_plot`). Returns a Figure."""
+        from ..report.synth_plots import synth_path_plot
+
+        unit = self._unit(unit)
+        p = self.path(unit, level=level)
+        frame = pd.DataFrame({"unit": unit, "time": p["time"], "actual": p["observed"],
+                              "counterfactual": p["synthetic"], "gap": p["gap"],
+                              "post": ~p["pre_period"]})
+        kwargs.setdefault("band_label", f"posterior {level:.0%}")
+        return synth_path_plot(frame, unit=unit, band=(p["lower"], p["upper"]), ax=ax,
+                               **kwargs)
+
     def ppc(self, level: float = 0.95) -> pd.DataFrame:
         """Posterior predictive check of the pre-period fit, per treated unit.
 
@@ -357,3 +375,6 @@ class SynthResult(BayesResult):
                              p_value=float((rmspe_rep >= rmspe_obs).mean()),
                              pre_rmspe=float(rmspe_obs.mean())))
         return pd.DataFrame(rows)
+
+
+SynthResult = BayesSynthResult  # the former name (kept as an alias)

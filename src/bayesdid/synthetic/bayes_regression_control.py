@@ -29,12 +29,11 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from .. import __version__
 from .donors import DonorPool
 from ..errors import BayesDidError
 from ..panel import Panel
+from ..bayes.model import BayesianModel
 from ..bayes.notices import warn_ignored_design
-from ..bayes.result import config_hash
 from ..bayes.sampling import resolve_seed
 from .bayes_synth import POOLING, _check_positive, _flat, sample_synth
 from .bayes_pooled import SynthDesign, SynthResult, as_pool, assemble, design_from_pool
@@ -44,7 +43,7 @@ __all__ = ["BayesianRegressionControl"]
 logger = logging.getLogger(__name__)
 
 
-class BayesianRegressionControl:
+class BayesianRegressionControl(BayesianModel):
     """Regression control method (HCW 2012) with a regularised horseshoe on all donors.
 
     Parameters
@@ -87,10 +86,6 @@ class BayesianRegressionControl:
         return {"expected_nonzero": self.expected_nonzero, "slab_scale": self.slab_scale,
                 "slab_df": self.slab_df, "noise_sd": self.noise_sd, "pooling": self.pooling,
                 "effect_sd": self.effect_sd, "pooling_sd": self.pooling_sd}
-
-    def __repr__(self) -> str:
-        return "BayesianRegressionControl(" + ", ".join(
-            f"{k}={v!r}" for k, v in self.config().items()) + ")"
 
     def prepare(self, data: Panel | DonorPool) -> SynthDesign:
         """Standardised arrays (each series by its own pre-period mean and sd)."""
@@ -149,18 +144,14 @@ class BayesianRegressionControl:
         coef = beta * ratio
         intercept = design.y_center[None] + design.y_scale[None] * a - (
             coef * design.x_center[None]).sum(axis=2)
-        info = {
-            "model_type": type(self).__name__, "config": self.config(),
-            "config_hash": config_hash(type(self).__name__, self.config()),
-            "random_seed": random_seed, "draws": draws, "tune": tune, "chains": chains,
-            "treated_units": list(map(str, design.targets)),
-            "donor_units": list(map(str, design.donor_units)),
-            "n_pre": design.pre.sum(axis=0).tolist(),
+        info = self.fit_info(
+            random_seed=random_seed, draws=draws, tune=tune, chains=chains,
+            treated_units=list(map(str, design.targets)),
+            donor_units=list(map(str, design.donor_units)),
+            n_pre=design.pre.sum(axis=0).tolist(),
             # every sampled parameter (horseshoe global and local scales included) and the
             # coefficients and intercepts on the original scale
-            "sampled_vars": [rv.name for rv in model.free_RVs] + ["weight", "intercept"],
-            "bayesdid_version": __version__,
-        }
+            sampled_vars=[rv.name for rv in model.free_RVs] + ["weight", "intercept"])
         return assemble(idata, design, mean_std, sigma, pooling=self.pooling,
                         effect_sd=self.effect_sd, pooling_sd=self.pooling_sd,
                         seed=random_seed, method="bayes_regression_control", info=info,

@@ -35,8 +35,10 @@ from .. import __version__
 from .donors import DonorPool
 from ..errors import BayesDidError
 from ..panel import Panel
+from ..bayes.model import BayesianModel
 from ..bayes.notices import warn_ignored_design
 from ..bayes.result import config_hash
+from ..results import Result, check_interval, check_level, tidy_table
 from ..bayes.sampling import resolve_seed, sample
 from .donor_checks import warn_donor_pool
 from .bayes_pooled import (
@@ -68,7 +70,7 @@ def _check_positive(**values) -> None:
             raise BayesDidError(f"{name} must be a positive number, got {v!r}")
 
 
-class BayesianSyntheticControl:
+class BayesianSyntheticControl(BayesianModel):
     """Bayesian synthetic control with Dirichlet (simplex) donor weights.
 
     Parameters
@@ -119,10 +121,6 @@ class BayesianSyntheticControl:
                 "noise_scale": self.noise_scale, "noise_df": self.noise_df,
                 "intercept_scale": self.intercept_scale, "pooling": self.pooling,
                 "effect_sd": self.effect_sd, "pooling_sd": self.pooling_sd}
-
-    def __repr__(self) -> str:
-        return "BayesianSyntheticControl(" + ", ".join(
-            f"{k}={v!r}" for k, v in self.config().items()) + ")"
 
     # ------------------------------------------------------------------ graph
     def prepare(self, data: Panel | DonorPool) -> SynthDesign:
@@ -263,9 +261,12 @@ def _flat(values: np.ndarray) -> np.ndarray:
     return values.reshape(-1, *values.shape[2:])
 
 
-@dataclass(frozen=True, eq=False)
-class BayesPlaceboResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class BayesPlaceboResult(Result):
     """Bayesian placebo-in-space.
+
+    A :class:`~bayesdid.results.Result`, not an EffectResult: one row per placebo unit
+    (posterior ATT and RMSPE) beside the treated unit, for a permutation p-value.
 
     Attributes
     ----------
@@ -319,8 +320,58 @@ class BayesPlaceboResult:
                    p_value_ratio=float((ratio >= ratio[0]).mean()),
                    prob_more_extreme=float(more))
 
-    def summary(self, digits: int = 3) -> str:
+    method = "bayes_placebo"
+
+    def effects(self, level: float | None = None, interval: str | None = None) -> pd.DataFrame:
+        """``att``/``overall`` (the treated unit) and one ``placebo``/``unit=<u>`` row per
+        placebo unit: posterior mean, sd and equal-tailed ``level`` interval (default 0.95)
+        of the ATT draws."""
+        check_level(level)
+        check_interval(self, interval, ("eti",))
+        level = 0.95 if level is None else level
+        q = np.quantile(self.att_draws, [(1 - level) / 2, (1 + level) / 2], axis=1)
+        return tidy_table(pd.DataFrame({
+            "estimand": np.where(self.table["placebo"], "placebo", "att"),
+            "group": ["overall" if not p else f"unit={u}"
+                      for u, p in zip(self.table["unit"], self.table["placebo"])],
+            "estimate": self.att_draws.mean(axis=1),
+            "se_or_sd": self.att_draws.std(axis=1, ddof=1),
+            "lower": q[0], "upper": q[1], "level": level, "interval": "eti",
+            "method": self.method, "n_obs": pd.array([None] * len(self.table), "Int64")}))
+
+    def summary(self) -> pd.DataFrame:
+        """One row per unit (the treated unit first): ATT and RMSPEs (:attr:`table`)."""
+        return self.table.copy()
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def _describe(self) -> str:
+        return (f"units={len(self.table)} p_value={self.p_value:.3f} "
+                f"p_value_ratio={self.p_value_ratio:.3f} "
+                f"prob_more_extreme={self.prob_more_extreme:.3f}")
+
+    def report(self, digits: int = 3) -> str:
         head = (f"p-value (|ATT|) {self.p_value:.3f}; p-value (RMSPE ratio) "
                 f"{self.p_value_ratio:.3f}; P(|placebo ATT| >= |ATT|) "
                 f"{self.prob_more_extreme:.3f}\n")
         return head + self.table.to_markdown(index=False, floatfmt=f".{digits}f")
+
+    def plot(self, ax=None, **kwargs):
+        """Placebo-in-space: every placebo unit's posterior-mean gap (grey) and the treated
+        unit's (see :func:`bayesdid.report.synth_plots.placebo_space_plot`). Returns a
+        Figure."""
+        from types import SimpleNamespace
+
+        from ..report.synth_plots import placebo_space_plot
+
+        treated = str(self.table["unit"].iloc[0])
+        post = ~np.asarray(self.pre, bool)
+        path = pd.DataFrame({"unit": treated, "time": self.times, "actual": np.nan,
+                             "counterfactual": np.nan, "gap": self.gaps[0], "post": post})
+        gaps = pd.concat([pd.DataFrame({"unit": treated, "placebo": u, "time": self.times,
+                                        "gap": g})
+                          for u, g in zip(self.table["unit"].iloc[1:], self.gaps[1:])],
+                         ignore_index=True)
+        return placebo_space_plot(SimpleNamespace(path=path, placebo_gaps=gaps), ax=ax,
+                                  **kwargs)

@@ -37,7 +37,7 @@ __all__ = ["FactorMatrix", "FactorResult", "assemble", "factor_matrix", "paramet
 Fit = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class FactorResult(EffectResult):
     """:class:`EffectResult` of :func:`~bayesdid.synthetic.ife.ife` or
     :func:`~bayesdid.synthetic.mc_nnm.mc_nnm`, plus the fitted counterfactual.

@@ -81,7 +81,7 @@ logger = logging.getLogger(__name__)
 Criterion = Literal["aicc", "aic", "bic"]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class RegressionControlResult(EffectResult):
     """:class:`EffectResult` of :func:`regression_control` plus fits and selection.
 
@@ -98,6 +98,13 @@ class RegressionControlResult(EffectResult):
     coefficients: dict = field(default_factory=dict)
     selection: pd.DataFrame = field(default_factory=pd.DataFrame)
     t_stat: pd.Series = field(default_factory=pd.Series)
+
+    def plot(self, ax=None, *, unit=None, **kwargs):
+        """Actual vs fitted counterfactual path of a treated unit (default the first; see
+        :func:`bayesdid.report.synth_plots.synth_path_plot`). Returns a Figure."""
+        from ..report.synth_plots import synth_path_plot
+
+        return synth_path_plot(self, unit=unit, ax=ax, **kwargs)
 
 
 # ------------------------------------------------------------------- best subsets

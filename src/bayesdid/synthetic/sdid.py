@@ -55,7 +55,7 @@ Estimator = Literal["sdid", "sc", "did"]
 _METHOD = {"sdid": "synthdid", "sc": "synthdid_sc", "did": "synthdid_did"}
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class SyntheticDiDResult(EffectResult):
     """:class:`EffectResult` of :func:`synthdid` plus its weights and replications.
 
@@ -72,6 +72,13 @@ class SyntheticDiDResult(EffectResult):
     unit_weights: pd.Series = field(default_factory=pd.Series)
     time_weights: pd.Series = field(default_factory=pd.Series)
     replicates: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    def plot(self, ax=None, **kwargs):
+        """The donor (unit) weights omega, largest first (see
+        :func:`bayesdid.report.synth_plots.donor_weights_plot`). Returns a Figure."""
+        from ..report.synth_plots import donor_weights_plot
+
+        return donor_weights_plot(self.unit_weights, ax=ax, **kwargs)
 
 
 # -------------------------------------------------------------------- Frank-Wolfe solver

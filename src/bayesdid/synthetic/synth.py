@@ -64,7 +64,7 @@ __all__ = ["SynthResult", "simplex_weights", "synth", "synth_placebo_time"]
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class SynthResult(EffectResult):
     """:class:`EffectResult` of :func:`synth` plus weights, paths and placebos.
 
@@ -87,6 +87,13 @@ class SynthResult(EffectResult):
     pre_rmspe: pd.Series = field(default_factory=pd.Series)
     rmspe_ratio: pd.Series = field(default_factory=pd.Series)
     p_value: pd.Series = field(default_factory=pd.Series)
+
+    def plot(self, ax=None, *, unit=None, **kwargs):
+        """Actual vs synthetic path of a treated unit (default the first; see
+        :func:`bayesdid.report.synth_plots.synth_path_plot`). Returns a Figure."""
+        from ..report.synth_plots import synth_path_plot
+
+        return synth_path_plot(self, unit=unit, ax=ax, **kwargs)
 
 
 # ---------------------------------------------------------------------- predictors
