@@ -70,7 +70,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-_PACKAGE_DIR = os.path.join(os.path.dirname(__file__), "")  # warnings point at the caller
+# the package (not only study/): warnings point at the caller
+_PACKAGE_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "")
 
 INCOMPLETE = "INCOMPLETE.txt"
 

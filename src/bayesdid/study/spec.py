@@ -140,7 +140,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _SHIPPED_MODELS = ("_shipped", "models")
-_REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
+_REPO_MODELS = Path(__file__).resolve().parents[3] / "models"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
