@@ -228,3 +228,21 @@ def test_nutpie_draws_repeat_with_the_seed(sim_panel):
         two = HierarchicalDiD(pool=("cohort",)).fit(sim_panel, **kw)
     np.testing.assert_array_equal(one.idata.posterior["effect"].values,
                                   two.idata.posterior["effect"].values)
+
+
+@pytest.mark.model
+def test_compiled_density_is_minus_infinity_far_in_the_tails(panel):
+    """Leapfrog steps can land where sigma underflows, rho rounds to +-1 or a pooling sd to
+    0 or inf: the density must be -inf there (a divergence), never raise. Raising inside
+    nutpie's C callback is swallowed ('Exception ignored'), leaving the outputs undefined;
+    a zoo run on LCCP-shaped panels printed that 157,437 times and lost a worker."""
+    model_ = HierarchicalDiD(errors="ar1")
+    design = model_.prepare(panel)
+    buf = pack_user_data(design, model_.priors, True)
+    n = 2 + len(design.random_blocks)
+    for where, value in [(0, -800.0), (0, 800.0), (1, 40.0), (1, -40.0), (2, -400.0),
+                         (2, 400.0)]:
+        x = np.zeros(n)
+        x[where] = value
+        logp, _ = did_logp_grad(x, buf)
+        assert logp == -np.inf, (where, value, logp)

@@ -74,7 +74,7 @@ def _potri(uplo, n, a, lda, info):
     fn(uplo, n, a, lda, info)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _weights(basis_rows, run_lengths, lam_a, s, rho):
     """Weights of S, dS/drho and dS/ds on the basis rows, and D_L(rho), dD_L/drho."""
     D = (1 - rho**2) + (run_lengths - 1) * (1 - rho) ** 2
@@ -98,7 +98,7 @@ def _weights(basis_rows, run_lengths, lam_a, s, rho):
     return w, D, dD
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _cholesky_in_place(H):
     """Lower Cholesky factor of a symmetric C-ordered H, in place; False if not PD.
 
@@ -111,7 +111,7 @@ def _cholesky_in_place(H):
     return int_ptr_to_val(info) == 0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _inverse_from_factor(H):
     """Full symmetric inverse from the factor left by :func:`_cholesky_in_place`."""
     n = np.int32(H.shape[0])
@@ -123,7 +123,7 @@ def _inverse_from_factor(H):
     return int_ptr_to_val(info) == 0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def marginal_loglik_grad_nb(basis, run_lengths, units_per_length, n_obs, lam_a, sigma, rho,
                             lam_phi):
     """(logp, d/dsigma, d/drho, d/dlam_phi) of the marginal likelihood, nopython.
@@ -179,7 +179,7 @@ def marginal_loglik_grad_nb(basis, run_lengths, units_per_length, n_obs, lam_a, 
     return logp, g_s * 2 * sigma, g_rho, g_lam
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def conditional_factor_batch_nb(basis, run_lengths, lam_a, sigma, rho, lam_phi, z):
     """Exact draws of phi given each hyperparameter draw (rows), without derivatives.
 

@@ -57,7 +57,7 @@ def pack_user_data(design, priors, has_rho: bool) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([np.array(header, dtype=float), *parts]))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def did_logp_grad(x, buf):
     """Log density (up to PyMC's constants, see :func:`did_logp_offset`) and gradient in
     the unconstrained coordinates ``x = [log sigma, (logit rho'), log sd_1, ...]``."""
@@ -118,7 +118,7 @@ _EXPAND_SIG = numba.types.int64(numba.types.uint64, numba.types.uint64,
                                 numba.types.CPointer(numba.types.double), numba.types.voidptr)
 
 
-@numba.cfunc(_LOGP_SIG, cache=True)
+@numba.cfunc(_LOGP_SIG, cache=True, error_model="numpy")
 def _logp_cfunc(dim, x_, out_, logp_, user_data_):
     head = numba.carray(user_data_, (_HEADER,), np.float64)
     buf = numba.carray(user_data_, (int(head[0]),), np.float64)
@@ -135,7 +135,7 @@ def _logp_cfunc(dim, x_, out_, logp_, user_data_):
     return 0
 
 
-@numba.cfunc(_EXPAND_SIG, cache=True)
+@numba.cfunc(_EXPAND_SIG, cache=True, error_model="numpy")
 def _expand_cfunc(dim, expanded, x_, out_, user_data_):
     """[unconstrained x..., sigma, (rho), sd_1, ...]: nutpie's trace layout."""
     head = numba.carray(user_data_, (_HEADER,), np.float64)
