@@ -119,15 +119,22 @@ class _Layout:
         return out
 
 
+def _whiten(e: np.ndarray, prev_row: np.ndarray, rho: np.ndarray):
+    """Prais-Winsten transform within each run (rows x draws) and the transformed constant:
+    a run's first row scaled by sqrt(1 - rho^2), later rows e_t - rho e_{t-1}."""
+    first = prev_row[:, None] < 0
+    start = np.sqrt(1 - rho**2)[None, :]
+    lagged = np.where(first, 0.0, e[np.maximum(prev_row, 0)])
+    white = np.where(first, start * e, e - rho[None, :] * lagged)
+    constant = np.where(first, start, (1 - rho)[None, :])
+    return white, constant
+
+
 def _unit_effects(resid: np.ndarray, by_unit: sp.csr_matrix, prev_row: np.ndarray,
                   sigma: np.ndarray, rho: np.ndarray, lam_a: float,
                   rng: np.random.Generator) -> np.ndarray:
     """Exact conditional draws of the unit effects given phi (rows x draws residuals)."""
-    first = prev_row < 0
-    c = np.where(first[:, None], np.sqrt(1 - rho**2)[None, :], (1 - rho)[None, :])
-    lagged = np.where(first[:, None], 0.0, resid[np.maximum(prev_row, 0)])
-    white = np.where(first[:, None], np.sqrt(1 - rho**2)[None, :] * resid,
-                     resid - rho[None, :] * lagged)
+    white, c = _whiten(resid, prev_row, rho)
     D = by_unit @ (c * c)
     b = by_unit @ (c * white)
     precision = D / sigma**2 + lam_a
@@ -156,14 +163,6 @@ def _unit_subset(max_rows: int, rng: np.random.Generator, *, y, Z, unit_idx, pre
 def _kurtosis(u: np.ndarray) -> np.ndarray:
     squared = (u - u.mean(0)) ** 2
     return (squared * squared).mean(0) / squared.mean(0) ** 2
-
-
-def _innovations(e: np.ndarray, prev_row: np.ndarray, sigma: np.ndarray,
-                 rho: np.ndarray) -> np.ndarray:
-    first = prev_row < 0
-    lagged = np.where(first[:, None], 0.0, e[np.maximum(prev_row, 0)])
-    white = np.where(first[:, None], np.sqrt(1 - rho**2)[None, :] * e, e - rho * lagged)
-    return white / sigma
 
 
 def residual_checks(*, y: np.ndarray, Z: sp.csr_matrix, phi: np.ndarray, sigma: np.ndarray,
@@ -208,7 +207,7 @@ def residual_checks(*, y: np.ndarray, Z: sp.csr_matrix, phi: np.ndarray, sigma: 
         s, r = sigma[sel], rho[sel]
         resid = y[:, None] - Z @ phi[sel].T
         a = _unit_effects(resid, layout.by_unit, prev_row, s, r, lam_a, rng)
-        u = _innovations(resid - a[unit_idx], prev_row, s, r)
+        u = _whiten(resid - a[unit_idx], prev_row, r)[0] / s
         for name, values in layout.statistics(u).items():
             observed.setdefault(name, []).append(values)
         for name, values in layout.statistics(rng.permuted(u, axis=0)).items():
