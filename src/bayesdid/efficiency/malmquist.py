@@ -48,7 +48,8 @@ from tqdm.auto import tqdm
 from .. import _validate as v
 from ..errors import BayesDidError, TimeColumnError
 from ..results import Result, check_interval, check_level, group_label, tidy_table
-from .dea import _check_opts, _ddf_arrays, _prepare
+from ._dea_common import _check_opts, _prepare
+from .dea import _ddf_arrays
 
 logger = logging.getLogger(__name__)
 
