@@ -176,12 +176,12 @@ BUILDERS = {
     "bayesdid.efficiency.sfa.SFAResult": _sfa_result,
     "bayesdid.efficiency.efficiency_did.PropagatedDiD": _propagated_did,
     "bayesdid.staggered.bacon.BaconResult": _bacon_result,
-    "bayesdid.efficiency.dea.DEAResult": _dea_result,
+    "bayesdid.efficiency._dea_common.DEAResult": _dea_result,
     "bayesdid.efficiency.malmquist.MLResult": _ml_result,
-    "bayesdid.checks.placebo.PlaceboResult": _placebo_result,
+    "bayesdid.checks.placebo_result.PlaceboResult": _placebo_result,
     "bayesdid.checks.psm.PSMResult": _psm_result,
     "bayesdid.checks.robustness.RobustnessResult": _robustness_result,
-    "bayesdid.did.honest_did.EventStudyCoefficients": _event_study_coefficients,
+    "bayesdid.did.event_study_coefficients.EventStudyCoefficients": _event_study_coefficients,
 }
 
 _BUILT: dict[str, Result] = {}
