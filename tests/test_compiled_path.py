@@ -44,22 +44,9 @@ def _balanced() -> Panel:
     return Panel.from_frame(sim.data, **sim.panel_kwargs)
 
 
-def _unbalanced() -> Panel:
-    """Each city keeps its own span: several run lengths, first rows in different years."""
-    sim = simulate_staggered(n_units=24, years=(2005, 2012), batches={2008: 5, 2010: 5},
-                             n_covariates=1, random_seed=5)
-    df = sim.data
-    rng = np.random.default_rng(11)
-    cities = df["city"].unique()
-    start = dict(zip(cities, 2005 + rng.integers(0, 3, len(cities))))
-    end = dict(zip(cities, 2012 - rng.integers(0, 3, len(cities))))
-    keep = (df["year"] >= df["city"].map(start)) & (df["year"] <= df["city"].map(end))
-    return Panel.from_frame(df.loc[keep], **sim.panel_kwargs)
-
-
 @pytest.fixture(scope="module", params=["balanced", "unbalanced"])
 def panel(request):
-    return _balanced() if request.param == "balanced" else _unbalanced()
+    return _balanced() if request.param == "balanced" else request.getfixturevalue("trimmed_panel")
 
 
 def _random_points(design, errors: str, n: int, seed: int):

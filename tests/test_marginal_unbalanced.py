@@ -29,36 +29,16 @@ from bayesdid.did.marginal_likelihood import (
     marginal_loglik_pt,
 )
 from bayesdid.did.priors import DiDPriors
-from bayesdid.datasets import simulate_staggered
-
-
-def _trimmed_frame(gaps: bool):
-    """24 cities, 2005-2012, one covariate; each city keeps its own span (start 2005-2007,
-    end 2010-2012); with ``gaps`` a few cities also lose an interior year."""
-    sim = simulate_staggered(n_units=24, years=(2005, 2012), batches={2008: 5, 2010: 5},
-                             n_covariates=1, random_seed=5)
-    df = sim.data
-    rng = np.random.default_rng(11)
-    cities = df["city"].unique()
-    start = dict(zip(cities, 2005 + rng.integers(0, 3, len(cities))))
-    end = dict(zip(cities, 2012 - rng.integers(0, 3, len(cities))))
-    keep = (df["year"] >= df["city"].map(start)) & (df["year"] <= df["city"].map(end))
-    if gaps:
-        for city in cities[[1, 6, 15]]:
-            keep &= ~((df["city"] == city) & (df["year"] == start[city] + 2))
-    return df.loc[keep], sim.panel_kwargs
 
 
 @pytest.fixture(scope="module")
-def unbalanced():
-    df, kwargs = _trimmed_frame(gaps=False)
-    return Panel.from_frame(df, **kwargs)
+def unbalanced(trimmed_panel):
+    return trimmed_panel
 
 
 @pytest.fixture(scope="module")
-def gappy():
-    df, kwargs = _trimmed_frame(gaps=True)
-    return Panel.from_frame(df, **kwargs)
+def gappy(trimmed_gappy_panel):
+    return trimmed_gappy_panel
 
 
 def _dense_loglik(panel: Panel, sigma: float, rho: float, sd_cell: float,
