@@ -6,7 +6,10 @@ import pytensor
 import pytest
 
 from bayesdid import Panel
-from bayesdid.synthetic.bayes_regression_control import BayesianRegressionControl
+from bayesdid.synthetic.bayes_regression_control import (
+    BayesianRegressionControl,
+    RegressionControlPriors,
+)
 from bayesdid.synthetic.bayes_pooled import SynthResult
 from bayesdid.datasets.simulate_pilot import simulate_pilot_zones
 from bayesdid.synthetic.donors import donor_pool
@@ -90,7 +93,7 @@ def test_bad_inputs(pilot):
     with pytest.raises(DesignError, match="Beijing"):
         BayesianRegressionControl().build(panel)
     with pytest.raises(BayesDidError, match="expected_nonzero"):
-        BayesianRegressionControl(expected_nonzero=-1)
+        BayesianRegressionControl(priors=RegressionControlPriors(expected_nonzero=-1))
     with pytest.raises(DesignError, match="also listed as donors"):
         BayesianRegressionControl().build(
             donor_pool(Panel.from_frame(sim.data, **sim.panel_kwargs),

@@ -177,7 +177,7 @@ def test_bayesian_likelihood_matches_projected_regression(data, res):
     pyfixest's TWFE fit, with n - units - periods + 1 - controls degrees of freedom."""
     df, panel = data
     bm = BayesianMediation(list(MEDIATORS))
-    design = bm.prepare(panel, df)
+    design = bm.prepare(panel, data=df)
     assert design.n_eff == len(df) - 120 - 12 + 1 - 3
     ols = design.ols()
     for j, m in enumerate(MEDIATORS):
@@ -203,7 +203,7 @@ def test_bayesian_likelihood_matches_projected_regression(data, res):
 def test_bayesian_posterior_covers_indirect(data):
     df, panel = data
     bm = BayesianMediation(list(MEDIATORS[:2]), joint=True)
-    post = bm.fit(panel, df, draws=500, tune=500, chains=2, cores=1,
+    post = bm.fit(panel, data=df, draws=500, tune=500, chains=2, cores=1,
                   random_seed=3, progress=False)
     eff = post.effects()
     for m in MEDIATORS[:2]:

@@ -338,7 +338,10 @@ def test_bayesian_models_share_the_fit_keywords_config_and_repr(path):
     cls = _model_class(path)
     params = inspect.signature(cls.fit).parameters
     first = list(params)[1]
+    assert first == "panel", f"{cls.__name__}.fit's first argument is {first!r}"
     assert params[first].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    assert all(p.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD
+               for p in list(params.values())[2:]), "fit takes only the panel positionally"
     for name in FIT_KEYWORDS:
         assert params[name].kind is inspect.Parameter.KEYWORD_ONLY, name
     args = {"bayesdid.efficiency.bayes_sfa.BayesianSFA": dict(y="q", x=["k"]),

@@ -17,6 +17,9 @@ class / function               what it estimates                              mo
 ``posterior_contrasts``        P(group A > group B) from a fit                :mod:`bayesdid.did.contrasts`
 =============================  =============================================  ==========================
 
+Each model takes its prior scales as one frozen priors object (``priors=``): ``DiDPriors``,
+``RegressionControlPriors``, ``SFAPriors``, ``MediationPriors``, exported beside the models.
+
 Names load on first use (PEP 562), so importing one model does not import the others.
 
 >>> from bayesdid.bayes import HierarchicalDiD
@@ -33,9 +36,11 @@ _LAZY = {
     "DiDPriors": "bayesdid.did.priors",
     "BayesianSyntheticControl": "bayesdid.synthetic.bayes_synth",
     "BayesianRegressionControl": "bayesdid.synthetic.bayes_regression_control",
+    "RegressionControlPriors": "bayesdid.synthetic.bayes_regression_control",
     "BayesianSFA": "bayesdid.efficiency.bayes_sfa",
     "SFAPriors": "bayesdid.efficiency.bayes_sfa",
     "BayesianMediation": "bayesdid.checks.bayes_mediation",
+    "MediationPriors": "bayesdid.checks.bayes_mediation",
     "BayesResult": "bayesdid.bayes.result",
     "BayesianModel": "bayesdid.bayes.model",
     "ConvergenceWarning": "bayesdid.errors",

@@ -22,15 +22,19 @@ parameters (a, b, c', sigmas) and a likelihood written through the cross-product
 projected columns (cost independent of the number of rows).
 
 Priors are weakly informative on the data scale (rstanarm-style autoscaling): slopes
-``Normal(0, 2.5 * sd(lhs) / sd(rhs))`` and residual sds ``HalfNormal(sd(lhs))``, the sds
-taken of the projected columns. Panel weights are not used by this model. Errors are iid
-Gaussian: under serial correlation within units the intervals are narrower than the
-cluster-robust ones of :func:`bayesdid.checks.mediation.mediation`.
+``Normal(0, slope_scale * sd(lhs) / sd(rhs))`` and residual sds
+``HalfNormal(sigma_scale * sd(lhs))``, the sds taken of the projected columns
+(:class:`MediationPriors`: ``slope_scale=2.5``, ``sigma_scale=1``). Panel weights are not
+used by this model. Errors are iid Gaussian: under serial correlation within units the
+intervals are narrower than the cluster-robust ones of
+:func:`bayesdid.checks.mediation.mediation`.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -47,13 +51,52 @@ from ..errors import BayesDidError, DesignError
 from ..panel import Panel
 from ..results import group_label
 from ..bayes.model import BayesianModel
+from ..did.priors import PositivePriors
 from ..bayes.notices import warn_ignored_design
 from ..bayes.result import BayesResult
 from ..bayes.sampling import resolve_seed, sample
 
-__all__ = ["BayesianMediation", "MediationDesign"]
+__all__ = ["BayesianMediation", "MediationDesign", "MediationPriors"]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MediationPriors(PositivePriors):
+    """Prior scales of :class:`BayesianMediation`, as multiples of the autoscaled ones.
+
+    slope_scale : slopes ``a``, ``b``, ``c'`` are ``Normal(0, slope_scale * sd(lhs) /
+        sd(rhs))`` (rstanarm's 2.5 by default).
+    sigma_scale : residual sds are ``HalfNormal(sigma_scale * sd(lhs))``.
+
+    >>> MediationPriors(slope_scale=1).to_dict()
+    {'slope_scale': 1.0, 'sigma_scale': 1.0}
+    """
+
+    slope_scale: float = 2.5
+    sigma_scale: float = 1.0
+
+
+def _data_keyword_only(method):
+    """``data`` (the frame holding mediator columns) became keyword-only in 0.2; passing it
+    second positionally still works for one release, with a FutureWarning."""
+
+    @functools.wraps(method)
+    def wrapper(self, panel=None, *args, **kwargs):
+        if args:
+            if len(args) > 1 or "data" in kwargs:
+                raise TypeError(f"{method.__name__}() takes the panel positionally; "
+                                "everything else by keyword")
+            name = f"{type(self).__name__}.{method.__name__}"
+            warnings.warn(f"{name}(panel, data) is deprecated and will be removed in the "
+                          f"next release; write {name}(panel, data=data)", FutureWarning,
+                          stacklevel=2)
+            kwargs["data"] = args[0]
+        if panel is None:
+            return method(self, **kwargs)
+        return method(self, panel, **kwargs)
+
+    return wrapper
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,7 +147,9 @@ class BayesianMediation(BayesianModel):
         :meth:`build` / :meth:`fit`).
     joint : also fit the outcome equation with all mediators together.
     covariates : controls; default the panel's covariates (minus any mediator).
-    prior_scale : multiplier of the autoscaled slope prior sds (default 2.5).
+    priors : :class:`MediationPriors`. ``prior_scale=`` (the slope multiplier, now
+        ``MediationPriors(slope_scale=...)``) still works for one release, with a
+        FutureWarning.
 
     Examples
     --------
@@ -118,25 +163,28 @@ class BayesianMediation(BayesianModel):
     ['effect_id']
     """
 
+    priors_class = MediationPriors
+
     def __init__(self, mediators: Sequence[str], *, joint: bool = False,
-                 covariates: Sequence[str] | None = None, prior_scale: float = 2.5):
+                 covariates: Sequence[str] | None = None,
+                 priors: MediationPriors | None = None, prior_scale: float | None = None):
         if isinstance(mediators, str) or isinstance(covariates, str):
             raise BayesDidError("mediators and covariates take a list of names, not a string")
         self.mediators = tuple(mediators)
         if not self.mediators:
             raise BayesDidError("give at least one mediator")
-        if not prior_scale > 0:
-            raise BayesDidError(f"prior_scale must be positive, got {prior_scale!r}")
         self.joint = bool(joint)
         self.covariates = None if covariates is None else tuple(covariates)
-        self.prior_scale = float(prior_scale)
+        self.priors = self._resolve_priors(priors, renamed={"prior_scale": "slope_scale"},
+                                           prior_scale=prior_scale)
 
     def config(self) -> dict:
         return {"mediators": self.mediators, "joint": self.joint,
-                "covariates": self.covariates, "prior_scale": self.prior_scale}
+                "covariates": self.covariates, "priors": self.priors.to_dict()}
 
     # ------------------------------------------------------------------ design
-    def prepare(self, panel: Panel, data: pd.DataFrame | None = None) -> MediationDesign:
+    @_data_keyword_only
+    def prepare(self, panel: Panel, *, data: pd.DataFrame | None = None) -> MediationDesign:
         """Project ``y``, ``D`` and the mediators off the fixed effects and controls."""
         from pyfixest.estimation import demean
 
@@ -190,12 +238,14 @@ class BayesianMediation(BayesianModel):
         return out
 
     # ------------------------------------------------------------------ graph
-    def build(self, panel: Panel, data: pd.DataFrame | None = None) -> pm.Model:
+    @_data_keyword_only
+    def build(self, panel: Panel, *, data: pd.DataFrame | None = None) -> pm.Model:
         """The PyMC model for ``panel`` (pure: no sampling)."""
-        return self._build(self.prepare(panel, data))
+        return self._build(self.prepare(panel, data=data))
 
     def _build(self, design: MediationDesign) -> pm.Model:
-        G, n, k, s = design.gram, float(design.n_eff), len(self.mediators), self.prior_scale
+        G, n, k = design.gram, float(design.n_eff), len(self.mediators)
+        s, s_sigma = self.priors.slope_scale, self.priors.sigma_scale
         sd_y, sd_d, sd_m = design.sd[0], design.sd[1], design.sd[2:]
         labels = self.effect_labels()
         coords = {"mediator": list(self.mediators),
@@ -208,12 +258,12 @@ class BayesianMediation(BayesianModel):
 
         with pm.Model(coords=coords) as model:
             a = pm.Normal("a", 0.0, s * sd_m / sd_d, dims="mediator")
-            sigma_m = pm.HalfNormal("sigma_m", sd_m, dims="mediator")
+            sigma_m = pm.HalfNormal("sigma_m", s_sigma * sd_m, dims="mediator")
             pm.Potential("loglik_mediator",
                          loglik(sigma_m, Smm - 2 * a * Sdm + a**2 * Sdd).sum())
             c = pm.Normal("c_prime", 0.0, s * sd_y / sd_d, dims="mediator")
             b = pm.Normal("b", 0.0, s * sd_y / sd_m, dims="mediator")
-            sigma_y = pm.HalfNormal("sigma_y", sd_y, dims="mediator")
+            sigma_y = pm.HalfNormal("sigma_y", s_sigma * sd_y, dims="mediator")
             rss = (Syy - 2 * (c * Syd + b * Sym) + c**2 * Sdd + 2 * c * b * Sdm + b**2 * Smm)
             pm.Potential("loglik_outcome", loglik(sigma_y, rss).sum())
             indirect = pm.Deterministic("indirect", a * b, dims="mediator")
@@ -223,7 +273,7 @@ class BayesianMediation(BayesianModel):
             if self.joint:
                 cj = pm.Normal("c_prime_joint", 0.0, s * sd_y / sd_d)
                 bj = pm.Normal("b_joint", 0.0, s * sd_y / sd_m, dims="mediator")
-                sigma_j = pm.HalfNormal("sigma_y_joint", sd_y)
+                sigma_j = pm.HalfNormal("sigma_y_joint", s_sigma * sd_y)
                 beta = pt.concatenate([pt.atleast_1d(cj), bj])
                 H, g = G[1:2 + k, 1:2 + k], G[1:2 + k, 0]
                 rss_j = Syy - 2 * pt.dot(beta, g) + pt.dot(beta, pt.dot(H, beta))
@@ -236,17 +286,19 @@ class BayesianMediation(BayesianModel):
         return model
 
     # ------------------------------------------------------------------ fit
-    def fit(self, panel: Panel, data: pd.DataFrame | None = None, *, draws: int = 1000,
+    @_data_keyword_only
+    def fit(self, panel: Panel, *, data: pd.DataFrame | None = None, draws: int = 1000,
             tune: int = 1000, chains: int = 4, cores: int | None = None,
             random_seed: int | None = None, progress: bool = True,
             target_accept: float = 0.9) -> BayesResult:
         """Sample the posterior and return a :class:`BayesResult` (effects with HDIs).
+        ``data``: a frame holding mediator columns that are not in the panel.
 
         Same ``random_seed``, same draws. With ``random_seed=None`` a seed is drawn and
         recorded in ``result.info['random_seed']``.
         """
         random_seed = resolve_seed(random_seed)
-        design = self.prepare(panel, data)
+        design = self.prepare(panel, data=data)
         warn_ignored_design(self, panel)
         model = self._build(design)
         idata = sample(model, draws=draws, tune=tune, chains=chains, cores=cores,

@@ -88,6 +88,8 @@ class HierarchicalDiD(BayesianModel):
     'hdi'
     """
 
+    priors_class = DiDPriors
+
     def __init__(self, pool: tuple[str, ...] | None = None, event_time: bool = False,
                  leads: int = 0, errors: Literal["iid", "ar1", "student_t"] = "ar1",
                  covariates: tuple[str, ...] | None = None, priors: DiDPriors | None = None,
@@ -118,7 +120,7 @@ class HierarchicalDiD(BayesianModel):
         self.event_time = bool(event_time) or leads > 0
         self.errors = errors
         self.covariates = None if covariates is None else tuple(covariates)
-        self.priors = priors or DiDPriors()
+        self.priors = self._resolve_priors(priors)
         self.likelihood = likelihood
         if fe is not None and not isinstance(fe, str):
             raise BayesDidError(f"fe takes a pyfixest-style string such as 'unit + time' or "

@@ -42,7 +42,7 @@ from ..errors import BayesDidError
 from ..panel import Panel
 from ..results import group_label
 from ..did.priors import PositivePriors
-from ..bayes.model import BayesianModel
+from ..bayes.model import BayesianModel, panel_first
 from ..bayes.notices import warn_ignored_design
 from ..bayes.result import BayesResult
 from ..bayes.sampling import resolve_seed, sample
@@ -135,6 +135,8 @@ class BayesianSFA(BayesianModel):
     inefficiency : ``"cross_section"``, ``"bc92"`` or ``"time_invariant"`` (see module).
     priors : :class:`SFAPriors`.
 
+    ``fit``, ``build`` and ``prepare`` take a :class:`~bayesdid.panel.Panel` or a DataFrame.
+
     Examples
     --------
     >>> from bayesdid.datasets.simulate_efficiency import simulate_efficiency
@@ -144,6 +146,8 @@ class BayesianSFA(BayesianModel):
     >>> sorted(v.name for v in model.free_RVs)
     ['intercept_mean', 'sigma_u', 'sigma_v', 'theta']
     """
+
+    priors_class = SFAPriors
 
     def __init__(self, y: str | Sequence[str], x: Sequence[str], *,
                  undesirable: Sequence[str] = (),
@@ -168,7 +172,7 @@ class BayesianSFA(BayesianModel):
         self.undesirable = tuple([undesirable] if isinstance(undesirable, str) else undesirable)
         self.frontier, self.distribution, self.inefficiency = frontier, distribution, inefficiency
         self.unit, self.time, self.log = unit, time, bool(log)
-        self.priors = priors or SFAPriors()
+        self.priors = self._resolve_priors(priors)
 
     def config(self) -> dict:
         return {"y": self.y, "x": self.x, "undesirable": self.undesirable,
@@ -236,7 +240,8 @@ class BayesianSFA(BayesianModel):
         return model
 
     # ------------------------------------------------------------------ fit
-    def fit(self, data: pd.DataFrame | Panel, *, draws: int = 1000, tune: int = 1000,
+    @panel_first
+    def fit(self, panel: pd.DataFrame | Panel, *, draws: int = 1000, tune: int = 1000,
             chains: int = 4, cores: int | None = None, random_seed: int | None = None,
             progress: bool = True, target_accept: float = 0.9,
             init_method: str = "jitter+adapt_diag") -> BayesSFAResult:
@@ -245,8 +250,8 @@ class BayesianSFA(BayesianModel):
         ``init_method`` is passed to ``pm.sample(init=...)`` (a dense mass matrix,
         ``"jitter+adapt_full"``, adapted worse than the diagonal default in short runs)."""
         random_seed = resolve_seed(random_seed)
-        d = self.prepare(data)
-        warn_ignored_design(self, data)
+        d = self.prepare(panel)
+        warn_ignored_design(self, panel)
         model = self._build(d)
         init = self._initvals(d)
         idata = sample(model, draws=draws, tune=tune, chains=chains, cores=cores,

@@ -177,12 +177,12 @@ def _run_contrasts(panel, opts: dict[str, Any], ctx: StepContext) -> StepOutput:
 
 # ---------------------------------------------------------------------------- mediation
 def _bayes_mediation(panel, opts, ctx):
-    from ..checks.bayes_mediation import BayesianMediation
+    from ..checks.bayes_mediation import BayesianMediation, MediationPriors
 
     model = BayesianMediation(list(opts["mediators"]), joint=opts.get("joint", False),
                               covariates=None if "covariates" not in opts
                               else list(opts["covariates"]),
-                              prior_scale=opts.get("prior_scale", 2.5))
+                              priors=MediationPriors(slope_scale=opts.get("prior_scale", 2.5)))
     return model.fit(panel, progress=ctx.progress, **fit_kwargs(opts))
 
 

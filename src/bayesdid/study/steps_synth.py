@@ -242,7 +242,12 @@ def _bayes_fit(model_cls, keys):
     def fit(panel, opts, ctx):
         from ..synthetic.donors import donor_pool
 
-        model = model_cls(**{k: opts[k] for k in keys if k in opts})
+        kw = {k: opts[k] for k in keys if k in opts}
+        priors_class = getattr(model_cls, "priors_class", None)
+        if priors_class is not None:  # the spec's flat prior keys go into the priors object
+            names = {f.name for f in dataclasses.fields(priors_class)}
+            kw["priors"] = priors_class(**{k: kw.pop(k) for k in list(kw) if k in names})
+        model = model_cls(**kw)
         pool = donor_pool(panel, **_donors(panel, opts))
         return model.fit(pool, progress=ctx.progress, **fit_kwargs(opts))
     return fit

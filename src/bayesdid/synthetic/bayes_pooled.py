@@ -4,9 +4,10 @@
   standardised arrays the PyMC graphs see (NumPy only, no PyMC);
 * :func:`partial_pool` — hierarchical pooling of several treated units' ATTs;
 * :func:`assemble` — from draws of the counterfactual mean and noise to the
-  :class:`SynthResult` (gap path, per-unit and pooled ATT, weights);
-* :class:`SynthResult` — a :class:`~bayesdid.bayes.result.BayesResult` with
-  :meth:`~SynthResult.weights`, :meth:`~SynthResult.path` and :meth:`~SynthResult.ppc`.
+  :class:`BayesSynthResult` (gap path, per-unit and pooled ATT, weights);
+* :class:`BayesSynthResult` — a :class:`~bayesdid.bayes.result.BayesResult` with
+  :meth:`~BayesSynthResult.weights`, :meth:`~BayesSynthResult.path` and
+  :meth:`~BayesSynthResult.ppc`.
 
 Counterfactual and gap
     For each posterior draw ``s`` the untreated outcome of target ``j`` in period ``t`` is
@@ -14,8 +15,8 @@ Counterfactual and gap
     ``eps`` standard normal): a posterior *predictive* draw, observation noise included.
     The gap ``y - y0`` therefore estimates the realised effect ``Y1 - Y0`` of that
     period, whose truth has no noise left, and in pre-periods its 95% band should cover 0
-    for about 95% of the periods (the check of :meth:`SynthResult.ppc`). ``att`` of a unit
-    is the mean gap over its treated periods. Labels follow the classical
+    for about 95% of the periods (the check of :meth:`BayesSynthResult.ppc`). ``att`` of a
+    unit is the mean gap over its treated periods. Labels follow the classical
     :func:`bayesdid.synthetic.synth.synth` so that ``compare`` aligns them: ``gap`` groups
     ``t=1990`` (one treated unit) or ``unit=Fujian, t=2017``; per-unit ``att`` rows only
     when there are several treated units (``att|overall`` always).
@@ -203,7 +204,7 @@ def partial_pool(draws: np.ndarray, *, effect_sd: float, pooling_sd: float,
 def assemble(idata, design: SynthDesign, mean_std: np.ndarray, sigma_std: np.ndarray, *,
              pooling: str, effect_sd: float, pooling_sd: float, seed: int,
              method: str, info: dict, weights: np.ndarray | None = None,
-             intercept: np.ndarray | None = None) -> SynthResult:
+             intercept: np.ndarray | None = None) -> BayesSynthResult:
     """Add counterfactual, gap and effect draws to ``idata`` and wrap it.
 
     ``mean_std`` (S, K, T) and ``sigma_std`` (S, K) are draws of the synthetic mean and

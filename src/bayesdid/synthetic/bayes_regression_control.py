@@ -14,6 +14,8 @@ pre-period mean and sd; results on the original scale)::
     c_j^2 ~ InvGamma(slab_df / 2, slab_df * slab_scale^2 / 2)
     a[j] ~ N(0, 1),  sigma_j ~ HalfNormal(noise_sd)
 
+(``p0``, ``slab_scale``, ``slab_df``, ``noise_sd``: :class:`RegressionControlPriors`.)
+
 The half-Cauchy scales are written as ``HalfNormal * sqrt(InvGamma(1/2, 1/2))`` (the
 auxiliary-variable form brms uses), which NUTS explores with fewer divergences. Gap, ATT
 and pooling as for :class:`~bayesdid.synthetic.bayes_synth.BayesianSyntheticControl`
@@ -23,6 +25,7 @@ and pooling as for :class:`~bayesdid.synthetic.bayes_synth.BayesianSyntheticCont
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -32,15 +35,41 @@ import pytensor.tensor as pt
 from .donors import DonorPool
 from ..errors import BayesDidError
 from ..panel import Panel
-from ..bayes.model import BayesianModel
+from ..bayes.model import BayesianModel, panel_first
+from ..did.priors import PositivePriors
 from ..bayes.notices import warn_ignored_design
 from ..bayes.sampling import resolve_seed
-from .bayes_synth import POOLING, _check_positive, _flat, sample_synth
-from .bayes_pooled import SynthDesign, SynthResult, as_pool, assemble, design_from_pool
+from .bayes_synth import POOLING, _flat, sample_synth
+from .bayes_pooled import BayesSynthResult, SynthDesign, as_pool, assemble, design_from_pool
 
-__all__ = ["BayesianRegressionControl"]
+__all__ = ["BayesianRegressionControl", "RegressionControlPriors"]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RegressionControlPriors(PositivePriors):
+    """Prior settings of :class:`BayesianRegressionControl` (all positive; outcome and
+    donors standardised by their own pre-period mean and sd).
+
+    expected_nonzero : prior guess ``p0`` of the number of relevant donors (sets the
+        horseshoe's global scale ``tau0``).
+    slab_scale, slab_df : the slab that caps large coefficients.
+    noise_sd : half-normal prior scale of the noise sd ``sigma``.
+    effect_sd, pooling_sd : priors of the pooled mean and the between-unit sd of the
+        effect (several treated units, ``pooling="partial"``), in units of the
+        standardisation scale (see :mod:`bayesdid.synthetic.bayes_pooled`).
+
+    >>> RegressionControlPriors(expected_nonzero=5).expected_nonzero
+    5.0
+    """
+
+    expected_nonzero: float = 3.0
+    slab_scale: float = 2.0
+    slab_df: float = 4.0
+    noise_sd: float = 0.5
+    effect_sd: float = 1.0
+    pooling_sd: float = 0.5
 
 
 class BayesianRegressionControl(BayesianModel):
@@ -48,12 +77,10 @@ class BayesianRegressionControl(BayesianModel):
 
     Parameters
     ----------
-    expected_nonzero : prior guess ``p0`` of the number of relevant donors (sets the
-        global scale ``tau0``).
-    slab_scale, slab_df : the slab that caps large coefficients (standardised scale).
-    noise_sd : half-normal prior scale of ``sigma`` (standardised scale).
-    pooling, effect_sd, pooling_sd : as for
-        :class:`~bayesdid.synthetic.bayes_synth.BayesianSyntheticControl`.
+    pooling : as for :class:`~bayesdid.synthetic.bayes_synth.BayesianSyntheticControl`.
+    priors : :class:`RegressionControlPriors` (``expected_nonzero``, ``slab_scale``,
+        ``slab_df``, ``noise_sd``, ``effect_sd``, ``pooling_sd``). Giving those as
+        keywords of the model still works for one release, with a FutureWarning.
 
     Examples
     --------
@@ -65,48 +92,47 @@ class BayesianRegressionControl(BayesianModel):
     (('unit', 'donor'), 26)
     """
 
-    def __init__(self, expected_nonzero: float = 3.0, slab_scale: float = 2.0,
-                 slab_df: float = 4.0, noise_sd: float = 0.5,
+    priors_class = RegressionControlPriors
+
+    def __init__(self, expected_nonzero: float | None = None,
+                 slab_scale: float | None = None, slab_df: float | None = None,
+                 noise_sd: float | None = None,
                  pooling: Literal["partial", "none"] = "partial",
-                 effect_sd: float = 1.0, pooling_sd: float = 0.5):
-        _check_positive(expected_nonzero=expected_nonzero, slab_scale=slab_scale,
-                        slab_df=slab_df, noise_sd=noise_sd, effect_sd=effect_sd,
-                        pooling_sd=pooling_sd)
+                 effect_sd: float | None = None, pooling_sd: float | None = None, *,
+                 priors: RegressionControlPriors | None = None):
         if pooling not in POOLING:
             raise BayesDidError(f"pooling must be one of {POOLING}, got {pooling!r}")
-        self.expected_nonzero = float(expected_nonzero)
-        self.slab_scale = float(slab_scale)
-        self.slab_df = float(slab_df)
-        self.noise_sd = float(noise_sd)
         self.pooling = pooling
-        self.effect_sd = float(effect_sd)
-        self.pooling_sd = float(pooling_sd)
+        self.priors = self._resolve_priors(
+            priors, expected_nonzero=expected_nonzero, slab_scale=slab_scale,
+            slab_df=slab_df, noise_sd=noise_sd, effect_sd=effect_sd, pooling_sd=pooling_sd)
 
     def config(self) -> dict:
-        return {"expected_nonzero": self.expected_nonzero, "slab_scale": self.slab_scale,
-                "slab_df": self.slab_df, "noise_sd": self.noise_sd, "pooling": self.pooling,
-                "effect_sd": self.effect_sd, "pooling_sd": self.pooling_sd}
+        return {"pooling": self.pooling, "priors": self.priors.to_dict()}
 
-    def prepare(self, data: Panel | DonorPool) -> SynthDesign:
+    @panel_first
+    def prepare(self, panel: Panel | DonorPool) -> SynthDesign:
         """Standardised arrays (each series by its own pre-period mean and sd)."""
-        return design_from_pool(as_pool(data), per_donor_scale=True)
+        return design_from_pool(as_pool(panel), per_donor_scale=True)
 
-    def build(self, data: Panel | DonorPool) -> pm.Model:
+    @panel_first
+    def build(self, panel: Panel | DonorPool) -> pm.Model:
         """The PyMC model (pure: no sampling); observed ``y_pre`` over the pre-period cells
         (dim ``obs``), coefficients ``beta`` (unit, donor)."""
-        return self._build(self.prepare(data))
+        return self._build(self.prepare(panel))
 
     def _build(self, design: SynthDesign) -> pm.Model:
+        p = self.priors
         D = design.n_donors
         t_idx, k_idx = np.nonzero(design.pre)
         n_pre = design.pre.sum(axis=0).astype(float)
-        p0 = min(self.expected_nonzero, D - 0.5)
+        p0 = min(p.expected_nonzero, D - 0.5)
         tau0 = p0 / (D - p0) / np.sqrt(n_pre)
         coords = {"unit": [str(u) for u in design.targets],
                   "donor": [str(design.donor_units[i]) for i in design.donor_idx[0]],
                   "obs": np.arange(len(t_idx))}
         with pm.Model(coords=coords) as model:
-            sigma = pm.HalfNormal("sigma_std", self.noise_sd, dims="unit")
+            sigma = pm.HalfNormal("sigma_std", p.noise_sd, dims="unit")
             a = pm.Normal("a", 0.0, 1.0, dims="unit")
             tau_n = pm.HalfNormal("tau_n", 1.0, dims="unit")
             tau_ig = pm.InverseGamma("tau_ig", 0.5, 0.5, dims="unit")
@@ -114,8 +140,8 @@ class BayesianRegressionControl(BayesianModel):
             lam_n = pm.HalfNormal("lambda_n", 1.0, dims=("unit", "donor"))
             lam_ig = pm.InverseGamma("lambda_ig", 0.5, 0.5, dims=("unit", "donor"))
             lam = lam_n * pt.sqrt(lam_ig)
-            c2 = pm.InverseGamma("c2", self.slab_df / 2,
-                                 self.slab_df * self.slab_scale**2 / 2, dims="unit")
+            c2 = pm.InverseGamma("c2", p.slab_df / 2, p.slab_df * p.slab_scale**2 / 2,
+                                 dims="unit")
             lam_tilde = pt.sqrt(c2[:, None] * lam**2 / (c2[:, None] + tau[:, None] ** 2 * lam**2))
             z = pm.Normal("z", 0.0, 1.0, dims=("unit", "donor"))
             beta = pm.Deterministic("beta", z * tau[:, None] * lam_tilde, dims=("unit", "donor"))
@@ -124,14 +150,17 @@ class BayesianRegressionControl(BayesianModel):
             pm.Normal("y_pre", mu, sigma[k_idx], observed=design.y[t_idx, k_idx], dims="obs")
         return model
 
-    def fit(self, data: Panel | DonorPool, *, draws: int = 1000, tune: int = 1000,
+    @panel_first
+    def fit(self, panel: Panel | DonorPool, *, draws: int = 1000, tune: int = 1000,
             chains: int = 4, cores: int | None = None, random_seed: int | None = None,
-            progress: bool = True, target_accept: float = 0.95) -> SynthResult:
-        """Sample and return a :class:`SynthResult`; its ``weight`` variable holds the
-        coefficients on the original scale (``weights()`` lists them)."""
+            progress: bool = True, target_accept: float = 0.95) -> BayesSynthResult:
+        """Sample and return a :class:`~bayesdid.synthetic.bayes_pooled.BayesSynthResult`;
+        its ``weight`` variable holds the coefficients on the original scale
+        (``weights()`` lists them). ``panel``: a
+        :class:`~bayesdid.panel.Panel` or a :func:`~bayesdid.synthetic.donors.donor_pool`."""
         random_seed = resolve_seed(random_seed)
-        design = self.prepare(data)
-        warn_ignored_design(self, data)
+        design = self.prepare(panel)
+        warn_ignored_design(self, panel)
         model = self._build(design)
         idata = sample_synth(model, draws=draws, tune=tune, chains=chains, cores=cores,
                        random_seed=random_seed, progress=progress, target_accept=target_accept)
@@ -153,6 +182,6 @@ class BayesianRegressionControl(BayesianModel):
             # coefficients and intercepts on the original scale
             sampled_vars=[rv.name for rv in model.free_RVs] + ["weight", "intercept"])
         return assemble(idata, design, mean_std, sigma, pooling=self.pooling,
-                        effect_sd=self.effect_sd, pooling_sd=self.pooling_sd,
+                        effect_sd=self.priors.effect_sd, pooling_sd=self.priors.pooling_sd,
                         seed=random_seed, method="bayes_regression_control", info=info,
                         weights=coef, intercept=intercept)

@@ -35,7 +35,7 @@ from .. import __version__
 from .donors import DonorPool
 from ..errors import BayesDidError
 from ..panel import Panel
-from ..bayes.model import BayesianModel
+from ..bayes.model import BayesianModel, panel_first
 from ..bayes.notices import warn_ignored_design
 from ..bayes.result import config_hash
 from ..results import Result, check_interval, check_level, tidy_table
@@ -159,15 +159,16 @@ class BayesianSyntheticControl(BayesianModel):
         return model
 
     # ------------------------------------------------------------------ fit
-    def fit(self, data: Panel | DonorPool, *, draws: int = 1000, tune: int = 1000,
+    @panel_first
+    def fit(self, panel: Panel | DonorPool, *, draws: int = 1000, tune: int = 1000,
             chains: int = 4, cores: int | None = None, random_seed: int | None = None,
             progress: bool = True, target_accept: float = 0.9) -> SynthResult:
         """Sample the weights' posterior and return a :class:`SynthResult` with
         ``att`` (per unit and ``overall``), ``gap`` (per unit and period) and weights."""
         random_seed = resolve_seed(random_seed)
-        pool = as_pool(data)
+        pool = as_pool(panel)
         design = self.prepare(pool)
-        warn_ignored_design(self, data)
+        warn_ignored_design(self, panel)
         warn_donor_pool(pool)
         return self._fit(design, draws=draws, tune=tune, chains=chains, cores=cores,
                          random_seed=random_seed, progress=progress,
