@@ -174,10 +174,10 @@ BUILDERS = {
     "bayesdid.synthetic.bayes_synth.BayesPlaceboResult": _bayes_placebo_result,
     "bayesdid.efficiency.bayes_sfa.BayesSFAResult": _bayes_sfa_result,
     "bayesdid.efficiency.sfa.SFAResult": _sfa_result,
-    "bayesdid.efficiency.efficiency_did.PropagatedDiD": _propagated_did,
+    "bayesdid.efficiency.efficiency_did.PropagatedDiDResult": _propagated_did,
     "bayesdid.staggered.bacon.BaconResult": _bacon_result,
     "bayesdid.efficiency._dea_common.DEAResult": _dea_result,
-    "bayesdid.efficiency.malmquist.MLResult": _ml_result,
+    "bayesdid.efficiency.malmquist.MalmquistResult": _ml_result,
     "bayesdid.checks.placebo_result.PlaceboResult": _placebo_result,
     "bayesdid.checks.psm.PSMResult": _psm_result,
     "bayesdid.checks.robustness.RobustnessResult": _robustness_result,
@@ -371,3 +371,10 @@ def test_effects_plot_kind_chooses_forest_or_event_study():
     assert [t.get_text() for t in forest.get_yticklabels()] == ["overall"]
     with pytest.raises(BayesDidError, match="kind must be"):
         res.plot(kind="violin")
+
+
+@pytest.mark.unit
+def test_result_names_before_0_2_are_aliases():
+    from bayesdid.efficiency.efficiency_did import PropagatedDiD, PropagatedDiDResult
+    from bayesdid.efficiency.malmquist import MalmquistResult, MLResult
+    assert MLResult is MalmquistResult and PropagatedDiD is PropagatedDiDResult

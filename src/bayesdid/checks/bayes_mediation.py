@@ -318,4 +318,4 @@ class BayesianMediation(BayesianModel):
         info = self.fit_info(random_seed=random_seed, draws=draws, tune=tune, chains=chains,
                              n_obs=design.n_obs, n_eff=design.n_eff,
                              covariates=list(design.covariates), sampled_vars=sampled)
-        return BayesResult.from_fit(idata, method="bayesian_mediation", info=info)
+        return BayesResult.from_fit(idata, method="bayes_mediation", info=info)

@@ -17,7 +17,7 @@ from ..did.honest_did import (
     honest_did,
     identified_set,
 )
-from ..efficiency.malmquist import MLResult, efficiency_panel, malmquist_luenberger
+from ..efficiency.malmquist import MalmquistResult, MLResult, efficiency_panel, malmquist_luenberger
 from ..checks.mediation import mediation
 from ..checks.placebo import PlaceboResult, placebo, placebo_assignments
 from ..checks.psm import PSMResult, psm_did
@@ -47,7 +47,7 @@ __all__ = [
     "ife", "mc_nnm", "FactorResult",
     "regression_control", "regression_control_placebo_time", "RegressionControlResult",
     "dea", "ddf", "sbm", "super_sbm", "DEAResult",
-    "malmquist_luenberger", "efficiency_panel", "MLResult", "sfa", "SFAResult",
+    "malmquist_luenberger", "efficiency_panel", "MalmquistResult", "MLResult", "sfa", "SFAResult",
 ]
 
 from .. import _moved  # noqa: E402

@@ -40,11 +40,11 @@ from ..results import EffectResult, check_interval, check_level, tidy_table
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PropagatedDiD", "efficiency_did", "pool_draws", "rubin_combine"]
+__all__ = ["PropagatedDiD", "PropagatedDiDResult", "efficiency_did", "pool_draws", "rubin_combine"]
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class PropagatedDiD(EffectResult):
+class PropagatedDiDResult(EffectResult):
     """Effects with the efficiency uncertainty propagated (``table``), the naive fit on the
     posterior mean efficiency (``naive``), and :meth:`comparison` of the two."""
 
@@ -86,6 +86,10 @@ class PropagatedDiD(EffectResult):
         out["width_ratio"] = ((out["upper"] - out["lower"])
                               / (out["naive_upper"] - out["naive_lower"]))
         return out
+
+
+#: the name before 0.2 (kept for one release)
+PropagatedDiD = PropagatedDiDResult
 
 
 def rubin_combine(estimates: np.ndarray, ses: np.ndarray, level: float = 0.95,
@@ -156,7 +160,7 @@ def efficiency_did(efficiency: Any, data: pd.DataFrame,
                    estimator: Callable[[Panel], EffectResult], *,
                    panel_kwargs: Mapping[str, Any], n_draws: int = 20,
                    outcome: str = "efficiency_hat", level: float = 0.95,
-                   random_seed: int | None = 0, progress: bool = True) -> PropagatedDiD:
+                   random_seed: int | None = 0, progress: bool = True) -> PropagatedDiDResult:
     """Refit a DID on ``n_draws`` posterior draws of an efficiency panel and combine.
 
     Parameters
@@ -242,4 +246,4 @@ def efficiency_did(efficiency: Any, data: pd.DataFrame,
     info = {"n_draws": n_draws, "combine": "mixture" if bayes else "rubin",
             "base_method": naive.method, "draw_columns": chosen.tolist()}
     table = tidy_table([dict(r, method=method) for r in rows])
-    return PropagatedDiD(table=table, method=method, info=info, naive=naive)
+    return PropagatedDiDResult(table=table, method=method, info=info, naive=naive)

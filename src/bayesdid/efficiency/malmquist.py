@@ -53,14 +53,14 @@ from .dea import _ddf_arrays
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MLResult", "efficiency_panel", "malmquist_luenberger"]
+__all__ = ["MLResult", "MalmquistResult", "efficiency_panel", "malmquist_luenberger"]
 
 REFERENCES = ("contemporaneous", "global", "fixed")
 MEASURES = ("cumulative_ml", "ml", "ddf")
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class MLResult(Result):
+class MalmquistResult(Result):
     """A Malmquist-Luenberger index, one row per unit x consecutive-period pair.
 
     A :class:`~bayesdid.results.Result`, not an EffectResult: a table of productivity
@@ -167,6 +167,10 @@ def _check_panel(data, unit, time, inputs, outputs, bads):
     return frame.sort_values([time, unit], kind="stable")
 
 
+#: the name before 0.2 (kept for one release)
+MLResult = MalmquistResult
+
+
 def malmquist_luenberger(
     data: pd.DataFrame, *, unit: str, time: str, inputs: Sequence[str], outputs: Sequence[str],
     bads: Sequence[str] = (),
@@ -174,7 +178,7 @@ def malmquist_luenberger(
     base_period: Any = None, rts: Literal["crs", "vrs"] = "crs", direction=None,
     bad_disposability: Literal["weak", "strong"] = "weak", backend: str = "auto",
     progress: bool = False,
-) -> MLResult:
+) -> MalmquistResult:
     """Malmquist-Luenberger index with EC x TC decomposition (see the module docstring).
 
     ``data`` is a long panel (one row per unit and period); ``base_period`` (fixed
@@ -265,7 +269,7 @@ def malmquist_luenberger(
         ["unit", "time"], kind="stable").reset_index(drop=True)
     info = {"n_lp": n_lp, "n_infeasible": n_bad, "seconds": elapsed, "rts": rts,
             "n_units": frame[unit].nunique(), "n_periods": len(periods)}
-    return MLResult(table, distances, reference, base_period, unit, time, info)
+    return MalmquistResult(table, distances, reference, base_period, unit, time, info)
 
 
 def efficiency_panel(
@@ -277,7 +281,7 @@ def efficiency_panel(
 ) -> pd.DataFrame:
     """A unit x time efficiency column to use as a DID outcome (keys: ``unit``, ``time``).
 
-    Runs :func:`malmquist_luenberger` and returns :meth:`MLResult.efficiency_panel`; merge
+    Runs :func:`malmquist_luenberger` and returns :meth:`MalmquistResult.efficiency_panel`; merge
     it back on ``[unit, time]``. Default: cumulative ML against a fixed base-period
     technology, the LCCP paper's eco-efficiency.
 

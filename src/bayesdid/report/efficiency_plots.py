@@ -53,13 +53,13 @@ def plot_ml_decomposition(result: Any, *, stat: Literal["geomean", "mean", "medi
     """ML, EC and TC by period: a line for the cross-unit ``stat`` and a shaded band between
     the ``band`` quantiles across units (``None``: no band). A dashed line marks 1 (no change).
 
-    ``result`` is a :class:`~bayesdid.efficiency.malmquist.MLResult` or its ``table`` (columns
+    ``result`` is a :class:`~bayesdid.efficiency.malmquist.MalmquistResult` or its ``table`` (columns
     ``time``, ``ml``, ``ec``, ``tc``). ``cumulative=True`` plots the running products
     (per unit) instead of the period-on-period indices.
     """
     table = getattr(result, "table", result)
     if not isinstance(table, pd.DataFrame):
-        raise BayesDidError(f"expected an MLResult or a DataFrame, got {type(result).__name__}")
+        raise BayesDidError(f"expected a MalmquistResult or a DataFrame, got {type(result).__name__}")
     missing = [c for c in ("time", "ml", "ec", "tc") if c not in table.columns]
     if missing:
         raise ColumnError(f"the ML table lacks column {missing[0]!r}", column=missing[0])

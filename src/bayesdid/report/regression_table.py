@@ -63,7 +63,7 @@ _FE_BY_METHOD = {
     "honest_did": _UNIT_TIME, "heterogeneity": _UNIT_TIME, "mediation": _UNIT_TIME,
     "psm_did": _UNIT_TIME,  # a TWFE on the matched samples
     "hierarchical_did": _UNIT_TIME, "bayes_sensitivity": _UNIT_TIME,
-    "bayesian_mediation": _UNIT_TIME, "synthdid_did": _UNIT_TIME,
+    "bayes_mediation": _UNIT_TIME, "synthdid_did": _UNIT_TIME,
     # SDID is a unit- and time-weighted two-way regression (Arkhangelsky et al. 2021, eq. 1)
     "synthdid": "unit, time (weighted)",
     # weighted or regression-based counterfactuals, no fixed effects
