@@ -42,7 +42,7 @@ truth = float(sim.truth.query("group == 'overall'")["value"].iloc[0])
 print(json.dumps(dict(rows=panel.n_obs, units=n, panel_s=t_panel, fixest_s=t_fixest,
                       bayes_s=t_bayes, sampling_s=sampling, n_phi=res.info["n_cells"],
                       att=float(att["estimate"]), lower=float(att["lower"]),
-                      upper=float(att["upper"]), truth=truth,
+                      upper=float(att["upper"]), truth=truth, sampler=res.info["sampler"],
                       rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6)))
 """
 
@@ -57,11 +57,12 @@ def main() -> None:
         out = subprocess.run([sys.executable, "-c", CHILD, str(n)], capture_output=True,
                              text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print("| rows | Panel s | pyfixest TWFE s | HierarchicalDiD s | sampling s | "
+    print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    print("| rows | sampler | Panel s | pyfixest TWFE s | HierarchicalDiD s | sampling s | "
           "us/row (HierarchicalDiD) | ratio to pyfixest | peak RSS GB | ATT [95% HDI] | truth |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for r in rows:
-        print(f"| {r['rows']:,} | {r['panel_s']:.1f} | {r['fixest_s']:.2f} | {r['bayes_s']:.1f} | "
+        print(f"| {r['rows']:,} | {r['sampler']} | {r['panel_s']:.1f} | {r['fixest_s']:.2f} | {r['bayes_s']:.1f} | "
               f"{r['sampling_s']:.1f} | {1e6 * r['bayes_s'] / r['rows']:.1f} | "
               f"{r['bayes_s'] / r['fixest_s']:.0f} | {r['rss_gb']:.2f} | "
               f"{r['att']:.4f} [{r['lower']:.4f}, {r['upper']:.4f}] | {r['truth']:.4f} |")

@@ -25,6 +25,7 @@ Inefficiency over time (``inefficiency=``):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -44,8 +45,9 @@ from ..results import group_label
 from ..did.priors import PositivePriors
 from ..bayes.model import BayesianModel, panel_first
 from ..bayes.notices import warn_ignored_design
-from ..bayes.result import BayesResult
-from ..bayes.sampling import resolve_seed, sample
+from ..bayes.convergence import convergence_summary, diagnostics_table
+from ..bayes.result import BayesResult, _warn_convergence
+from ..bayes.sampling import choose_sampler, resolve_seed, sample
 
 __all__ = ["BayesSFAResult", "BayesianSFA", "SFAPriors"]
 
@@ -76,7 +78,30 @@ class SFAPriors(PositivePriors):
 class BayesSFAResult(BayesResult):
     """:class:`BayesResult` of a frontier: ``effects()`` are efficiencies (estimand
     ``efficiency``; group ``overall`` = mean efficiency, then one row per observation,
-    ``unit=..., time=...``)."""
+    ``unit=..., time=...``).
+
+    Convergence is diagnosed on the sampled parameters, ``beta`` and the overall mean
+    efficiency, not on each observation's efficiency: those are exact conditional draws
+    given each parameter draw (independent across draws), so they mix as the parameters
+    do, and R-hat/ESS over thousands of them cost more than the sampling itself."""
+
+    @classmethod
+    def from_fit(cls, idata, *, method: str, info: dict | None = None) -> "BayesSFAResult":
+        info = dict(info or {})
+        table = _parameter_diagnostics(idata, info.get("sampled_vars", []))
+        info["convergence"] = convergence_summary(table, idata)
+        result = cls.from_idata(idata, method=method, info=info)
+        object.__setattr__(result, "_diagnostics", table)
+        _warn_convergence(info["convergence"], info.get("model_type") or method)
+        return result
+
+    def diagnostics(self, warn: bool = True) -> pd.DataFrame:
+        """As :meth:`BayesResult.diagnostics`, on the parameters and the overall mean
+        efficiency (see the class docstring)."""
+        if self.__dict__.get("_diagnostics") is None:
+            object.__setattr__(self, "_diagnostics", _parameter_diagnostics(
+                self.idata, self.info.get("sampled_vars", [])))
+        return super().diagnostics(warn=warn)
 
     def efficiency_draws(self) -> pd.DataFrame:
         """Posterior draws of efficiency ``exp(-u)``: one row per observation (indexed by
@@ -244,26 +269,67 @@ class BayesianSFA(BayesianModel):
     def fit(self, panel: pd.DataFrame | Panel, *, draws: int = 1000, tune: int = 1000,
             chains: int = 4, cores: int | None = None, random_seed: int | None = None,
             progress: bool = True, target_accept: float = 0.9,
-            init_method: str = "jitter+adapt_diag") -> BayesSFAResult:
+            init_method: str = "jitter+adapt_diag",
+            sampler: Literal["auto", "nutpie", "pymc"] = "auto") -> BayesSFAResult:
         """Sample the posterior; efficiency draws are added per observation.
 
-        ``init_method`` is passed to ``pm.sample(init=...)`` (a dense mass matrix,
+        ``sampler="auto"`` runs nutpie on a disk-cached compiled density
+        (:mod:`.sfa_nutpie_density`: no per-model compilation, no Python per NUTS step) when
+        nutpie is installed, else PyMC's NUTS; ``"nutpie"`` / ``"pymc"`` force one
+        (``result.info['sampler']`` records which ran). Both sample the same posterior; the
+        same seed gives the same draws on a given sampler. ``init_method`` is passed to
+        ``pm.sample(init=...)`` on the PyMC path (a dense mass matrix,
         ``"jitter+adapt_full"``, adapted worse than the diagonal default in short runs)."""
+        use = choose_sampler(sampler, compiled=True)
         random_seed = resolve_seed(random_seed)
         d = self.prepare(panel)
         warn_ignored_design(self, panel)
         model = self._build(d)
         init = self._initvals(d)
-        idata = sample(model, draws=draws, tune=tune, chains=chains, cores=cores,
-                       random_seed=random_seed, progress=progress, target_accept=target_accept,
-                       initvals=init, init=init_method)
+        idata = None
+        if use == "nutpie":
+            from .sfa_nutpie_density import UnsupportedModel, sample_sfa_nutpie
+
+            try:
+                idata = sample_sfa_nutpie(
+                    model, self._user_data(d), init, draws=draws, tune=tune, chains=chains,
+                    cores=cores or min(chains, os.cpu_count() or 1), random_seed=random_seed,
+                    progress=progress, target_accept=target_accept)
+            except UnsupportedModel:  # nutpie through PyMC (compiles this model)
+                idata = None
+        if idata is None:
+            idata = sample(model, draws=draws, tune=tune, chains=chains, cores=cores,
+                           random_seed=random_seed, progress=progress,
+                           target_accept=target_accept, initvals=init, init=init_method,
+                           sampler=use)
         idata = self._add_efficiency(idata, d, random_seed)
         sampled = [v.name for v in model.free_RVs] + ["beta"]  # beta: intercept and slopes
         info = self.fit_info(random_seed=random_seed, draws=draws, tune=tune, chains=chains,
                              n_obs=len(d.y), n_units=d.n_units, sampled_vars=sampled,
-                             frontier_kind=d.kind)
+                             frontier_kind=d.kind, sampler=use)
         return BayesSFAResult.from_fit(idata, method=f"bayes_sfa_{self.distribution}",
                                        info=info)
+
+    def _user_data(self, d: FrontierDesign) -> np.ndarray:
+        """The numbers of :meth:`_build`'s graph as the compiled density's buffer."""
+        from .sfa_nutpie_density import pack_user_data
+
+        p = self.priors
+        q_star, r_inv, x_mean, x_sd = _whiten(d.X)
+        y_sd = float(np.std(d.y)) or 1.0
+        panel = self.inefficiency != "cross_section"
+        if panel:
+            last = np.zeros(d.n_units)
+            np.maximum.at(last, d.unit_idx, d.time_values)
+            unit_idx, dt, n_units = d.unit_idx, d.time_values - last[d.unit_idx], d.n_units
+        else:
+            unit_idx, dt, n_units = np.zeros(len(d.y)), np.zeros(len(d.y)), 0
+        return pack_user_data(
+            y=d.y, Q=q_star, sign=d.sign, distribution=self.distribution, panel=panel,
+            has_eta=self.inefficiency == "bc92", unit_idx=unit_idx, dt=dt, n_units=n_units,
+            prior_scales=(p.beta_sd * y_sd, float(np.mean(d.y)), p.intercept_sd * y_sd),
+            sigma_v_scale=p.sigma_v, sigma_u_scale=p.sigma_u, mu_sd=p.mu_sd, eta_sd=p.eta_sd,
+            r_inv=r_inv, x_mean=x_mean, x_sd=x_sd)
 
     def _initvals(self, d: FrontierDesign) -> dict:
         start = _starts(d, self.distribution, "cross_section", np.random.default_rng(0))[0]
@@ -318,6 +384,16 @@ class BayesianSFA(BayesianModel):
         idata["posterior"] = xr.DataTree(ds)
         idata["constant_data"] = xr.DataTree(const)
         return idata
+
+
+def _parameter_diagnostics(idata, sampled_vars) -> pd.DataFrame:
+    """:func:`diagnostics_table` with the ``effect`` restricted to the overall mean."""
+    post = idata.posterior.to_dataset()
+    if "effect_id" not in post.dims:
+        return diagnostics_table(idata, sampled_vars)
+    view = idata.copy(deep=False)
+    view["posterior"] = xr.DataTree(post.isel(effect_id=slice(0, 1)))
+    return diagnostics_table(view, sampled_vars)
 
 
 # ---------------------------------------------------------------------- pytensor pieces
