@@ -261,9 +261,11 @@ def test_ignored_weights_and_cluster_in_one_warning(sim):
 
     with pytest.warns(DesignIgnoredWarning) as seen:
         ignored = warn_ignored_design(HierarchicalDiD(errors="iid"), weighted)
-    assert ignored == {"cluster": "city", "weights": "pop"} and len(seen) == 1
+    # HierarchicalDiD reads the weights in its likelihood (precision weights): only the
+    # cluster is ignored
+    assert ignored == {"cluster": "city"} and len(seen) == 1
     text = str(seen[0].message)
-    assert "(iid Gaussian errors)" in text and "weight only the averages of cell effects" in text
+    assert "(iid Gaussian errors)" in text and "weights" not in text
     with pytest.warns(DesignIgnoredWarning, match="panel.weights='pop' are not used"):
         warn_ignored_design(BayesianMediation(mediators=["x1"]), weighted)
     with warnings.catch_warnings():

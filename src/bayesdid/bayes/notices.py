@@ -39,11 +39,9 @@ _INFERENCE = {
     "BayesianSyntheticControl": "the pre-period fit's noise, iid over time",
     "BayesianRegressionControl": "the pre-period fit's noise, iid over time",
 }
-_WEIGHTS = {
-    "HierarchicalDiD": ("weight only the averages of cell effects it reports (overall, by "
-                        "cohort/region/event time); the likelihood counts every observation "
-                        "once"),
-}
+_WEIGHTS: dict[str, str] = {}
+# models whose likelihood reads panel.weights (as precision weights): nothing to warn about
+_USES_WEIGHTS = frozenset({"HierarchicalDiD"})
 
 
 def inference_of(name: str | None, errors: str | None = None) -> str:
@@ -86,7 +84,7 @@ def warn_ignored_design(model: Any, data: Any, name: str | None = None) -> dict[
         parts.append(f"{name} ignores panel.cluster={cluster!r}: its intervals are "
                      f"model-based ({inference_of(name, getattr(model, 'errors', None))}), "
                      "not cluster-robust")
-    if weights:
+    if weights and name not in _USES_WEIGHTS:
         ignored["weights"] = str(weights)
         use = _WEIGHTS.get(name, "are not used by this model (every observation counts once)")
         parts.append(("" if parts else f"{name}: ") + f"panel.weights={weights!r} {use}")

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import warnings
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 import pymc as pm
+import scipy.sparse as sp
 import xarray as xr
 
 from .. import __version__
-from ..errors import BayesDidError, DesignError
+from ..errors import BayesDidError, DesignError, DesignIgnoredWarning, WeightsError
 from ..panel import Panel
 from .aggregate import aggregation
-from .hierarchical_design import DiDDesign, prepare
+from .hierarchical_design import DiDDesign, prepare, scaled_stats, variance_classes
 from ..fixed_effects import DEFAULT_FE
 from .hierarchical_model import (
     COMPILED_MARGINAL,
@@ -24,7 +27,9 @@ from .hierarchical_model import (
     draw_phi_nb,
     prior_precision_draws,
     unit_precision,
+    UNIT_SD_RATIO,
 )
+from .marginal_likelihood_numba import scaled_draw_phi_nb
 from .ppc import residual_checks, warn_misfit
 from ..bayes.model import BayesianModel
 from ..bayes.notices import warn_ignored_design
@@ -33,9 +38,11 @@ from ..bayes.result import BayesResult, config_hash
 from ..bayes.sampling import choose_sampler, resolve_seed, sample
 
 logger = logging.getLogger(__name__)
+_PACKAGE_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "")
 
 ERRORS = ("iid", "ar1", "student_t")
 LIKELIHOODS = ("auto", "marginal", "dense")
+UNIT_VARIANCES = ("equal", "classes")
 
 
 class HierarchicalDiD(BayesianModel):
@@ -75,6 +82,18 @@ class HierarchicalDiD(BayesianModel):
         default, ``fe_effect`` otherwise). Without the unit term (``"year"``, ``None``)
         there is no unit effect and a constant is added. FE columns must be columns of the
         panel (declare unit-level ones as ``groups=``).
+    unit_variance : ``"equal"`` (default: one error variance) or ``"classes"``: units are
+        ranked by the residual variance of a least-squares fit of the same model and cut
+        into ``variance_classes`` equal-count classes, each with its own sampled error sd
+        (``unit_sd_ratio``: class sd / lowest class's sd, LogNormal(0, 1) prior); exact in
+        the marginal form (each unit's cross-products scaled by its precision).
+    variance_classes : number of classes for ``unit_variance="classes"`` (default 4).
+
+    Panel weights (``Panel.from_frame(..., weights=)``) are precision weights in the
+    likelihood: unit i's error variance is ``sigma^2 / w_i`` (weights normalised to mean 1
+    over rows), as in weighted least squares; they also weight the reported averages of
+    cell effects. They must be positive and are read per unit: weights that vary within a
+    unit enter the likelihood as the unit's mean weight (with a warning).
 
     Examples
     --------
@@ -94,7 +113,20 @@ class HierarchicalDiD(BayesianModel):
                  leads: int = 0, errors: Literal["iid", "ar1", "student_t"] = "ar1",
                  covariates: tuple[str, ...] | None = None, priors: DiDPriors | None = None,
                  likelihood: Literal["auto", "marginal", "dense"] = "auto",
-                 fe: str | None = DEFAULT_FE):
+                 fe: str | None = DEFAULT_FE,
+                 unit_variance: Literal["equal", "classes"] = "equal",
+                 variance_classes: int = 4):
+        if unit_variance not in UNIT_VARIANCES:
+            raise BayesDidError(f"unit_variance must be one of {UNIT_VARIANCES}, "
+                                f"got {unit_variance!r}")
+        if (not isinstance(variance_classes, int) or isinstance(variance_classes, bool)
+                or variance_classes < 2):
+            raise BayesDidError(f"variance_classes must be an integer >= 2, "
+                                f"got {variance_classes!r}")
+        if unit_variance == "classes" and errors == "student_t":
+            raise BayesDidError("unit_variance='classes' is for Gaussian errors "
+                                "(errors='iid' or 'ar1')")
+        self.unit_variance, self.variance_classes = unit_variance, variance_classes
         if errors not in ERRORS:
             raise BayesDidError(f"errors must be one of {ERRORS}, got {errors!r}")
         if likelihood not in LIKELIHOODS:
@@ -134,6 +166,9 @@ class HierarchicalDiD(BayesianModel):
                "likelihood": self.likelihood}
         if self.fe != DEFAULT_FE:  # only when set, so that earlier configs keep their hash
             out["fe"] = self.fe
+        if self.unit_variance != "equal":
+            out["unit_variance"] = self.unit_variance
+            out["variance_classes"] = self.variance_classes
         return out
 
     # ------------------------------------------------------------------ graph
@@ -156,7 +191,39 @@ class HierarchicalDiD(BayesianModel):
                 hint="rebuild the panel with Panel.from_frame(..., interpolate=True), which "
                 "adds the missing interior periods and interpolates their values (logged in "
                 "panel.log), or use errors='iid'")
-        return design
+        return self._with_unit_scales(design, panel)
+
+    def _with_unit_scales(self, design: DiDDesign, panel: Panel) -> DiDDesign:
+        """Attach per-unit precision scales (panel weights, variance classes) if any."""
+        classes = self.unit_variance == "classes"
+        if not panel.weights and not classes:
+            return design
+        T = np.bincount(design.unit_idx, minlength=design.n_units)
+        w = np.ones(design.n_units)
+        if panel.weights:
+            w_row = panel.frame[panel.weights].to_numpy(dtype=float)
+            w = np.bincount(design.unit_idx, weights=w_row, minlength=design.n_units) / T
+            unit_col = panel.frame[panel.unit]
+            if (w[design.unit_idx] <= 0).any():
+                rows = panel.frame.loc[w[design.unit_idx] <= 0, [panel.unit, panel.weights]]
+                raise WeightsError(
+                    f"weights column {panel.weights!r} is zero for {rows[panel.unit].nunique()}"
+                    " unit(s): precision weights must be positive", column=panel.weights,
+                    rows=rows, hint="drop these units from the panel (they carry no "
+                    "information under precision weights)")
+            varies = pd.Series(w_row).groupby(design.unit_idx).nunique().to_numpy() > 1
+            if varies.any():
+                rows = panel.frame.loc[varies[design.unit_idx], [panel.unit, panel.weights]]
+                warnings.warn(
+                    f"{type(self).__name__}: weights column {panel.weights!r} varies within "
+                    f"{int(varies.sum())} unit(s) (e.g. {unit_col[rows.index[0]]!r}); the "
+                    "likelihood uses each unit's mean weight as its precision weight "
+                    "(the reported averages of cell effects use the row weights)",
+                    DesignIgnoredWarning, skip_file_prefixes=(_PACKAGE_DIR,))
+            w = w / (np.sum(T * w) / design.n_obs)
+        k = min(self.variance_classes, design.n_units) if classes else 1
+        cls = variance_classes(design, w, k) if classes else np.zeros(design.n_units, np.int64)
+        return dataclasses.replace(design, scaled=scaled_stats(design, w, cls, k))
 
     def _pool(self, panel: Panel) -> tuple[str, ...]:
         """The pooling dimensions used on ``panel`` (``()`` is a valid choice)."""
@@ -223,6 +290,7 @@ class HierarchicalDiD(BayesianModel):
             "n_cells": len(design.cells), "sampled_vars": sampled, "bayesdid_version": __version__,
             "sampler": use,
             "fe": design.fe, "fixed_effects": design.fe_label,
+            "unit_precision": self._unit_precision_info(design, panel),
             "ppc": self._residual_checks(idata, design, panel, phi, random_seed),
         }
         result = BayesResult.from_fit(idata, method="hierarchical_did", info=info)
@@ -238,8 +306,16 @@ class HierarchicalDiD(BayesianModel):
         sigma = flat["sigma"].values
         rho = flat["rho"].values if "rho" in flat else np.zeros(len(sigma))
         groups = {g: pd.factorize(panel.frame[g])[0] for g in panel.groups}
+        y, Z = design.y, design.Z
+        if design.scaled is not None:
+            # whiten each unit by its precision scale (class precisions at their posterior
+            # means), so that the checks see the equal-variance residuals the model implies
+            sc = design.scaled
+            v = self._class_precision_draws(flat, design).mean(axis=0)
+            root = np.sqrt(sc["unit_w"] * v[sc["unit_cls"]])[design.unit_idx]
+            y, Z = y * root, sp.diags(root) @ Z
         table = residual_checks(
-            y=design.y, Z=design.Z, phi=phi, sigma=sigma, rho=rho, lam_a=unit_precision(design),
+            y=y, Z=Z, phi=phi, sigma=sigma, rho=rho, lam_a=unit_precision(design),
             unit_idx=design.unit_idx, prev_row=design.prev_row, time_idx=design.time_idx,
             groups=groups, errors=self.errors, time=panel.time, seed=seed)
         return table.to_dict("records")
@@ -286,6 +362,26 @@ class HierarchicalDiD(BayesianModel):
         idata["constant_data"] = xr.DataTree(const)
         return idata, phi
 
+    @staticmethod
+    def _unit_precision_info(design: DiDDesign, panel: Panel) -> dict | None:
+        """What scales the units' error variances: the weights column (precision weights)
+        and the variance classes (units per class, lowest residual variance first)."""
+        sc = design.scaled
+        if sc is None:
+            return None
+        return {"weights": panel.weights, "variance_classes": sc["n_classes"],
+                "units_per_class": np.bincount(sc["unit_cls"],
+                                               minlength=sc["n_classes"]).tolist()}
+
+    @staticmethod
+    def _class_precision_draws(flat, design: DiDDesign) -> np.ndarray:
+        """(draws x classes) precision multipliers of the variance classes."""
+        n = flat.sizes["sample"]
+        if UNIT_SD_RATIO not in flat:
+            return np.ones((n, 1))
+        ratio = flat[UNIT_SD_RATIO].transpose("sample", ...).values.reshape(n, -1)
+        return np.hstack([np.ones((n, 1)), ratio**-2.0])
+
     def _conditional_cells(self, post, design: DiDDesign, seed: int):
         """Exact draws of every linear coefficient given each hyperparameter draw."""
         flat = post.to_dataset().stack(sample=("chain", "draw"))
@@ -297,7 +393,12 @@ class HierarchicalDiD(BayesianModel):
         if len(lam_phi) != n:
             lam_phi = np.repeat(lam_phi, n, axis=0)
         rng = np.random.default_rng([seed, 7919])
-        phi = draw_phi_nb(design.stats, sigma, rho, unit_precision(design), lam_phi, rng)
+        if design.scaled is None:
+            phi = draw_phi_nb(design.stats, sigma, rho, unit_precision(design), lam_phi, rng)
+        else:
+            v = self._class_precision_draws(flat, design)
+            phi = scaled_draw_phi_nb(design.scaled, sigma, rho, unit_precision(design),
+                                     lam_phi, v, rng)
         # stack() orders samples chain-major, matching reshape(chain, draw)
         tau = phi @ design.cell_loadings.T
         return tau, phi

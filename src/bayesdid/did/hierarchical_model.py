@@ -1,7 +1,9 @@
 """build_pymc(design, ...) -> pm.Model for the hierarchical DID, in two exact forms.
 
-* ``marginal``: NUTS sees only sigma, rho and the pooling sds; every linear coefficient is
-  integrated out (:mod:`.likelihoods`). Gaussian iid or AR(1) errors.
+* ``marginal``: NUTS sees only sigma, rho, the pooling sds (and, with variance classes,
+  the classes' sd ratios); every linear coefficient is integrated out
+  (:mod:`.marginal_likelihood`; with per-unit precision scales -- panel weights, variance
+  classes -- :mod:`.scaled_likelihood`). Gaussian iid or AR(1) errors.
 * ``dense``: every coefficient is a sampled parameter (unit effects centred, pooled effects
   non-centred). Needed for Student-t errors; the reference the marginal form is tested
   against.
@@ -18,6 +20,7 @@ import pytensor.tensor as pt
 from .hierarchical_design import FIXED_PRIOR_SD, DiDDesign
 from .marginal_likelihood import draw_phi, marginal_loglik_pt
 from .priors import DiDPriors
+from .scaled_likelihood import scaled_loglik_pt
 
 try:  # registers the numba implementation of the marginal-likelihood Op (nutpie path)
     from .marginal_likelihood_numba import draw_phi_nb
@@ -89,13 +92,39 @@ def prior_precision_draws(design: DiDDesign, priors: DiDPriors, sds: dict) -> np
     return lam
 
 
+UNIT_SD_RATIO = "unit_sd_ratio"
+UNIT_SD_RATIO_PRIOR_SD = 1.0  # LogNormal(0, 1): a class's sd within 1/7..7 x the reference
+
+
+def class_precisions(design: DiDDesign):
+    """Symbolic precision multipliers ``v`` of the variance classes (1 for the reference
+    class 0, ``unit_sd_ratio**-2`` for the others); a constant 1 without classes."""
+    K = design.scaled["n_classes"]
+    if K == 1:
+        return pt.ones(1)
+    ratio = pm.LogNormal(UNIT_SD_RATIO, 0.0, UNIT_SD_RATIO_PRIOR_SD, shape=K - 1)
+    return pt.concatenate([pt.ones(1), ratio**-2])
+
+
+def row_precision(design: DiDDesign, v) -> object:
+    """Per-row precision multiplier ``w_i v_k(i)`` of the dense model (1 without scales)."""
+    sc = design.scaled
+    return sc["unit_w"][design.unit_idx] * v[sc["unit_cls"][design.unit_idx]]
+
+
 def build_marginal(design: DiDDesign, errors: str, priors: DiDPriors) -> pm.Model:
-    """Marginal form: coefficients integrated out exactly (Gaussian iid or AR(1))."""
+    """Marginal form: coefficients integrated out exactly (Gaussian iid or AR(1)); with
+    ``design.scaled``, per-unit precision scales (:mod:`.scaled_likelihood`)."""
     with pm.Model(coords=_coords(design)) as model:
         sigma, rho, sds = _hyperparameters(design, errors, priors)
         lam_phi = prior_precision(design, priors, sds)
-        pm.Potential("marginal_loglik", marginal_loglik_pt(
-            design.stats, design.n_obs, sigma, rho, unit_precision(design), lam_phi))
+        if design.scaled is None:
+            pm.Potential("marginal_loglik", marginal_loglik_pt(
+                design.stats, design.n_obs, sigma, rho, unit_precision(design), lam_phi))
+        else:
+            v = class_precisions(design)
+            pm.Potential("marginal_loglik", scaled_loglik_pt(
+                design.scaled, design.n_obs, sigma, rho, unit_precision(design), lam_phi, v))
     return model
 
 
@@ -105,6 +134,8 @@ def build_dense(design: DiDDesign, errors: str, priors: DiDPriors) -> pm.Model:
     coords["unit"] = list(range(design.n_units))
     with pm.Model(coords=coords) as model:
         sigma, rho, sds = _hyperparameters(design, errors, priors)
+        if design.scaled is not None:  # unit i's error sd: sigma / sqrt(w_i v_k)
+            sigma = sigma / pt.sqrt(row_precision(design, class_precisions(design)))
         a = (pm.Normal("unit_effect", 0.0, FIXED_PRIOR_SD, dims="unit") if design.unit_effect
              else pt.zeros(design.n_units))
         parts = {}
@@ -137,8 +168,10 @@ def build_dense(design: DiDDesign, errors: str, priors: DiDPriors) -> pm.Model:
             has_prev = np.flatnonzero(design.prev_row >= 0)
             first = np.flatnonzero(design.prev_row < 0)
             innov = resid[has_prev] - rho * resid[design.prev_row[has_prev]]
-            pm.Potential("loglik", pm.logp(pm.Normal.dist(0.0, sigma), innov).sum()
-                         + pm.logp(pm.Normal.dist(0.0, sigma / pt.sqrt(1 - rho**2)),
+            s_cur = sigma[has_prev] if design.scaled is not None else sigma
+            s_first = sigma[first] if design.scaled is not None else sigma
+            pm.Potential("loglik", pm.logp(pm.Normal.dist(0.0, s_cur), innov).sum()
+                         + pm.logp(pm.Normal.dist(0.0, s_first / pt.sqrt(1 - rho**2)),
                                    resid[first]).sum())
         else:
             pm.Potential("loglik", pm.logp(pm.Normal.dist(0.0, sigma), resid).sum())

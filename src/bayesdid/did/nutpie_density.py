@@ -14,7 +14,7 @@ points and the fallback sampler; tests check this density against PyMC's own.
 Written by hand because nutpie offers no way to reuse a compiled callback across models.
 
 >>> layout_header_size()
-12
+13
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ import pymc as pm
 from threadpoolctl import threadpool_limits
 
 from .hierarchical_model import _precision_parts, unit_precision
-from .marginal_likelihood_numba import marginal_loglik_grad_nb
+from .marginal_likelihood_numba import marginal_loglik_grad_nb, scaled_loglik_grad_nb
 
-_HEADER = 12
+_HEADER = 13
 LOG_HALF_NORMAL_CONST = float(np.log(2.0) - 0.5 * np.log(2 * np.pi))
 
 
@@ -43,27 +43,42 @@ def layout_header_size() -> int:
 
 
 def pack_user_data(design, priors, has_rho: bool) -> np.ndarray:
-    """One float64 buffer: header, prior precision constants and masks, cross-products."""
+    """One float64 buffer: header, prior precision constants and masks, cross-products.
+
+    Header slot 11 is the number of variance classes of the per-unit precision scales
+    (0: none; then slot 10 is the number of run lengths, else the number of projection
+    groups, slot 12 whether they are grouped (Q) or per unit (G), and the cross-products
+    are those of :func:`bayesdid.did.hierarchical_design.scaled_stats`)."""
     const, masks = _precision_parts(design, priors)
     mask_rows = np.array([masks[b.name] for b in design.random_blocks]).reshape(-1)
-    st = design.stats
+    sc = design.scaled
+    st = design.stats if sc is None else sc
     basis = np.ascontiguousarray(st["basis"], dtype=float).reshape(-1)
-    parts = [const, mask_rows, basis, st["run_lengths"], st["units_per_length"]]
+    if sc is None:
+        parts = [const, mask_rows, basis, st["run_lengths"], st["units_per_length"]]
+        n_runs, n_classes = len(st["run_lengths"]), 0
+    else:
+        parts = [const, mask_rows, basis, np.ascontiguousarray(sc["Q"], float).reshape(-1),
+                 np.ascontiguousarray(sc["G"], float).reshape(-1),
+                 sc["T"], sc["w"], sc["cls"].astype(float), sc["count"]]
+        n_runs, n_classes = len(sc["T"]), sc["n_classes"]
     total = _HEADER + sum(len(p) for p in parts)
     header = [total, design.n_obs, unit_precision(design), priors.sigma_sd, 2.0,
               2.0 / priors.effect_sd,
               float(has_rho), len(design.random_blocks), design.n_phi, st["basis"].shape[0],
-              len(st["run_lengths"]), 0.0]
+              n_runs, float(n_classes), float(sc is not None and len(sc["Q"]) > 0)]
     return np.ascontiguousarray(np.concatenate([np.array(header, dtype=float), *parts]))
 
 
 @numba.njit(cache=True, error_model="numpy")
 def did_logp_grad(x, buf):
     """Log density (up to PyMC's constants, see :func:`did_logp_offset`) and gradient in
-    the unconstrained coordinates ``x = [log sigma, (logit rho'), log sd_1, ...]``."""
+    the unconstrained coordinates ``x = [log sigma, (logit rho'), log sd_1, ...,
+    (log unit_sd_ratio_1, ...)]``."""
     n_obs, lam_a, sigma_sd = buf[1], buf[2], buf[3]
     g_alpha, g_beta = buf[4], buf[5]
     has_rho, R, p, K, nL = int(buf[6]), int(buf[7]), int(buf[8]), int(buf[9]), int(buf[10])
+    n_classes = int(buf[11])
     at = _HEADER
     const = buf[at:at + p]
     at += p
@@ -75,6 +90,17 @@ def did_logp_grad(x, buf):
     run_lengths = buf[at:at + nL]
     units_per_length = buf[at + nL:at + 2 * nL]
     grad = np.zeros(x.shape[0])
+    if n_classes > 0:  # per-unit scales: nL is the number of projection groups
+        nQ = 9 * nL if buf[12] > 0 else 0
+        nG = 0 if buf[12] > 0 else nL
+        Q = buf[at:at + nQ * m1 * m1].reshape((nQ, m1 * m1))
+        at += nQ * m1 * m1
+        G = buf[at:at + nG * 3 * m1].reshape((nG, 3, m1))
+        at += nG * 3 * m1
+        T = buf[at:at + nL]
+        w = buf[at + nL:at + 2 * nL]
+        cls = buf[at + 2 * nL:at + 3 * nL].astype(np.int64)
+        count = buf[at + 3 * nL:at + 4 * nL]
 
     sigma = np.exp(x[0])
     logp = LOG_HALF_NORMAL_CONST - np.log(sigma_sd) - 0.5 * (sigma / sigma_sd) ** 2 + x[0]
@@ -98,8 +124,22 @@ def did_logp_grad(x, buf):
         lam_phi += masks[r] / sds[r] ** 2
         logp += (g_alpha * np.log(g_beta) - math.lgamma(g_alpha)
                  + (g_alpha - 1) * np.log(sds[r]) - g_beta * sds[r] + x[k + r])
-    ll, g_sig, g_rho, g_lam = marginal_loglik_grad_nb(basis, run_lengths, units_per_length,
-                                                      n_obs, lam_a, sigma, rho, lam_phi)
+    if n_classes > 0:
+        # unit_sd_ratio ~ LogNormal(0, 1) on the log scale: Normal(0, 1) with the
+        # log-transform Jacobian; class precision v_j = ratio_j^-2 (class 0: 1)
+        j0 = k + R
+        v = np.ones(n_classes)
+        for j in range(1, n_classes):
+            xj = x[j0 + j - 1]
+            v[j] = np.exp(-2.0 * xj)
+            logp += -0.5 * xj * xj - 0.5 * np.log(2 * np.pi)
+        ll, g_sig, g_rho, g_lam, g_v = scaled_loglik_grad_nb(
+            basis, Q, G, T, w, cls, count, n_obs, lam_a, sigma, rho, lam_phi, v)
+        for j in range(1, n_classes):
+            grad[j0 + j - 1] = -x[j0 + j - 1] - 2.0 * v[j] * g_v[j]
+    else:
+        ll, g_sig, g_rho, g_lam = marginal_loglik_grad_nb(
+            basis, run_lengths, units_per_length, n_obs, lam_a, sigma, rho, lam_phi)
     logp += ll
     grad[0] = (d_sigma + g_sig) * sigma + 1.0
     if has_rho:
@@ -166,27 +206,34 @@ def compile_did_nutpie(model: pm.Model, design, priors, errors: str):
     )
     from pymc.initial_point import make_initial_point_fn
 
+    from .hierarchical_model import UNIT_SD_RATIO
+
     has_rho = errors == "ar1"
+    n_classes = 0 if design.scaled is None else design.scaled["n_classes"]
     expected = {"sigma": "HalfNormalRV", **({"rho": "UniformRV"} if has_rho else {}),
-                **{f"sd_{b.name}": "GammaRV" for b in design.random_blocks}}
+                **{f"sd_{b.name}": "GammaRV" for b in design.random_blocks},
+                **({UNIT_SD_RATIO: "LogNormalRV"} if n_classes > 1 else {})}
     free = {rv.name: type(rv.owner.op).__name__ for rv in model.free_RVs}
     if list(free.items()) != list(expected.items()) or model.deterministics or model.observed_RVs:
         raise UnsupportedModel(f"the compiled density covers {expected}, the model has {free}")
     values = [model.rvs_to_values[rv].name for rv in model.free_RVs]
-    n_dim = len(values)
+    shapes = [(n_classes - 1,) if name == UNIT_SD_RATIO else () for name in free]
+    sizes = [int(np.prod(s)) for s in shapes]
+    n_dim = sum(sizes)
     names = values + list(free)
-    shape_info = (names, [slice(i, i + 1) for i in range(2 * n_dim)],
-                  [() for _ in names])
+    starts = np.cumsum([0, *sizes, *sizes])
+    shape_info = (names, [slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:])],
+                  shapes + shapes)
     user_data = pack_user_data(design, priors, has_rho)
     user_data.flags.writeable = False
     point_fn = _wrap_with_lock(make_initial_point_fn(
         model=model, default_strategy="support_point", jitter_rvs=set(model.free_RVs),
         return_transformed=True))
-    initial_point_fn = _rv_dict_to_flat_array_wrapper(point_fn, names=values,
-                                                      shapes=[() for _ in values])
+    initial_point_fn = _rv_dict_to_flat_array_wrapper(point_fn, names=values, shapes=shapes)
     dims, coords = _prepare_dims_and_coords(model, shape_info, values)
     return CompiledPyMCModel(
-        _n_dim=n_dim, dims=dims, _coords=coords, _shapes={n: () for n in names},
+        _n_dim=n_dim, dims=dims, _coords=coords,
+        _shapes=dict(zip(names, shapes + shapes)),
         compiled_logp_func=_logp_cfunc, compiled_expand_func=_expand_cfunc,
         initial_point_func=initial_point_fn, shared_data={}, shared_var_keys={},
         user_data=user_data, n_expanded=2 * n_dim, shape_info=shape_info,
