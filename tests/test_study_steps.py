@@ -239,6 +239,12 @@ draws = 150
 tune = 150
 chains = 2
 random_seed = 1
+[[steps]]
+kind = "bayes_factor"
+draws = 150
+tune = 150
+chains = 2
+random_seed = 1
 """
 
 

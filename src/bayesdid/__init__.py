@@ -39,6 +39,8 @@ _LAZY = {
     "BayesianSyntheticControl": "bayesdid.synthetic.bayes_synth",
     "BayesianRegressionControl": "bayesdid.synthetic.bayes_regression_control",
     "RegressionControlPriors": "bayesdid.synthetic.bayes_regression_control",
+    "BayesianFactorDiD": "bayesdid.synthetic.bayes_factor",
+    "FactorPriors": "bayesdid.synthetic.bayes_factor",
     "BayesianSFA": "bayesdid.efficiency.bayes_sfa",
     "SFAPriors": "bayesdid.efficiency.bayes_sfa",
     "BayesianMediation": "bayesdid.checks.bayes_mediation",

@@ -11,6 +11,7 @@ class / function               what it estimates                              mo
 ``HierarchicalDiD``            staggered DID / event study, pooled cells      :mod:`bayesdid.did.hierarchical`
 ``BayesianSyntheticControl``   simplex donor weights, gap posterior           :mod:`bayesdid.synthetic.bayes_synth`
 ``BayesianRegressionControl``  horseshoe regression control (HCW twin)        :mod:`bayesdid.synthetic.bayes_regression_control`
+``BayesianFactorDiD``          latent-factor DID (IFE / gsynth twin)          :mod:`bayesdid.synthetic.bayes_factor`
 ``BayesianSFA``                panel stochastic frontier, efficiency draws    :mod:`bayesdid.efficiency.bayes_sfa`
 ``BayesianMediation``          three-step mediation, indirect effect          :mod:`bayesdid.checks.bayes_mediation`
 ``bayes_sensitivity``          Rambachan-Roth style sensitivity of a fit      :mod:`bayesdid.did.bayes_sensitivity`
@@ -18,7 +19,7 @@ class / function               what it estimates                              mo
 =============================  =============================================  ==========================
 
 Each model takes its prior scales as one frozen priors object (``priors=``): ``DiDPriors``,
-``RegressionControlPriors``, ``SFAPriors``, ``MediationPriors``, exported beside the models.
+``RegressionControlPriors``, ``FactorPriors``, ``SFAPriors``, ``MediationPriors``, exported beside the models.
 
 Names load on first use (PEP 562), so importing one model does not import the others.
 
@@ -37,6 +38,8 @@ _LAZY = {
     "BayesianSyntheticControl": "bayesdid.synthetic.bayes_synth",
     "BayesianRegressionControl": "bayesdid.synthetic.bayes_regression_control",
     "RegressionControlPriors": "bayesdid.synthetic.bayes_regression_control",
+    "BayesianFactorDiD": "bayesdid.synthetic.bayes_factor",
+    "FactorPriors": "bayesdid.synthetic.bayes_factor",
     "BayesianSFA": "bayesdid.efficiency.bayes_sfa",
     "SFAPriors": "bayesdid.efficiency.bayes_sfa",
     "BayesianMediation": "bayesdid.checks.bayes_mediation",

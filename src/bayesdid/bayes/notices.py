@@ -38,6 +38,7 @@ _INFERENCE = {
     "BayesianSFA": "iid noise and inefficiency terms",
     "BayesianSyntheticControl": "the pre-period fit's noise, iid over time",
     "BayesianRegressionControl": "the pre-period fit's noise, iid over time",
+    "BayesianFactorDiD": "iid noise around unit, period and latent-factor effects",
 }
 _WEIGHTS: dict[str, str] = {}
 # models whose likelihood reads panel.weights (as precision weights): nothing to warn about

@@ -30,7 +30,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
             "posterior_contrasts", "mediation", "bayesian_mediation"),
     "staggered adoption": ("callaway_santanna", "sun_abraham", "imputation", "bacon"),
     "synthetic control": ("synth", "synthdid", "regression_control", "bayesian_synth",
-                          "bayesian_regression_control", "ife", "mc_nnm"),
+                          "bayesian_regression_control", "ife", "mc_nnm", "bayes_factor"),
     "robustness": ("placebo", "robustness", "psm_did", "honest_did", "bayes_sensitivity"),
     "efficiency": ("sfa", "bayesian_sfa", "ml_index"),
 }

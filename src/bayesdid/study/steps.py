@@ -15,7 +15,7 @@ The kinds live in four modules:
 - :mod:`bayesdid.study.steps_bayes`: ``hierarchical_did``, ``bayes_sensitivity``,
   ``posterior_contrasts``, ``bayesian_mediation``;
 - :mod:`bayesdid.study.steps_synth`: ``synth``, ``synthdid``, ``regression_control``,
-  ``bayesian_synth``, ``bayesian_regression_control``, ``ife``, ``mc_nnm``;
+  ``bayesian_synth``, ``bayesian_regression_control``, ``ife``, ``mc_nnm``, ``bayes_factor``;
 - :mod:`bayesdid.study.steps_efficiency`: ``sfa``, ``bayesian_sfa``, ``ml_index``.
 
 DID-type kinds share the data options of :mod:`bayesdid.study.steps_base`: ``outcome`` (a

@@ -1,6 +1,6 @@
 """Few-treated-units step kinds of a study: synthetic control, synthetic DID, regression
 control (each with a time placebo through ``fake_start``), their Bayesian versions, and the
-latent-factor counterfactual estimators ``ife`` and ``mc_nnm`` (registered in
+latent-factor counterfactual estimators ``ife``, ``mc_nnm`` and ``bayes_factor`` (registered in
 :mod:`bayesdid.study.steps`; those two use every never-treated unit as a control and take no
 donor options).
 
@@ -11,7 +11,7 @@ provinces under another policy (the other-policy check of the pilot-zone design)
 Examples
 --------
 >>> sorted(KINDS)
-['bayesian_regression_control', 'bayesian_synth', 'ife', 'mc_nnm', 'regression_control', 'synth', 'synthdid']
+['bayes_factor', 'bayesian_regression_control', 'bayesian_synth', 'ife', 'mc_nnm', 'regression_control', 'synth', 'synthdid']
 """
 
 from __future__ import annotations
@@ -290,6 +290,42 @@ def _bayes_output(result, opts, ctx, panel) -> StepOutput:
                       extras=MappingProxyType(extras), figures=MappingProxyType(figures))
 
 
+def _bayes_factor_fit(panel, opts, ctx):
+    from ..synthetic.bayes_factor import BayesianFactorDiD
+
+    from ..synthetic.bayes_factor import FactorPriors
+
+    kw = {k: opts[k] for k in _BF_KEYS if k in opts}
+    if "pool" in kw:
+        kw["pool"] = tuple(kw["pool"])
+    priors = FactorPriors(**{k: kw.pop(k) for k in list(kw) if k not in ("max_factors", "pool")})
+    return BayesianFactorDiD(**kw, priors=priors).fit(panel, progress=ctx.progress,
+                                                      **fit_kwargs(opts))
+
+
+def _bayes_factor_output(result, opts, ctx, panel) -> StepOutput:
+    from ..report.synth_plots import synth_gap_plot, synth_path_plot
+    from ..synthetic.bayes_factor import counterfactual_paths
+
+    level = ctx.level
+    paths = counterfactual_paths(result, level=level)
+    extras = {"path": paths, "ppc": result.ppc()}
+    figures = {}
+    if opts.get("figures", True):
+        for u, p in paths.groupby("unit", sort=False):
+            figures[f"path_{_safe(u)}"] = synth_path_plot(
+                p, unit=u, band=(p["lower"], p["upper"]),
+                band_label=f"posterior {level:.0%}", label="Bayesian factor counterfactual")
+            figures[f"gap_{_safe(u)}"] = synth_gap_plot(
+                p, unit=u, band=(p["gap_lower"], p["gap_upper"]),
+                band_label=f"posterior {level:.0%}")
+    return StepOutput(result=result,
+                      table=effects_at(result, level, opts.get("interval", "hdi")),
+                      extras=MappingProxyType(extras), figures=MappingProxyType(figures))
+
+
+_BF_KEYS = ("max_factors", "factor_scale", "shrink", "pool", "time_sd", "unit_sd", "noise_sd",
+            "treated_scale")
 _BSC_KEYS = ("intercept", "concentration", "noise_scale", "noise_df", "intercept_scale",
              "pooling", "effect_sd", "pooling_sd")
 _BRC_KEYS = ("expected_nonzero", "slab_scale", "slab_df", "noise_sd", "pooling", "effect_sd",
@@ -335,6 +371,16 @@ KINDS = {
          "figures": check_bool},
         _mc_nnm, _factor_output,
         description="matrix completion with nuclear-norm penalty (Athey et al.)"),
+    "bayes_factor": kind(
+        "bayes_factor",
+        {"max_factors": check_int(1), "factor_scale": POS, "shrink": check_num(0, 1),
+         "pool": check_list(check_str(), what="column names"), "time_sd": POS,
+         "unit_sd": POS, "noise_sd": POS, "treated_scale": POS, "figures": check_bool,
+         **SAMPLER},
+        _bayes_factor_fit, _bayes_factor_output, bayesian=True,
+        groups=lambda o: list(o.get("pool") or []),
+        description="Bayesian latent-factor DID (factors with shrinkage, loadings "
+                    "integrated out)"),
     "bayesian_synth": kind(
         "bayesian_synth",
         {**DONORS, "intercept": check_bool, "concentration": POS, "noise_scale": POS,

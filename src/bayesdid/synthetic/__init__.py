@@ -12,6 +12,7 @@ module                              what it holds
 :mod:`.mc_nnm`                      matrix completion with nuclear norm (classical)
 :mod:`.factor_panel`                their shared matrices, parametric bootstrap and result
 :mod:`.bayes_regression_control`    ``BayesianRegressionControl`` (its Bayesian twin)
+:mod:`.bayes_factor`                ``BayesianFactorDiD`` (Bayesian twin of ``ife``; design, PPC, nutpie density in ``bayes_factor_*``)
 :mod:`.bayes_pooled`                shared back end of the two Bayesian models
 :mod:`.donors`, :mod:`.donor_checks`  donor matrices and fit-time donor-pool warnings
 ==================================  ===========================================================
