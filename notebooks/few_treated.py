@@ -37,7 +37,7 @@ import os
 import pandas as pd
 from matplotlib.figure import Figure
 
-from bayesdid import Panel
+from bayesdid import BayesianFactorDiD, HierarchicalDiD, Panel
 from bayesdid.synthetic.bayes_regression_control import BayesianRegressionControl
 from bayesdid.synthetic.bayes_synth import BayesianSyntheticControl
 from bayesdid.classical import (
@@ -177,6 +177,41 @@ cmp99.table[cmp99.table["estimand"] == "att"][["method", "estimate", "se_or_sd",
 # donor pool and model (independent noise around a convex combination of donors), while
 # the placebo spread also includes how badly *other* states are reproduced by theirs.
 # Both views are worth reporting.
+#
+# ### Between DID and synthetic control: the Bayesian factor model
+#
+# A DID assumes California and the donors share one trend; synthetic control lets
+# California load differently on the common shocks but has no posterior of its own.
+# `BayesianFactorDiD` (Pang, Liu & Xu 2022) writes the untreated outcome as unit + year
+# effects + loadings x latent factors, with shrinkage that switches unneeded factors off;
+# California's loadings are learned from its 19 pre-1989 years only. Beside it, the
+# hierarchical Bayesian DID on the same panel.
+
+# %%
+res_bf = BayesianFactorDiD().fit(prop99, random_seed=1, **sampler)
+res_hd = HierarchicalDiD().fit(prop99, random_seed=1, **sampler)
+cmp_f = compare(res_sc, ours["sdid"], res_hd, res_bf,
+                labels=["ADH synth (placebo interval)", "SDID", "Bayesian DID",
+                        "Bayesian factor model"])
+cmp_f.table[(cmp_f.table["estimand"] == "att") & (cmp_f.table["group"] == "overall")][
+    ["method", "estimate", "lower", "upper", "interval"]].round(1)
+
+# %%
+res_bf.ppc()
+
+# %% [markdown]
+# **Reading.** At 4 chains x 1000 draws (seed 1) the factor model puts California's
+# average post-1989 effect at about -8 packs per capita with a 95% interval of roughly
+# [-25, 8]: the same sign as synthetic control (-19.5) and SDID (-15.6), smaller, and not
+# excluding zero. The Bayesian DID (about -15 [-33, 1]) leans on a near-unit-root AR(1)
+# error (rho 0.99), which widens its interval instead of modelling the diverging trend.
+# With one treated unit the factor model's answer depends on how far California's
+# loadings may stray from the donors': the default `treated_scale=3` lets them be nearly
+# free (as in gsynth); with exchangeable loadings (`FactorPriors(treated_scale=1)`) the
+# estimate moves to about -13 [-24, -1], closer to synthetic control. Its residual checks
+# (the table above) flag lag-1/2 autocorrelation of about 0.37, unequal state variances
+# and heavy tails, so its interval is likely too narrow: report it as one view beside the
+# placebo-based intervals, not as the answer.
 #
 # ## Part 2 -- the pilot-zone design
 #
