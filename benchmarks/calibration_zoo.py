@@ -7,6 +7,8 @@ through ``bayesdid.parallel.run_replications`` (local processes, or ``--schedule
 
     .venv/bin/python benchmarks/calibration_zoo.py --panels 100 --workers 2
     .venv/bin/python benchmarks/calibration_zoo.py --panels 8 --dgps ar1 ar2 --out zoo.csv
+    .venv/bin/python benchmarks/calibration_zoo.py --panels 20 --methods hierarchical_did[ar1] \
+        hierarchical_did[ar1,cluster] twfe[CRV1] --out zoo_robust.csv
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayesdid.calibration import ZOO_DGPS, coverage_table, run_zoo
+from bayesdid.calibration import ZOO_DGPS, ZOO_METHODS, coverage_table, run_zoo
 
 RESULTS = Path(__file__).parent / "results" / "calibration_zoo.md"
 
@@ -42,6 +44,7 @@ def main() -> None:
     parser.add_argument("--dgps", nargs="+", default=list(ZOO_DGPS), choices=ZOO_DGPS)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--scheduler", default=None, help="Dask scheduler address")
+    parser.add_argument("--methods", nargs="+", default=list(ZOO_METHODS), choices=ZOO_METHODS)
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--tune", type=int, default=500)
     parser.add_argument("--out", default=None, help="CSV file for the per-panel records")
@@ -50,7 +53,7 @@ def main() -> None:
     logging.getLogger("pymc").setLevel(logging.ERROR)
     start = time.perf_counter()
     records = run_zoo(args.panels, args.dgps, workers=args.workers, client=args.scheduler,
-                      draws=args.draws, tune=args.tune)
+                      draws=args.draws, tune=args.tune, methods=args.methods)
     elapsed = time.perf_counter() - start
     if args.out:
         records.to_csv(args.out, index=False)

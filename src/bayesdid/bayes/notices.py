@@ -65,7 +65,12 @@ def inference_from_info(info: Any) -> str | None:
     if name != "HierarchicalDiD" and name not in _INFERENCE:
         return None
     config = info.get("config") or {}
-    return inference_of(name, config.get("errors") if isinstance(config, dict) else None)
+    if not isinstance(config, dict):
+        return inference_of(name)
+    robust = info.get("robust")
+    if config.get("robust") and robust and not str(robust).startswith("model-based"):
+        return str(robust)  # e.g. "cluster-robust sandwich (clusters: city)"
+    return inference_of(name, config.get("errors"))
 
 
 def warn_ignored_design(model: Any, data: Any, name: str | None = None) -> dict[str, str]:

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import os
 import warnings
+from types import SimpleNamespace
 from typing import Literal
 
 import numpy as np
@@ -31,6 +32,12 @@ from .hierarchical_model import (
 )
 from .marginal_likelihood_numba import scaled_draw_phi_nb
 from .ppc import residual_checks, warn_misfit
+from .robust_posterior import (
+    MIN_TREATED_CLUSTERS,
+    TooFewClustersError,
+    cluster_index,
+    sandwich_draws,
+)
 from ..bayes.model import BayesianModel
 from ..bayes.notices import warn_ignored_design
 from .priors import DiDPriors
@@ -43,6 +50,12 @@ _PACKAGE_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "")
 ERRORS = ("iid", "ar1", "student_t")
 LIKELIHOODS = ("auto", "marginal", "dense")
 UNIT_VARIANCES = ("equal", "classes")
+ROBUST = (None, "cluster")
+
+
+class RobustFallbackWarning(UserWarning):
+    """``robust="cluster"`` was asked for but the panel has too few treated clusters: the
+    reported posterior is the model-based one."""
 
 
 class HierarchicalDiD(BayesianModel):
@@ -89,11 +102,22 @@ class HierarchicalDiD(BayesianModel):
         the marginal form (each unit's cross-products scaled by its precision).
     variance_classes : number of classes for ``unit_variance="classes"`` (default 4).
 
+    robust : ``None`` (default, model-based posterior) or ``"cluster"``: a sandwich-adjusted
+        posterior of the coefficients given each hyperparameter draw (Mueller 2013; see
+        :mod:`bayesdid.did.robust_posterior`), clustered by ``panel.cluster`` (else the
+        unit). Marginal form only. With fewer than ``min_treated_clusters`` clusters
+        containing treated units the sandwich is not trusted: the fit warns
+        (:class:`RobustFallbackWarning`) and reports the model-based posterior, recorded in
+        ``result.info["robust"]``.
+    min_treated_clusters : threshold for the above (default 10).
+
     Panel weights (``Panel.from_frame(..., weights=)``) are precision weights in the
     likelihood: unit i's error variance is ``sigma^2 / w_i`` (weights normalised to mean 1
     over rows), as in weighted least squares; they also weight the reported averages of
     cell effects. They must be positive and are read per unit: weights that vary within a
-    unit enter the likelihood as the unit's mean weight (with a warning).
+    unit enter the likelihood as the unit's mean weight (with a warning). With
+    ``robust="cluster"`` they are not yet supported (the sandwich is built on unweighted
+    cross-products): such a fit raises.
 
     Examples
     --------
@@ -115,7 +139,8 @@ class HierarchicalDiD(BayesianModel):
                  likelihood: Literal["auto", "marginal", "dense"] = "auto",
                  fe: str | None = DEFAULT_FE,
                  unit_variance: Literal["equal", "classes"] = "equal",
-                 variance_classes: int = 4):
+                 variance_classes: int = 4, robust: Literal["cluster"] | None = None,
+                 min_treated_clusters: int = MIN_TREATED_CLUSTERS):
         if unit_variance not in UNIT_VARIANCES:
             raise BayesDidError(f"unit_variance must be one of {UNIT_VARIANCES}, "
                                 f"got {unit_variance!r}")
@@ -134,6 +159,18 @@ class HierarchicalDiD(BayesianModel):
         if likelihood == "marginal" and errors == "student_t":
             raise BayesDidError("Student-t errors have no closed-form marginal; "
                                 "use likelihood='dense' or 'auto'")
+        if robust not in ROBUST:
+            raise BayesDidError(f"robust must be one of {ROBUST}, got {robust!r}")
+        if robust is not None and (errors == "student_t" or likelihood == "dense"):
+            raise BayesDidError("robust='cluster' adjusts the marginal form's conditional "
+                                "posterior; use Gaussian errors ('ar1' or 'iid') and "
+                                "likelihood 'auto' or 'marginal'")
+        if (not isinstance(min_treated_clusters, int) or isinstance(min_treated_clusters, bool)
+                or min_treated_clusters < 2):
+            raise BayesDidError(f"min_treated_clusters must be an integer >= 2, got "
+                                f"{min_treated_clusters!r}")
+        self.robust = robust
+        self.min_treated_clusters = min_treated_clusters
         if isinstance(pool, str) or isinstance(covariates, str):
             raise BayesDidError("pool and covariates take a tuple of names, not a string")
         self.pool = None if pool is None else tuple(pool)
@@ -169,6 +206,9 @@ class HierarchicalDiD(BayesianModel):
         if self.unit_variance != "equal":
             out["unit_variance"] = self.unit_variance
             out["variance_classes"] = self.variance_classes
+        if self.robust is not None:  # likewise
+            out["robust"] = self.robust
+            out["min_treated_clusters"] = self.min_treated_clusters
         return out
 
     # ------------------------------------------------------------------ graph
@@ -263,7 +303,15 @@ class HierarchicalDiD(BayesianModel):
         use = choose_sampler(sampler, compiled=self.form() == "marginal" and COMPILED_MARGINAL)
         random_seed = resolve_seed(random_seed)
         design = self.prepare(panel)
-        warn_ignored_design(self, panel)
+        if self.robust is not None and design.scaled is not None:
+            raise BayesDidError(
+                "robust='cluster' is not yet available with unit precision scales (panel "
+                f"weights {panel.weights!r} or unit_variance='classes'): the sandwich is "
+                "built on unweighted cross-products",
+                hint="drop robust=, or fit without weights/variance classes")
+        # robust="cluster" uses panel.cluster: only the weights can go unused
+        warn_ignored_design(self, panel if self.robust is None else SimpleNamespace(
+            cluster=None, weights=panel.weights), type(self).__name__)
         model = self._build(design)
         kw = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                   progress=progress, target_accept=target_accept)
@@ -281,7 +329,7 @@ class HierarchicalDiD(BayesianModel):
         # every sampled parameter, and the cell, time and covariate effects drawn from them
         sampled = [rv.name for rv in model.free_RVs] + ["tau_cell", "time_effect", "fe_effect",
                                                          "beta"]
-        idata, phi = self._add_effects(idata, design, panel, random_seed)
+        idata, phi, robust = self._add_effects(idata, design, panel, random_seed)
         info = {
             "model_type": type(self).__name__, "config": self.config(),
             "config_hash": config_hash(type(self).__name__, self.config()),
@@ -290,7 +338,7 @@ class HierarchicalDiD(BayesianModel):
             "n_cells": len(design.cells), "sampled_vars": sampled, "bayesdid_version": __version__,
             "sampler": use,
             "fe": design.fe, "fixed_effects": design.fe_label,
-            "unit_precision": self._unit_precision_info(design, panel),
+            "unit_precision": self._unit_precision_info(design, panel), "robust": robust,
             "ppc": self._residual_checks(idata, design, panel, phi, random_seed),
         }
         result = BayesResult.from_fit(idata, method="hierarchical_did", info=info)
@@ -323,8 +371,9 @@ class HierarchicalDiD(BayesianModel):
     def _add_effects(self, idata, design: DiDDesign, panel: Panel, seed: int):
         post = idata.posterior
         n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
+        robust = "model-based"
         if self.form() == "marginal":
-            tau_std, phi = self._conditional_cells(post, design, seed)
+            tau_std, phi, robust = self._conditional_cells(post, design, seed, panel)
         else:
             tau_std = post["tau_cell_std"].values.reshape(n_chain * n_draw, -1)
             phi = None
@@ -360,7 +409,7 @@ class HierarchicalDiD(BayesianModel):
         const = const.assign_coords(effect_id=agg.labels)
         idata["posterior"] = xr.DataTree(ds)
         idata["constant_data"] = xr.DataTree(const)
-        return idata, phi
+        return idata, phi, robust
 
     @staticmethod
     def _unit_precision_info(design: DiDDesign, panel: Panel) -> dict | None:
@@ -382,8 +431,10 @@ class HierarchicalDiD(BayesianModel):
         ratio = flat[UNIT_SD_RATIO].transpose("sample", ...).values.reshape(n, -1)
         return np.hstack([np.ones((n, 1)), ratio**-2.0])
 
-    def _conditional_cells(self, post, design: DiDDesign, seed: int):
-        """Exact draws of every linear coefficient given each hyperparameter draw."""
+    def _conditional_cells(self, post, design: DiDDesign, seed: int, panel: Panel):
+        """Exact draws of every linear coefficient given each hyperparameter draw (or, with
+        ``robust="cluster"``, draws from the sandwich-adjusted conditional posterior); also
+        says which was reported."""
         flat = post.to_dataset().stack(sample=("chain", "draw"))
         n = flat.sizes["sample"]
         sigma = flat["sigma"].values
@@ -393,12 +444,28 @@ class HierarchicalDiD(BayesianModel):
         if len(lam_phi) != n:
             lam_phi = np.repeat(lam_phi, n, axis=0)
         rng = np.random.default_rng([seed, 7919])
-        if design.scaled is None:
+        robust = "model-based"
+        phi = None
+        if self.robust == "cluster":
+            column = panel.cluster or panel.unit
+            try:
+                phi = sandwich_draws(design, cluster_index(design, panel), sigma, rho,
+                                     unit_precision(design), lam_phi, rng,
+                                     self.min_treated_clusters)
+                robust = f"cluster-robust sandwich (clusters: {column})"
+            except TooFewClustersError as exc:
+                robust = f"model-based ({exc})"
+                warnings.warn(
+                    f"HierarchicalDiD(robust='cluster'): {exc}. Reporting the model-based "
+                    "posterior (AR(1)/iid error model) instead; with one or a few treated "
+                    "units that is the interval calibrated in the zoo, while a sandwich "
+                    "would be far too narrow.", RobustFallbackWarning, stacklevel=4)
+        if phi is None and design.scaled is None:
             phi = draw_phi_nb(design.stats, sigma, rho, unit_precision(design), lam_phi, rng)
-        else:
+        elif phi is None:
             v = self._class_precision_draws(flat, design)
             phi = scaled_draw_phi_nb(design.scaled, sigma, rho, unit_precision(design),
                                      lam_phi, v, rng)
         # stack() orders samples chain-major, matching reshape(chain, draw)
         tau = phi @ design.cell_loadings.T
-        return tau, phi
+        return tau, phi, robust

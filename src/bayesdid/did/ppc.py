@@ -53,8 +53,9 @@ def remedy(check: str, errors: str, time: str = "time") -> str:
     if check.startswith("autocorr"):
         if errors == "iid":
             return "errors='ar1' (within-unit AR(1) errors)"
-        return ("persistence beyond AR(1): no richer serial model yet; put the cluster-robust "
-                "twfe/callaway_santanna interval beside this one")
+        return ("persistence beyond AR(1): no richer serial model yet; robust='cluster' "
+                "(a sandwich over panel.cluster, needs >= 10 treated clusters) keeps the "
+                "interval honest, or put the cluster-robust twfe interval beside this one")
     if check == "kurtosis":
         return "heavy-tailed errors: errors='student_t'"
     if check == "unit_variance":
