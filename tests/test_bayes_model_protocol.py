@@ -34,8 +34,6 @@ MODELS = sorted(name for name in bayesdid.bayes.__all__
                 and getattr(bayesdid.bayes, name) is not BayesianModel)
 # constructor arguments a model needs (the others take none)
 REQUIRED = {"BayesianSFA": dict(y="q", x=["k"]), "BayesianMediation": dict(mediators=["m"])}
-# models whose priors object lands from another branch this release
-PRIORS_PENDING = {"BayesianSyntheticControl": "its priors object comes with branch h-bsc"}
 
 
 def _priors_class(cls):
@@ -82,8 +80,6 @@ def test_priors_object_is_taken_and_recorded_in_a_json_config(name):
     config = cls(**args).config()
     json.dumps(config)  # plain values only (no default=str fallback)
     priors_cls = _priors_class(cls)
-    if priors_cls is None and name in PRIORS_PENDING:
-        pytest.xfail(PRIORS_PENDING[name])
     assert priors_cls is not None, f"{name} has no priors object"
     assert "priors" in inspect.signature(cls).parameters
     assert dataclasses.is_dataclass(priors_cls) and priors_cls.__dataclass_params__.frozen
@@ -102,7 +98,7 @@ def test_priors_object_is_taken_and_recorded_in_a_json_config(name):
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("name", sorted(set(MODELS) - set(PRIORS_PENDING)))
+@pytest.mark.parametrize("name", MODELS)
 def test_priors_of_the_wrong_type_are_refused(name):
     cls = getattr(bayesdid.bayes, name)
     with pytest.raises(BayesDidError, match="priors must be"):

@@ -37,6 +37,7 @@ _LAZY = {
     "HierarchicalDiD": "bayesdid.did.hierarchical",
     "DiDPriors": "bayesdid.did.priors",
     "BayesianSyntheticControl": "bayesdid.synthetic.bayes_synth",
+    "SynthPriors": "bayesdid.synthetic.bayes_synth",
     "BayesianRegressionControl": "bayesdid.synthetic.bayes_regression_control",
     "RegressionControlPriors": "bayesdid.synthetic.bayes_regression_control",
     "BayesianFactorDiD": "bayesdid.synthetic.bayes_factor",

@@ -18,7 +18,7 @@ class / function               what it estimates                              mo
 ``posterior_contrasts``        P(group A > group B) from a fit                :mod:`bayesdid.did.contrasts`
 =============================  =============================================  ==========================
 
-Each model takes its prior scales as one frozen priors object (``priors=``): ``DiDPriors``,
+Each model takes its prior scales as one frozen priors object (``priors=``): ``DiDPriors``, ``SynthPriors``,
 ``RegressionControlPriors``, ``FactorPriors``, ``SFAPriors``, ``MediationPriors``, exported beside the models.
 
 Names load on first use (PEP 562), so importing one model does not import the others.
@@ -36,6 +36,7 @@ _LAZY = {
     "HierarchicalDiD": "bayesdid.did.hierarchical",
     "DiDPriors": "bayesdid.did.priors",
     "BayesianSyntheticControl": "bayesdid.synthetic.bayes_synth",
+    "SynthPriors": "bayesdid.synthetic.bayes_synth",
     "BayesianRegressionControl": "bayesdid.synthetic.bayes_regression_control",
     "RegressionControlPriors": "bayesdid.synthetic.bayes_regression_control",
     "BayesianFactorDiD": "bayesdid.synthetic.bayes_factor",

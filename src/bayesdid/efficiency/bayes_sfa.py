@@ -206,20 +206,22 @@ class BayesianSFA(BayesianModel):
                 "log": self.log, "priors": self.priors.to_dict()}
 
     # ------------------------------------------------------------------ design / graph
-    def prepare(self, data: pd.DataFrame | Panel) -> FrontierDesign:
+    @panel_first
+    def prepare(self, panel: pd.DataFrame | Panel) -> FrontierDesign:
         """The frontier's arrays (no PyMC)."""
-        unit, time = self.unit, self.time
-        if isinstance(data, Panel):
-            unit, time = unit or data.unit, time or data.time
-            data = data.frame
+        unit, time, data = self.unit, self.time, panel
+        if isinstance(panel, Panel):
+            unit, time = unit or panel.unit, time or panel.time
+            data = panel.frame
         if self.inefficiency != "cross_section" and (unit is None or time is None):
             raise BayesDidError(f"inefficiency={self.inefficiency!r} needs unit= and time=")
         return frontier_design(data, y=self.y, x=self.x, undesirable=self.undesirable,
                                frontier=self.frontier, log=self.log, unit=unit, time=time)
 
-    def build(self, data: pd.DataFrame | Panel) -> pm.Model:
+    @panel_first
+    def build(self, panel: pd.DataFrame | Panel) -> pm.Model:
         """The PyMC model (pure: no sampling)."""
-        return self._build(self.prepare(data))
+        return self._build(self.prepare(panel))
 
     def _build(self, d: FrontierDesign) -> pm.Model:
         p = self.priors

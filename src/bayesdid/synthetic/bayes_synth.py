@@ -31,13 +31,12 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from .. import __version__
 from .donors import DonorPool
 from ..errors import BayesDidError
 from ..panel import Panel
+from ..did.priors import PositivePriors
 from ..bayes.model import BayesianModel, panel_first
 from ..bayes.notices import warn_ignored_design
-from ..bayes.result import config_hash
 from ..results import Result, check_interval, check_level, tidy_table
 from ..bayes.sampling import resolve_seed, sample
 from .donor_checks import warn_donor_pool
@@ -50,7 +49,7 @@ from .bayes_pooled import (
     prepare_design,
 )
 
-__all__ = ["BayesianSyntheticControl", "BayesPlaceboResult"]
+__all__ = ["BayesianSyntheticControl", "BayesPlaceboResult", "SynthPriors"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,73 +69,95 @@ def _check_positive(**values) -> None:
             raise BayesDidError(f"{name} must be a positive number, got {v!r}")
 
 
+@dataclass(frozen=True)
+class SynthPriors(PositivePriors):
+    """Prior settings of :class:`BayesianSyntheticControl` (JSON-serialisable; every field a
+    positive, finite number). Scales are in units of the standardisation scale (the donors'
+    pre-period sd), so the defaults do not depend on the outcome's units.
+
+    concentration : Dirichlet concentration of the donor weights. Below 1 favours few
+        donors (as classical SC finds); 1 is uniform on the simplex, which on 38 donors
+        pulls the weights towards an equal-weight average and fits the pre-period poorly.
+    noise_scale, noise_df : scaled-inverse-chi-squared prior of the noise variance
+        ``sigma^2`` (``noise_scale`` in units of the donors' pre-period sd).
+    intercept_scale : prior sd of the level shift ``b`` in units of ``sigma``
+        (``intercept=True`` only).
+    effect_sd, pooling_sd : priors of the pooled mean and between-unit sd of the effect
+        (several treated units, ``pooling="partial"``).
+
+    >>> SynthPriors(concentration=0.5).noise_scale
+    0.1
+    """
+
+    concentration: float = 0.3
+    noise_scale: float = 0.1
+    noise_df: float = 2.0
+    intercept_scale: float = 10.0
+    effect_sd: float = 1.0
+    pooling_sd: float = 0.5
+
+
 class BayesianSyntheticControl(BayesianModel):
     """Bayesian synthetic control with Dirichlet (simplex) donor weights.
 
     Parameters
     ----------
     intercept : add a unit-specific level shift ``b`` (a "demeaned" synthetic control).
-    concentration : Dirichlet concentration of the weights. Below 1 favours few donors
-        (as classical SC finds); 1 is uniform on the simplex, which on 38 donors pulls the
-        weights towards an equal-weight average and fits the pre-period poorly.
-    noise_scale, noise_df : scaled-inverse-chi-squared prior of ``sigma^2`` on the
-        standardised scale (``noise_scale`` in units of the donors' pre-period sd).
-    intercept_scale : prior sd of ``b`` in units of ``sigma``.
     pooling : ``"partial"`` (several treated units: per-unit ATTs shrunk toward a common
         mean, see :mod:`~bayesdid.synthetic.bayes_pooled`) or ``"none"``.
-    effect_sd, pooling_sd : priors of the pooled mean and between-unit sd of the effect,
-        in units of the standardisation scale.
+    priors : :class:`SynthPriors` (weight concentration, noise, intercept and effect
+        pooling priors). The loose keywords ``concentration``, ``noise_scale``,
+        ``noise_df``, ``intercept_scale``, ``effect_sd`` and ``pooling_sd`` still work for
+        this release (instead of ``priors``, not with it; with a FutureWarning).
 
     Examples
     --------
     >>> from bayesdid.datasets.simulate_pilot import simulate_pilot_zones
     >>> sim = simulate_pilot_zones(treated=1, random_seed=3)
     >>> panel = Panel.from_frame(sim.data, **sim.panel_kwargs)
-    >>> model = BayesianSyntheticControl().build(panel)
-    >>> model.named_vars_to_dims["w"]
+    >>> est = BayesianSyntheticControl(priors=SynthPriors(concentration=0.5))
+    >>> est.build(panel).named_vars_to_dims["w"]
     ('unit', 'donor')
     """
 
-    def __init__(self, intercept: bool = False, concentration: float = 0.3,
-                 noise_scale: float = 0.1, noise_df: float = 2.0,
-                 intercept_scale: float = 10.0,
+    priors_class = SynthPriors
+
+    def __init__(self, intercept: bool = False, *,
                  pooling: Literal["partial", "none"] = "partial",
-                 effect_sd: float = 1.0, pooling_sd: float = 0.5):
-        _check_positive(concentration=concentration, noise_scale=noise_scale,
-                        noise_df=noise_df, intercept_scale=intercept_scale,
-                        effect_sd=effect_sd, pooling_sd=pooling_sd)
+                 priors: SynthPriors | None = None,
+                 concentration: float | None = None, noise_scale: float | None = None,
+                 noise_df: float | None = None, intercept_scale: float | None = None,
+                 effect_sd: float | None = None, pooling_sd: float | None = None):
+        self.priors = self._resolve_priors(
+            priors, concentration=concentration, noise_scale=noise_scale, noise_df=noise_df,
+            intercept_scale=intercept_scale, effect_sd=effect_sd, pooling_sd=pooling_sd)
         if pooling not in POOLING:
             raise BayesDidError(f"pooling must be one of {POOLING}, got {pooling!r}")
         self.intercept = bool(intercept)
-        self.concentration = float(concentration)
-        self.noise_scale = float(noise_scale)
-        self.noise_df = float(noise_df)
-        self.intercept_scale = float(intercept_scale)
         self.pooling = pooling
-        self.effect_sd = float(effect_sd)
-        self.pooling_sd = float(pooling_sd)
 
     def config(self) -> dict:
-        return {"intercept": self.intercept, "concentration": self.concentration,
-                "noise_scale": self.noise_scale, "noise_df": self.noise_df,
-                "intercept_scale": self.intercept_scale, "pooling": self.pooling,
-                "effect_sd": self.effect_sd, "pooling_sd": self.pooling_sd}
+        return {"intercept": self.intercept, "pooling": self.pooling,
+                "priors": self.priors.to_dict()}
 
     # ------------------------------------------------------------------ graph
-    def prepare(self, data: Panel | DonorPool) -> SynthDesign:
-        """The standardised arrays for ``data`` (a Panel or a :func:`donor_pool`)."""
-        return design_from_pool(as_pool(data), per_donor_scale=False)
+    @panel_first
+    def prepare(self, panel: Panel | DonorPool) -> SynthDesign:
+        """The standardised arrays for ``panel`` (a Panel or a :func:`donor_pool`)."""
+        return design_from_pool(as_pool(panel), per_donor_scale=False)
 
-    def build(self, data: Panel | DonorPool) -> pm.Model:
+    @panel_first
+    def build(self, panel: Panel | DonorPool) -> pm.Model:
         """The PyMC model (pure: no sampling). Free variables: ``w_gamma`` (unit, donor);
         deterministic ``w`` (unit, donor), the simplex weights; a potential holding the
         pre-period log-likelihood with ``sigma`` (and ``b``) integrated out."""
-        return self._build(self.prepare(data))
+        return self._build(self.prepare(panel))
 
     def _priors(self) -> tuple[float, float, float]:
-        a0 = self.noise_df / 2
-        b0 = self.noise_df * self.noise_scale**2 / 2
-        kappa2 = self.intercept_scale**2 if self.intercept else 0.0
+        p = self.priors
+        a0 = p.noise_df / 2
+        b0 = p.noise_df * p.noise_scale**2 / 2
+        kappa2 = p.intercept_scale**2 if self.intercept else 0.0
         return a0, b0, kappa2
 
     def _build(self, design: SynthDesign) -> pm.Model:
@@ -148,7 +169,7 @@ class BayesianSyntheticControl(BayesianModel):
         dims = ("unit", "donor" if design.shared_donors else "donor_slot")
         mask = design.pre.astype(float)
         with pm.Model(coords=coords) as model:
-            g = pm.Gamma("w_gamma", alpha=self.concentration, beta=1.0, dims=dims)
+            g = pm.Gamma("w_gamma", alpha=self.priors.concentration, beta=1.0, dims=dims)
             w = pm.Deterministic("w", g / g.sum(axis=1, keepdims=True), dims=dims)
             fit = (pt.as_tensor(design.X) * w[None, :, :]).sum(axis=2)  # (T, K)
             resid = (design.y - fit) * mask
@@ -180,18 +201,16 @@ class BayesianSyntheticControl(BayesianModel):
         seed = kw["random_seed"]
         w = _flat(idata.posterior["w"].values)  # (S, K, D)
         mean_std, sigma_std, b_std = self._conditionals(design, w, seed)
-        info = {
-            "model_type": type(self).__name__, "config": self.config(),
-            "config_hash": config_hash(type(self).__name__, self.config()),
-            "random_seed": seed, "draws": kw["draws"], "tune": kw["tune"],
-            "chains": kw["chains"], "treated_units": list(map(str, design.targets)),
-            "donor_units": list(map(str, design.donor_units)),
-            "n_pre": design.pre.sum(axis=0).tolist(), "sampled_vars": ["w_gamma", "w", "sigma", "intercept"],
-            "bayesdid_version": __version__,
-        }
+        info = self.fit_info(
+            random_seed=seed, draws=kw["draws"], tune=kw["tune"], chains=kw["chains"],
+            treated_units=list(map(str, design.targets)),
+            donor_units=list(map(str, design.donor_units)),
+            n_pre=design.pre.sum(axis=0).tolist(),
+            sampled_vars=["w_gamma", "w", "sigma", "intercept"])
         intercept = b_std * design.y_scale[None, :] if self.intercept else None
         return assemble(idata, design, mean_std, sigma_std, pooling=self.pooling,
-                        effect_sd=self.effect_sd, pooling_sd=self.pooling_sd, seed=seed,
+                        effect_sd=self.priors.effect_sd, pooling_sd=self.priors.pooling_sd,
+                        seed=seed,
                         method=method, info=info, weights=w, intercept=intercept)
 
     def _conditionals(self, design: SynthDesign, w: np.ndarray, seed: int):
@@ -213,7 +232,8 @@ class BayesianSyntheticControl(BayesianModel):
         return fit + b[:, :, None], np.sqrt(sigma2), b
 
     # ------------------------------------------------------------------ placebo
-    def placebo(self, data: Panel | DonorPool, *, unit=None, draws: int = 500,
+    @panel_first
+    def placebo(self, panel: Panel | DonorPool, *, unit=None, draws: int = 500,
                 tune: int = 500, chains: int = 2, cores: int | None = None,
                 random_seed: int | None = None, progress: bool = True,
                 target_accept: float = 0.9) -> BayesPlaceboResult:
@@ -224,9 +244,12 @@ class BayesianSyntheticControl(BayesianModel):
         compile, one sampling run; the units are independent given the data). The treated
         unit is refitted alone with the same settings (``pooling="none"``). Each placebo's
         ATT posterior is compared with the treated unit's: see :class:`BayesPlaceboResult`.
+        Like :meth:`fit`, it warns once (``DesignIgnoredWarning``) when the panel has a
+        ``cluster`` or ``weights`` column: the placebo fits use neither.
         """
         random_seed = resolve_seed(random_seed)
-        pool = as_pool(data)
+        pool = as_pool(panel)
+        warn_ignored_design(self, panel)
         j = 0 if unit is None else _index(pool.treated_units, unit)
         D = pool.n_donors
         if D < 3:
@@ -244,7 +267,7 @@ class BayesianSyntheticControl(BayesianModel):
                            donor_units=pool.donor_units, y_treated=pool.y_treated[:, [j]],
                            y_donors=pool.y_donors, start=pool.start[[j]], outcome=pool.outcome,
                            time_name=pool.time_name)
-        no_pool = BayesianSyntheticControl(**{**self.config(), "pooling": "none"})
+        no_pool = BayesianSyntheticControl(self.intercept, pooling="none", priors=self.priors)
         treated_fit = no_pool._fit(design_from_pool(single, per_donor_scale=False),
                                    method="bayes_synth", **kw)
         placebo_fit = no_pool._fit(placebo_design, method="bayes_synth_placebo", **kw)
