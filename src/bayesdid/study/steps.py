@@ -26,7 +26,7 @@ sub-design).
 Examples
 --------
 >>> sorted(STEPS)[:3]
-['bacon', 'bayes_sensitivity', 'bayesian_mediation']
+['bacon', 'bayes_factor', 'bayes_sensitivity']
 >>> STEPS["hierarchical_did"].bayesian, STEPS["twfe"].refs
 (True, ('outcome_from',))
 """
