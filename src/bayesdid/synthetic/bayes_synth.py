@@ -23,6 +23,7 @@ turn is the "treated" unit (its donors: the other donors), all fitted in one joi
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,7 +39,7 @@ from ..did.priors import PositivePriors
 from ..bayes.model import BayesianModel, panel_first
 from ..bayes.notices import warn_ignored_design
 from ..results import Result, check_interval, check_level, tidy_table
-from ..bayes.sampling import resolve_seed, sample
+from ..bayes.sampling import choose_sampler, resolve_seed, sample
 from .donor_checks import warn_donor_pool
 from .bayes_pooled import (
     SynthDesign,
@@ -59,8 +60,10 @@ POOLING = ("partial", "none")
 def sample_synth(model: pm.Model, **kwargs):
     """:func:`bayesdid.bayes.sampling.sample` with the mass matrix adapted from gradients
     (``adapt_diag_grad``): on the sparse-simplex posterior of Prop 99 it halves the leapfrog
-    steps per draw (48 vs 117)."""
-    return sample(model, init="jitter+adapt_diag_grad", **kwargs)
+    steps per draw (48 vs 117). ``sampler="nutpie"`` adapts its own mass matrix."""
+    if kwargs.get("sampler", "pymc") == "pymc":
+        kwargs.setdefault("init", "jitter+adapt_diag_grad")
+    return sample(model, **kwargs)
 
 
 def _check_positive(**values) -> None:
@@ -183,9 +186,17 @@ class BayesianSyntheticControl(BayesianModel):
     @panel_first
     def fit(self, panel: Panel | DonorPool, *, draws: int = 1000, tune: int = 1000,
             chains: int = 4, cores: int | None = None, random_seed: int | None = None,
-            progress: bool = True, target_accept: float = 0.9) -> SynthResult:
+            progress: bool = True, target_accept: float = 0.9,
+            sampler: Literal["auto", "nutpie", "pymc"] = "auto") -> SynthResult:
         """Sample the weights' posterior and return a :class:`SynthResult` with
-        ``att`` (per unit and ``overall``), ``gap`` (per unit and period) and weights."""
+        ``att`` (per unit and ``overall``), ``gap`` (per unit and period) and weights.
+
+        ``sampler="auto"`` runs nutpie on a disk-cached compiled density
+        (:mod:`.bayes_synth_nutpie`: no per-model compilation, no Python per NUTS step)
+        when nutpie is installed, else PyMC's NUTS; ``"nutpie"`` / ``"pymc"`` force one
+        (``result.info['sampler']`` records which ran). Both sample the same posterior; the
+        same seed gives the same draws on a given sampler."""
+        use = choose_sampler(sampler, compiled=True)
         random_seed = resolve_seed(random_seed)
         pool = as_pool(panel)
         design = self.prepare(pool)
@@ -193,11 +204,22 @@ class BayesianSyntheticControl(BayesianModel):
         warn_donor_pool(pool)
         return self._fit(design, draws=draws, tune=tune, chains=chains, cores=cores,
                          random_seed=random_seed, progress=progress,
-                         target_accept=target_accept, method="bayes_synth")
+                         target_accept=target_accept, method="bayes_synth", sampler=use)
 
-    def _fit(self, design: SynthDesign, *, method: str, **kw) -> SynthResult:
+    def _fit(self, design: SynthDesign, *, method: str, sampler: str, **kw) -> SynthResult:
         model = self._build(design)
-        idata = sample_synth(model, **kw)
+        idata = None
+        if sampler == "nutpie":
+            from .bayes_synth_nutpie import UnsupportedModel, sample_synth_nutpie
+
+            try:
+                idata = sample_synth_nutpie(
+                    model, self._user_data(design),
+                    **{**kw, "cores": kw["cores"] or min(kw["chains"], os.cpu_count() or 1)})
+            except UnsupportedModel as exc:  # nutpie through PyMC (compiles this model)
+                logger.info("BayesianSyntheticControl: %s; nutpie via pm.sample instead", exc)
+        if idata is None:
+            idata = sample_synth(model, sampler=sampler, **kw)
         seed = kw["random_seed"]
         w = _flat(idata.posterior["w"].values)  # (S, K, D)
         mean_std, sigma_std, b_std = self._conditionals(design, w, seed)
@@ -206,12 +228,20 @@ class BayesianSyntheticControl(BayesianModel):
             treated_units=list(map(str, design.targets)),
             donor_units=list(map(str, design.donor_units)),
             n_pre=design.pre.sum(axis=0).tolist(),
-            sampled_vars=["w_gamma", "w", "sigma", "intercept"])
+            sampled_vars=["w_gamma", "w", "sigma", "intercept"], sampler=sampler)
         intercept = b_std * design.y_scale[None, :] if self.intercept else None
         return assemble(idata, design, mean_std, sigma_std, pooling=self.pooling,
                         effect_sd=self.priors.effect_sd, pooling_sd=self.priors.pooling_sd,
                         seed=seed,
                         method=method, info=info, weights=w, intercept=intercept)
+
+    def _user_data(self, design: SynthDesign) -> np.ndarray:
+        """The numbers of :meth:`_build`'s graph as the compiled density's buffer."""
+        from .bayes_synth_nutpie import pack_user_data
+
+        a0, b0, kappa2 = self._priors()
+        return pack_user_data(design, concentration=self.priors.concentration, a0=a0, b0=b0,
+                              kappa2=kappa2)
 
     def _conditionals(self, design: SynthDesign, w: np.ndarray, seed: int):
         """Exact draws of sigma (and b) given each weight draw; the synthetic mean."""
@@ -236,7 +266,8 @@ class BayesianSyntheticControl(BayesianModel):
     def placebo(self, panel: Panel | DonorPool, *, unit=None, draws: int = 500,
                 tune: int = 500, chains: int = 2, cores: int | None = None,
                 random_seed: int | None = None, progress: bool = True,
-                target_accept: float = 0.9) -> BayesPlaceboResult:
+                target_accept: float = 0.9,
+                sampler: Literal["auto", "nutpie", "pymc"] = "auto") -> BayesPlaceboResult:
         """Bayesian placebo-in-space for treated ``unit`` (default: the first).
 
         Every donor is in turn the "treated" unit, its donors the other donors, with the
@@ -245,8 +276,10 @@ class BayesianSyntheticControl(BayesianModel):
         unit is refitted alone with the same settings (``pooling="none"``). Each placebo's
         ATT posterior is compared with the treated unit's: see :class:`BayesPlaceboResult`.
         Like :meth:`fit`, it warns once (``DesignIgnoredWarning``) when the panel has a
-        ``cluster`` or ``weights`` column: the placebo fits use neither.
+        ``cluster`` or ``weights`` column: the placebo fits use neither. ``sampler``: as in
+        :meth:`fit`.
         """
+        use = choose_sampler(sampler, compiled=True)
         random_seed = resolve_seed(random_seed)
         pool = as_pool(panel)
         warn_ignored_design(self, panel)
@@ -262,7 +295,8 @@ class BayesianSyntheticControl(BayesianModel):
             targets=pool.donor_units, donor_units=pool.donor_units, outcome=pool.outcome,
             per_donor_scale=False)
         kw = dict(draws=draws, tune=tune, chains=chains, cores=cores,
-                  random_seed=random_seed, progress=progress, target_accept=target_accept)
+                  random_seed=random_seed, progress=progress, target_accept=target_accept,
+                  sampler=use)
         single = DonorPool(times=pool.times, treated_units=(pool.treated_units[j],),
                            donor_units=pool.donor_units, y_treated=pool.y_treated[:, [j]],
                            y_donors=pool.y_donors, start=pool.start[[j]], outcome=pool.outcome,
