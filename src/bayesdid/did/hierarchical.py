@@ -101,6 +101,13 @@ class HierarchicalDiD(BayesianModel):
         (``unit_sd_ratio``: class sd / lowest class's sd, LogNormal(0, 1) prior); exact in
         the marginal form (each unit's cross-products scaled by its precision).
     variance_classes : number of classes for ``unit_variance="classes"`` (default 4).
+    random_effects : ``None`` (default) or Gaussian random effects in pyfixest syntax, e.g.
+        ``"region^year"`` (region x year shocks; several terms joined by ``+``; a unit-level
+        group column interacted with time, or any column that varies over time). Each
+        term gets one effect per level with its own sampled sd ``sd_re_<columns>``
+        (Gamma(2, 2 / effect_sd), in outcome sds, as the cell interactions' sd), integrated
+        out exactly in the marginal form. A term may not also be in ``fe=`` nor contain
+        the unit column.
 
     robust : ``None`` (default, model-based posterior) or ``"cluster"``: a sandwich-adjusted
         posterior of the coefficients given each hyperparameter draw (Mueller 2013; see
@@ -140,7 +147,8 @@ class HierarchicalDiD(BayesianModel):
                  fe: str | None = DEFAULT_FE,
                  unit_variance: Literal["equal", "classes"] = "equal",
                  variance_classes: int = 4, robust: Literal["cluster"] | None = None,
-                 min_treated_clusters: int = MIN_TREATED_CLUSTERS):
+                 min_treated_clusters: int = MIN_TREATED_CLUSTERS,
+                 random_effects: str | None = None):
         if unit_variance not in UNIT_VARIANCES:
             raise BayesDidError(f"unit_variance must be one of {UNIT_VARIANCES}, "
                                 f"got {unit_variance!r}")
@@ -195,6 +203,11 @@ class HierarchicalDiD(BayesianModel):
             raise BayesDidError(f"fe takes a pyfixest-style string such as 'unit + time' or "
                                 f"None, got {type(fe).__name__} {fe!r}")
         self.fe = fe
+        if random_effects is not None and (not isinstance(random_effects, str)
+                                           or not random_effects.strip()):
+            raise BayesDidError(f"random_effects takes a pyfixest-style string such as "
+                                f"'region^year' or None, got {random_effects!r}")
+        self.random_effects = random_effects
 
     def config(self) -> dict:
         out = {"pool": self.pool, "event_time": self.event_time, "leads": self.leads,
@@ -203,6 +216,8 @@ class HierarchicalDiD(BayesianModel):
                "likelihood": self.likelihood}
         if self.fe != DEFAULT_FE:  # only when set, so that earlier configs keep their hash
             out["fe"] = self.fe
+        if self.random_effects is not None:  # likewise
+            out["random_effects"] = self.random_effects
         if self.unit_variance != "equal":
             out["unit_variance"] = self.unit_variance
             out["variance_classes"] = self.variance_classes
@@ -218,7 +233,8 @@ class HierarchicalDiD(BayesianModel):
             raise BayesDidError(f"expected a bayesdid Panel, got {type(panel).__name__}; "
                                 "build one with Panel.from_frame(df, ...)")
         covs = self.covariates if self.covariates is not None else panel.covariates
-        design = prepare(panel, self._pool(panel), covs, leads=self.leads, fe=self.fe)
+        design = prepare(panel, self._pool(panel), covs, leads=self.leads, fe=self.fe,
+                         random_effects=self.random_effects)
         if self.errors == "ar1" and not design.contiguous:
             gaps = panel.missing_periods()
             shown = (gaps.groupby(panel.unit, sort=False)[panel.time]
@@ -393,11 +409,16 @@ class HierarchicalDiD(BayesianModel):
                 if name in blocks:
                     new[f"{name}_effect"] = (("chain", "draw", name), (
                         phi[:, blocks[name].slice] * design.y_scale).reshape(*shape, -1))
+            for name, _ in design.random_terms:  # random_effects=, in outcome units
+                new[f"{name}_effect"] = (("chain", "draw", name), (
+                    phi[:, blocks[name].slice] * design.y_scale).reshape(*shape, -1))
             if bb is not None:
                 beta = phi[:, bb.slice] * design.y_scale / design.x_scale
                 new["beta"] = (("chain", "draw", "covariate"), beta.reshape(*shape, -1))
         ds = post.to_dataset().assign(new).assign_coords(
             cell=design.coords["cell"], effect_id=agg.labels,
+            **{name: design.coords[name] for name, _ in design.random_terms
+               if phi is not None},
             estimand=("effect_id", agg.estimand), group=("effect_id", agg.group))
         cells = design.cells.drop(columns=[c for c in design.cells if c.endswith("_idx")])
         const = xr.Dataset(

@@ -86,6 +86,8 @@ class DiDDesign:
     # per-unit precision scales (panel weights, variance classes): :func:`scaled_stats`,
     # attached with dataclasses.replace; None = every unit has precision 1 / sigma^2
     scaled: dict | None = field(default=None, repr=False)
+    # random_effects= terms (e.g. region x year): (block name, level code of each row)
+    random_terms: tuple = field(default=(), repr=False)
 
     @property
     def n_phi(self) -> int:
@@ -103,7 +105,8 @@ class DiDDesign:
 
 
 def prepare(panel: Panel, pool: tuple[str, ...], covariates: tuple[str, ...],
-            leads: int = 0, fe: str | None = DEFAULT_FE) -> DiDDesign:
+            leads: int = 0, fe: str | None = DEFAULT_FE,
+            random_effects: str | None = None) -> DiDDesign:
     """Build the design of the clean-comparison DID from a validated panel.
 
     ``leads > 0`` adds lead cells: a treated unit's rows at event times ``-leads .. -2``
@@ -116,9 +119,14 @@ def prepare(panel: Panel, pool: tuple[str, ...], covariates: tuple[str, ...],
     effect and earlier-kept columns span are dropped (the first level of each), so that the
     block is of full rank. Without the unit term there is no unit effect and a constant
     column is added.
+
+    ``random_effects`` (same syntax, e.g. ``"region^year"``): each term becomes a random
+    block ``re_<columns>`` (one dummy column per level, all kept) with its own sampled
+    pooling sd, integrated out with the rest of ``phi`` (:func:`random_effect_terms`).
     """
     df = panel.frame
     spec = parse_fe(panel, fe)
+    re_terms = random_effect_terms(panel, spec, random_effects)
     unknown = [g for g in pool if g not in ("cohort", *panel.groups)]
     if unknown:
         raise DesignError(
@@ -202,11 +210,16 @@ def prepare(panel: Panel, pool: tuple[str, ...], covariates: tuple[str, ...],
     add("cell", len(cells), "random")
     coords["cell"] = [_cell_label(row, groups, panel.time_axis.name)
                       for row in cells.itertuples(index=False)]
+    for name, _, labels in re_terms:
+        add(name, len(labels), "random")
+        coords[name] = labels
     blocks_t = tuple(b for b in blocks if b.size > 0)
 
     cells["label"] = coords["cell"]
     loadings = _cell_loadings(cells, blocks_t, groups, cohorts, levels, ks)
     Z = _phi_matrix(fe_cols, X, cell_of_row, loadings, blocks_t, len(df))
+    if re_terms:
+        Z = Z + _random_columns(re_terms, blocks_t, len(df))
     prev_row, contiguous = _previous_rows(unit_idx, time_idx)
     stats = _sufficient_stats(Z, y, unit_idx, prev_row)
     return DiDDesign(
@@ -215,7 +228,57 @@ def prepare(panel: Panel, pool: tuple[str, ...], covariates: tuple[str, ...],
         y=y, unit_idx=unit_idx, time_idx=time_idx, cell_idx=cell_of_row, X=X,
         prev_row=prev_row, stats=stats, contiguous=contiguous, cell_loadings=loadings.toarray(),
         fe_cols=fe_cols, unit_effect=spec.has_unit, fe=spec.formula,
-        fe_label=spec.table_label, Z=Z)
+        fe_label=spec.table_label, Z=Z,
+        random_terms=tuple((name, codes) for name, codes, _ in re_terms))
+
+
+def random_effect_terms(panel: Panel, spec, random_effects: str | None
+                        ) -> list[tuple[str, np.ndarray, list[str]]]:
+    """Parse ``random_effects`` (pyfixest syntax, e.g. ``"region^year"``): per term its
+    block name ``re_<col>_<col>``, each row's level code and the level labels.
+
+    A term may not contain the unit column (unit x anything is as fine as the errors) nor
+    be a term of ``fe=`` (the same effects both fixed and random).
+
+    >>> from bayesdid.datasets import simulate_staggered
+    >>> sim = simulate_staggered(n_units=20, years=(2005, 2010), batches={2007: 5},
+    ...                          random_seed=1)
+    >>> panel = Panel.from_frame(sim.data, **sim.panel_kwargs)
+    >>> [(name, len(labels)) for name, _, labels
+    ...  in random_effect_terms(panel, parse_fe(panel), "region^time")]
+    [('re_region_year', 24)]
+    """
+    if random_effects is None:
+        return []
+    if not isinstance(random_effects, str) or not random_effects.strip():
+        raise DesignError(f"random_effects takes a pyfixest-style string such as "
+                          f"'region^year' or None, got {random_effects!r}")
+    re_spec = parse_fe(panel, random_effects)
+    out = []
+    for term in re_spec.terms:
+        label = "^".join(term)
+        if panel.unit in term:
+            raise DesignError(
+                f"random_effects term {label!r} contains the unit column {panel.unit!r}; "
+                "unit effects are already in the model (fe=) and unit x period effects "
+                "are indistinguishable from the errors", column=panel.unit,
+                hint="use a unit-level group column, e.g. 'region^year'")
+        if term in spec.terms:
+            raise DesignError(
+                f"random_effects term {label!r} is also a fixed effect in fe={spec.formula!r}",
+                column=term[-1], hint=f"drop {label!r} from fe= or from random_effects=")
+        codes, labels = re_spec.codes(term)
+        out.append(("re_" + "_".join(term), codes, labels))
+    return out
+
+
+def _random_columns(re_terms, blocks, n) -> sp.csr_matrix:
+    """Sparse (n x n_phi) dummies of the random-effect blocks (every level kept)."""
+    by_name = {b.name: b for b in blocks}
+    m = sum(b.size for b in blocks)
+    rows = np.concatenate([np.arange(n)] * len(re_terms))
+    cols = np.concatenate([by_name[name].start + codes for name, codes, _ in re_terms])
+    return sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(n, m))
 
 
 RANK_TOL = 1e-9  # a FE column whose residual norm^2 is below this fraction of its own: spanned

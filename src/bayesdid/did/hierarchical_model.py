@@ -156,6 +156,8 @@ def build_dense(design: DiDDesign, errors: str, priors: DiDPriors) -> pm.Model:
                 mean = mean + padded[term_cols]
         if "beta" in parts:
             mean = mean + pt.dot(design.X, parts["beta"])
+        for name, codes in design.random_terms:  # random_effects= (e.g. region x year)
+            mean = mean + parts[name][codes]
         tau = pt.dot(design.cell_loadings, phi)
         tau = pm.Deterministic("tau_cell_std", tau, dims="cell")
         treated = np.flatnonzero(design.cell_idx >= 0)

@@ -59,11 +59,13 @@ def remedy(check: str, errors: str, time: str = "time") -> str:
     if check == "kurtosis":
         return "heavy-tailed errors: errors='student_t'"
     if check == "unit_variance":
-        return ("heteroskedastic units: unit-level variances are not modelled yet; put the "
-                "cluster-robust twfe interval beside this one")
+        return ("heteroskedastic units: unit_variance='classes' (variance classes; "
+                "under-covers in the zoo, see the README), or put the cluster-robust twfe "
+                "interval beside this one")
     group = check.removesuffix("_x_period")
-    return (f"shocks shared within {group} x period: add {group} x period effects "
-            f"(e.g. fe='unit + {group}^{time}'), or compare with twfe clustered by {group}")
+    return (f"shocks shared within {group} x period: add {group} x period effects, random "
+            f"(random_effects='{group}^{time}') or fixed (fe='unit + {group}^{time}'), or "
+            f"compare with twfe clustered by {group}")
 
 
 def _lag_index(prev_row: np.ndarray, k: int) -> np.ndarray:
