@@ -1,8 +1,10 @@
-"""Calibration of group x time random effects on zoo panels (``bayesdid.calibration``).
+"""Calibration of HierarchicalDiD's opt-in model terms on zoo panels (``bayesdid.calibration``).
 
-On LCCP-shaped zoo panels (278 x 19, :func:`bayesdid.calibration.zoo_panel`) fits
+On LCCP-shaped zoo panels (278 x 19, :func:`bayesdid.calibration.zoo_panel`) fits, per panel,
+the methods asked for (``--methods``, default: all):
 
 * ``hierarchical_did[ar1]``: the default model;
+* ``hierarchical_did[ar1,classes]``: ``unit_variance="classes"`` (variance classes of units);
 * ``hierarchical_did[ar1,region^year]``: ``random_effects="region^year"`` (Gaussian
   region x year effects with their own sd, integrated out);
 
@@ -10,7 +12,10 @@ and prints coverage of the 95% interval of the overall ATT (binomial se), mean w
 RMSE and the share of panels whose posterior predictive checks flagged something, per DGP
 and method. Replications through ``bayesdid.parallel.run_replications``.
 
-    .venv/bin/python benchmarks/group_time_effects_zoo.py --panels 20 --dgps region_shocks ar1
+    .venv/bin/python benchmarks/model_options_zoo.py --panels 20 --dgps hetero_units weights \
+        --methods "hierarchical_did[ar1]" "hierarchical_did[ar1,classes]"
+    .venv/bin/python benchmarks/model_options_zoo.py --panels 20 --dgps region_shocks ar1 \
+        --methods "hierarchical_did[ar1]" "hierarchical_did[ar1,region^year]"
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ from bayesdid.calibration import ZOO_DGPS, coverage_table, zoo_panel
 from bayesdid.did.hierarchical import HierarchicalDiD
 from bayesdid.parallel import run_replications
 
-METHODS = {"hierarchical_did[ar1]": {}, "hierarchical_did[ar1,region^year]":
-           {"random_effects": "region^year"}}
+METHODS = {"hierarchical_did[ar1]": {},
+           "hierarchical_did[ar1,classes]": {"unit_variance": "classes"},
+           "hierarchical_did[ar1,region^year]": {"random_effects": "region^year"}}
 
 
 def replicate(seed: int, dgp: str, draws: int, tune: int,
@@ -56,7 +62,7 @@ def replicate(seed: int, dgp: str, draws: int, tune: int,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--panels", type=int, default=20)
-    parser.add_argument("--dgps", nargs="+", default=["region_shocks", "ar1"],
+    parser.add_argument("--dgps", nargs="+", default=["hetero_units", "region_shocks"],
                         choices=ZOO_DGPS)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
