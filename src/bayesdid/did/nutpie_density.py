@@ -20,22 +20,17 @@ Written by hand because nutpie offers no way to reuse a compiled callback across
 from __future__ import annotations
 
 import math
-import time
 
 import numba
 import numpy as np
 import pymc as pm
-from threadpoolctl import threadpool_limits
 
+from ..bayes.nutpie_compiled import EXPAND_SIG, LOGP_SIG, UnsupportedModel, sample_compiled
 from .hierarchical_model import _precision_parts, unit_precision
 from .marginal_likelihood_numba import marginal_loglik_grad_nb, scaled_loglik_grad_nb
 
 _HEADER = 13
 LOG_HALF_NORMAL_CONST = float(np.log(2.0) - 0.5 * np.log(2 * np.pi))
-
-
-class UnsupportedModel(ValueError):
-    """The PyMC model is not the marginal DID this compiled density implements."""
 
 
 def layout_header_size() -> int:
@@ -150,15 +145,7 @@ def did_logp_grad(x, buf):
     return logp, grad
 
 
-_LOGP_SIG = numba.types.int64(numba.types.uint64, numba.types.CPointer(numba.types.double),
-                              numba.types.CPointer(numba.types.double),
-                              numba.types.CPointer(numba.types.double), numba.types.voidptr)
-_EXPAND_SIG = numba.types.int64(numba.types.uint64, numba.types.uint64,
-                                numba.types.CPointer(numba.types.double),
-                                numba.types.CPointer(numba.types.double), numba.types.voidptr)
-
-
-@numba.cfunc(_LOGP_SIG, cache=True, error_model="numpy")
+@numba.cfunc(LOGP_SIG, cache=True, error_model="numpy")
 def _logp_cfunc(dim, x_, out_, logp_, user_data_):
     head = numba.carray(user_data_, (_HEADER,), np.float64)
     buf = numba.carray(user_data_, (int(head[0]),), np.float64)
@@ -175,7 +162,7 @@ def _logp_cfunc(dim, x_, out_, logp_, user_data_):
     return 0
 
 
-@numba.cfunc(_EXPAND_SIG, cache=True, error_model="numpy")
+@numba.cfunc(EXPAND_SIG, cache=True, error_model="numpy")
 def _expand_cfunc(dim, expanded, x_, out_, user_data_):
     """[unconstrained x..., sigma, (rho), sd_1, ...]: nutpie's trace layout."""
     head = numba.carray(user_data_, (_HEADER,), np.float64)
@@ -245,20 +232,10 @@ def sample_did_nutpie(model: pm.Model, design, priors, errors: str, *, draws: in
                       target_accept: float):
     """nutpie NUTS on :func:`compile_did_nutpie`: a DataTree in the form
     ``pm.sample(nuts_sampler="nutpie")`` returns (same attrs as :func:`.sampling.sample`)."""
-    import nutpie
-    from pymc.backends.arviz import patch_nutpie_idata
-
-    call_start = time.perf_counter()
-    compiled = compile_did_nutpie(model, design, priors, errors)
-    start = time.time()
-    with threadpool_limits(1):
-        idata = nutpie.sample(compiled, draws=draws, tune=max(tune, 1), chains=chains,
-                              cores=cores, seed=int(random_seed), target_accept=target_accept,
-                              progress_bar=progress)
-    patch_nutpie_idata(idata, model, sampling_time=time.time() - start)
-    idata.posterior.attrs["sample_call_time"] = time.perf_counter() - call_start
-    idata.posterior.attrs["nuts_sampler"] = "nutpie"
-    return idata
+    return sample_compiled(
+        model, lambda: compile_did_nutpie(model, design, priors, errors),
+        draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
+        progress=progress, target_accept=target_accept)
 
 
 __all__ = ["UnsupportedModel", "compile_did_nutpie", "sample_did_nutpie", "did_logp_grad",

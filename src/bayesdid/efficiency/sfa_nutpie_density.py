@@ -21,21 +21,17 @@ Written by hand because nutpie offers no way to reuse a compiled callback across
 from __future__ import annotations
 
 import math
-import time
 
 import numba
 import numpy as np
 import pymc as pm
-from threadpoolctl import threadpool_limits
+
+from ..bayes.nutpie_compiled import EXPAND_SIG, LOGP_SIG, UnsupportedModel, sample_compiled
 
 HEADER = 16
 _HALF_LOG2PI = 0.5 * math.log(2 * math.pi)
 _SQRT_HALF = math.sqrt(0.5)
 _DISTRIBUTIONS = {"half_normal": 0, "truncated_normal": 1, "exponential": 2}
-
-
-class UnsupportedModel(ValueError):
-    """The PyMC model is not the frontier this compiled density implements."""
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -252,15 +248,7 @@ def sfa_logp_grad(x, buf):
     return logp, grad
 
 
-_LOGP_SIG = numba.types.int64(numba.types.uint64, numba.types.CPointer(numba.types.double),
-                              numba.types.CPointer(numba.types.double),
-                              numba.types.CPointer(numba.types.double), numba.types.voidptr)
-_EXPAND_SIG = numba.types.int64(numba.types.uint64, numba.types.uint64,
-                                numba.types.CPointer(numba.types.double),
-                                numba.types.CPointer(numba.types.double), numba.types.voidptr)
-
-
-@numba.cfunc(_LOGP_SIG, cache=True, error_model="numpy")
+@numba.cfunc(LOGP_SIG, cache=True, error_model="numpy")
 def _logp_cfunc(dim, x_, out_, logp_, user_data_):
     head = numba.carray(user_data_, (HEADER,), np.float64)
     buf = numba.carray(user_data_, (int(head[0]),), np.float64)
@@ -297,7 +285,7 @@ def expand_draw(x, buf, out):
     out[dim + 3:dim + 3 + k] = slopes
 
 
-@numba.cfunc(_EXPAND_SIG, cache=True, error_model="numpy")
+@numba.cfunc(EXPAND_SIG, cache=True, error_model="numpy")
 def _expand_cfunc(dim, expanded, x_, out_, user_data_):
     head = numba.carray(user_data_, (HEADER,), np.float64)
     buf = numba.carray(user_data_, (int(head[0]),), np.float64)
@@ -366,24 +354,15 @@ def sample_sfa_nutpie(model: pm.Model, user_data: np.ndarray, initvals: dict, *,
                       target_accept: float):
     """nutpie NUTS on :func:`compile_sfa_nutpie`: a DataTree in the form
     ``pm.sample(nuts_sampler="nutpie")`` returns (transformed values dropped)."""
-    import nutpie
-    from pymc.backends.arviz import patch_nutpie_idata
-
-    call_start = time.perf_counter()
-    compiled = compile_sfa_nutpie(model, user_data, initvals)
-    start = time.time()
-    with threadpool_limits(1):
-        idata = nutpie.sample(compiled, draws=draws, tune=max(tune, 1), chains=chains,
-                              cores=cores, seed=int(random_seed), target_accept=target_accept,
-                              progress_bar=progress)
-    patch_nutpie_idata(idata, model, sampling_time=time.time() - start)
+    idata = sample_compiled(
+        model, lambda: compile_sfa_nutpie(model, user_data, initvals),
+        draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
+        progress=progress, target_accept=target_accept)
     post = idata.posterior.to_dataset()
     post = post.drop_vars([v for v in post.data_vars if str(v).endswith("_log__")])
     attrs = dict(idata.posterior.attrs)
     idata["posterior"] = type(idata["posterior"])(post)
     idata.posterior.attrs.update(attrs)
-    idata.posterior.attrs["sample_call_time"] = time.perf_counter() - call_start
-    idata.posterior.attrs["nuts_sampler"] = "nutpie"
     return idata
 
 

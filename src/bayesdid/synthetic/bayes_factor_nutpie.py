@@ -19,12 +19,11 @@ posterior mean ``m`` of ``b`` and ``V`` its posterior covariance (the envelope t
 
 from __future__ import annotations
 
-import time
-
 import numba
 import numpy as np
 import pymc as pm
-from threadpoolctl import threadpool_limits
+
+from ..bayes.nutpie_compiled import EXPAND_SIG, LOGP_SIG, sample_compiled
 
 _HEADER = 10
 
@@ -158,15 +157,7 @@ def factor_logp_grad(x, buf):
     return logp, grad
 
 
-_LOGP_SIG = numba.types.int64(numba.types.uint64, numba.types.CPointer(numba.types.double),
-                              numba.types.CPointer(numba.types.double),
-                              numba.types.CPointer(numba.types.double), numba.types.voidptr)
-_EXPAND_SIG = numba.types.int64(numba.types.uint64, numba.types.uint64,
-                                numba.types.CPointer(numba.types.double),
-                                numba.types.CPointer(numba.types.double), numba.types.voidptr)
-
-
-@numba.cfunc(_LOGP_SIG, cache=True, error_model="numpy")
+@numba.cfunc(LOGP_SIG, cache=True, error_model="numpy")
 def _logp_cfunc(dim, x_, out_, logp_, user_data_):
     head = numba.carray(user_data_, (_HEADER,), np.float64)
     buf = numba.carray(user_data_, (int(head[0]),), np.float64)
@@ -183,7 +174,7 @@ def _logp_cfunc(dim, x_, out_, logp_, user_data_):
     return 0
 
 
-@numba.cfunc(_EXPAND_SIG, cache=True, error_model="numpy")
+@numba.cfunc(EXPAND_SIG, cache=True, error_model="numpy")
 def _expand_cfunc(dim, expanded, x_, out_, user_data_):
     """[log sigma, log sd_unit, log tau, sigma, sd_unit, tau, F]: nutpie's trace layout
     (the log-transformed values, then every variable on its own scale)."""
@@ -245,20 +236,10 @@ def sample_factor_nutpie(model: pm.Model, design, model_cfg, *, draws: int, tune
                          chains: int, cores: int, random_seed: int, progress: bool,
                          target_accept: float):
     """nutpie NUTS on :func:`compile_factor_nutpie`, returned as ``pm.sample`` would."""
-    import nutpie
-    from pymc.backends.arviz import patch_nutpie_idata
-
-    call_start = time.perf_counter()
-    compiled = compile_factor_nutpie(model, design, model_cfg)
-    start = time.time()
-    with threadpool_limits(1):
-        idata = nutpie.sample(compiled, draws=draws, tune=max(tune, 1), chains=chains,
-                              cores=cores, seed=int(random_seed), target_accept=target_accept,
-                              progress_bar=progress)
-    patch_nutpie_idata(idata, model, sampling_time=time.time() - start)
-    idata.posterior.attrs["sample_call_time"] = time.perf_counter() - call_start
-    idata.posterior.attrs["nuts_sampler"] = "nutpie"
-    return idata
+    return sample_compiled(
+        model, lambda: compile_factor_nutpie(model, design, model_cfg),
+        draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
+        progress=progress, target_accept=target_accept)
 
 
 __all__ = ["compile_factor_nutpie", "sample_factor_nutpie", "factor_logp_grad",

@@ -25,18 +25,14 @@ compiled callback across models; tests check it against PyMC's own logp and dlog
 from __future__ import annotations
 
 import math
-import time
 
 import numba
 import numpy as np
 import pymc as pm
-from threadpoolctl import threadpool_limits
+
+from ..bayes.nutpie_compiled import EXPAND_SIG, LOGP_SIG, UnsupportedModel, sample_compiled
 
 _HEADER = 9
-
-
-class UnsupportedModel(ValueError):
-    """The PyMC model is not the BayesianSyntheticControl model this density implements."""
 
 
 def header_size() -> int:
@@ -126,15 +122,7 @@ def synth_logp_grad(x, buf):
     return logp, grad
 
 
-_LOGP_SIG = numba.types.int64(numba.types.uint64, numba.types.CPointer(numba.types.double),
-                              numba.types.CPointer(numba.types.double),
-                              numba.types.CPointer(numba.types.double), numba.types.voidptr)
-_EXPAND_SIG = numba.types.int64(numba.types.uint64, numba.types.uint64,
-                                numba.types.CPointer(numba.types.double),
-                                numba.types.CPointer(numba.types.double), numba.types.voidptr)
-
-
-@numba.cfunc(_LOGP_SIG, cache=True, error_model="numpy")
+@numba.cfunc(LOGP_SIG, cache=True, error_model="numpy")
 def _logp_cfunc(dim, x_, out_, logp_, user_data_):
     head = numba.carray(user_data_, (_HEADER,), np.float64)
     buf = numba.carray(user_data_, (int(head[0]),), np.float64)
@@ -151,7 +139,7 @@ def _logp_cfunc(dim, x_, out_, logp_, user_data_):
     return 0
 
 
-@numba.cfunc(_EXPAND_SIG, cache=True, error_model="numpy")
+@numba.cfunc(EXPAND_SIG, cache=True, error_model="numpy")
 def _expand_cfunc(dim, expanded, x_, out_, user_data_):
     """``[log w_gamma, w_gamma, w]`` (each K x D): nutpie's trace layout (the transformed
     value, the variable, the deterministic ``w = w_gamma / sum(w_gamma)``)."""
@@ -219,20 +207,10 @@ def sample_synth_nutpie(model: pm.Model, user_data: np.ndarray, *, draws: int, t
                         chains: int, cores: int, random_seed: int, progress: bool,
                         target_accept: float):
     """nutpie NUTS on :func:`compile_synth_nutpie`, returned as ``pm.sample`` would."""
-    import nutpie
-    from pymc.backends.arviz import patch_nutpie_idata
-
-    call_start = time.perf_counter()
-    compiled = compile_synth_nutpie(model, user_data)
-    start = time.time()
-    with threadpool_limits(1):
-        idata = nutpie.sample(compiled, draws=draws, tune=max(tune, 1), chains=chains,
-                              cores=cores, seed=int(random_seed), target_accept=target_accept,
-                              progress_bar=progress)
-    patch_nutpie_idata(idata, model, sampling_time=time.time() - start)
-    idata.posterior.attrs["sample_call_time"] = time.perf_counter() - call_start
-    idata.posterior.attrs["nuts_sampler"] = "nutpie"
-    return idata
+    return sample_compiled(
+        model, lambda: compile_synth_nutpie(model, user_data),
+        draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
+        progress=progress, target_accept=target_accept)
 
 
 __all__ = ["UnsupportedModel", "compile_synth_nutpie", "sample_synth_nutpie",
