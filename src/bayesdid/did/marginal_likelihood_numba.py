@@ -182,6 +182,34 @@ def marginal_loglik_grad_nb(basis, run_lengths, units_per_length, n_obs, lam_a, 
 
 
 @numba.njit(cache=True, error_model="numpy")
+def _conditional_draw(S, s, lam, z, out):
+    """One exact draw of phi from the cross-products S ((p+1) x (p+1), last column X'y):
+    H = S_pp / s + diag(lam), mean = H^-1 S_py / s, phi = mean + L'^-1 z with H = L L'
+    (one Cholesky, two triangular solves), written into ``out``; False if H is not PD."""
+    p = lam.shape[0]
+    H = np.empty((p, p))
+    for i in range(p):
+        for j in range(p):
+            H[i, j] = S[i, j] / s
+        H[i, i] += lam[i]
+    if not _cholesky_in_place(H):
+        return False
+    # C view: upper triangle holds U = L'; solve L y = b, then L' x = y + z
+    y = np.empty(p)
+    for i in range(p):
+        acc = S[i, p] / s
+        for k in range(i):
+            acc -= H[k, i] * y[k]
+        y[i] = acc / H[i, i]
+    for i in range(p - 1, -1, -1):
+        acc = y[i] + z[i]
+        for k in range(i + 1, p):
+            acc -= H[i, k] * out[k]
+        out[i] = acc / H[i, i]
+    return True
+
+
+@numba.njit(cache=True, error_model="numpy")
 def conditional_factor_batch_nb(basis, run_lengths, lam_a, sigma, rho, lam_phi, z):
     """Exact draws of phi given each hyperparameter draw (rows), without derivatives.
 
@@ -195,28 +223,8 @@ def conditional_factor_batch_nb(basis, run_lengths, lam_a, sigma, rho, lam_phi, 
         s = sigma[d] ** 2
         w, _, _ = _weights(basis.shape[0], run_lengths, lam_a, s, rho[d])
         S = np.dot(w[0], basis).reshape((m1, m1))
-        H = np.empty((p, p))
-        for i in range(p):
-            for j in range(p):
-                H[i, j] = S[i, j] / s
-            H[i, i] += lam_phi[d, i]
-        if not _cholesky_in_place(H):
+        if not _conditional_draw(S, s, lam_phi[d], z[d], out[d]):
             out[d, :] = np.nan
-            continue
-        # C view: upper triangle holds U = L'; solve L y = b, then L' x = y + z
-        y = np.empty(p)
-        for i in range(p):
-            acc = S[i, p] / s
-            for k in range(i):
-                acc -= H[k, i] * y[k]
-            y[i] = acc / H[i, i]
-        x = y + z[d]
-        for i in range(p - 1, -1, -1):
-            acc = x[i]
-            for k in range(i + 1, p):
-                acc -= H[i, k] * x[k]
-            x[i] = acc / H[i, i]
-        out[d] = x
     return out
 
 
@@ -407,27 +415,8 @@ def scaled_conditional_batch_nb(basis, Q, G, T, w, cls, lam_a, sigma, rho, lam_p
     for d in range(n):
         s = sigma[d] ** 2
         S, _, _, _, _, _ = _scaled_S(basis, Q, G, T, w, cls, lam_a, s, rho[d], v[d])
-        H = np.empty((p, p))
-        for i in range(p):
-            for j in range(p):
-                H[i, j] = S[i, j] / s
-            H[i, i] += lam_phi[d, i]
-        if not _cholesky_in_place(H):
+        if not _conditional_draw(S, s, lam_phi[d], z[d], out[d]):
             out[d, :] = np.nan
-            continue
-        y = np.empty(p)
-        for i in range(p):
-            acc = S[i, p] / s
-            for k in range(i):
-                acc -= H[k, i] * y[k]
-            y[i] = acc / H[i, i]
-        x = y + z[d]
-        for i in range(p - 1, -1, -1):
-            acc = x[i]
-            for k in range(i + 1, p):
-                acc -= H[i, k] * x[k]
-            x[i] = acc / H[i, i]
-        out[d] = x
     return out
 
 
