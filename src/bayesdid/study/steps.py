@@ -7,11 +7,12 @@ of what they name, and a runner that turns the panel and the options into a
 :class:`StepOutput` (the result, its effects table at the study's level, extra tables and
 figures). Adding a method to studies means adding one entry to :data:`STEPS`.
 
-The kinds live in four modules:
+The kinds live in five modules:
 
-- :mod:`bayesdid.study.steps_classical`: ``twfe``, ``event_study``, ``callaway_santanna``,
-  ``sun_abraham``, ``imputation``, ``bacon``, ``honest_did``, ``heterogeneity``,
-  ``placebo``, ``robustness``, ``psm_did``, ``mediation``;
+- :mod:`bayesdid.study.steps_classical`: ``twfe``, ``fe_ladder``, ``event_study``,
+  ``callaway_santanna``, ``sun_abraham``, ``imputation``, ``bacon``, ``honest_did``;
+- :mod:`bayesdid.study.steps_checks`: ``heterogeneity``, ``placebo``, ``robustness``,
+  ``psm_did``, ``mediation``;
 - :mod:`bayesdid.study.steps_bayes`: ``hierarchical_did``, ``bayes_sensitivity``,
   ``posterior_contrasts``, ``bayesian_mediation``;
 - :mod:`bayesdid.study.steps_synth`: ``synth``, ``synthdid``, ``regression_control``,
@@ -48,6 +49,7 @@ from .steps_base import (
     effects_at,
 )
 from .steps_bayes import KINDS as _BAYES
+from .steps_checks import KINDS as _CHECKS
 from .steps_classical import KINDS as _CLASSICAL
 from .steps_efficiency import KINDS as _EFFICIENCY
 from .steps_synth import KINDS as _SYNTH
@@ -86,4 +88,4 @@ def _uniform(kind: StepKind) -> StepKind:
 
 
 STEPS: dict[str, StepKind] = {name: _uniform(kind) for name, kind in
-                              {**_CLASSICAL, **_BAYES, **_SYNTH, **_EFFICIENCY}.items()}
+                              {**_CLASSICAL, **_CHECKS, **_BAYES, **_SYNTH, **_EFFICIENCY}.items()}

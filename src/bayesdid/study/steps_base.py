@@ -53,8 +53,18 @@ __all__ = [
     "StepContext",
     "StepKind",
     "StepOutput",
+    "FE",
+    "INT_LIST",
+    "NUM_LIST",
+    "covariate_columns",
+    "did_kind",
     "did_runner",
     "effects_at",
+    "estimator_kwargs",
+    "fe_columns",
+    "fe_kwargs",
+    "fe_value",
+    "with_fe_columns",
     "fit_kwargs",
     "with_columns",
 ]
@@ -353,3 +363,73 @@ def simple_output(result: Any, opts: Mapping[str, Any], ctx: StepContext,
     """The result's effects at the study's level (and ``interval`` for Bayesian results)."""
     return StepOutput(result=result, table=effects_at(result, ctx.level, opts.get("interval")),
                       extras=MappingProxyType(extras))
+
+
+# ---------------------------------------------------------------------------- DID-type kinds
+
+NUM_LIST = check_list(check_num(), what="number")
+INT_LIST = check_list(check_int(), what="int")
+
+
+def estimator_kwargs(opts: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """The estimator keyword arguments among ``opts`` (tuples for lists)."""
+    out = {k: opts[k] for k in keys if k in opts}
+    return {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in out.items()}
+
+
+def _data_checks(*more):
+    def check(opts: dict[str, Any], path: str) -> None:
+        check_data_options(opts, path)
+        for extra in more:
+            extra(opts, path)
+    return check
+
+
+def did_kind(name: str, schema: dict[str, Check], fit, output=simple_output, *,
+             columns=None, groups=None, check=None, propagate: bool = False,
+             description: str = "", bayesian: bool = False,
+             refs: tuple[str, ...] = ()) -> StepKind:
+    """A DID-type step kind (its runner prepares the panel with :func:`did_runner`)."""
+    full = {**COMMON, **DATA_OPTIONS, **(PROPAGATE if propagate else {}), **schema}
+    runner = did_runner(fit, output, columns=columns or (lambda o: []),
+                        groups=groups or (lambda o: []))
+    return StepKind(name, full, runner, bayesian=bayesian,
+                    check=_data_checks(*([check] if check else [])), description=description,
+                    refs=("outcome_from", *refs), check_refs=check_outcome_from)
+
+
+def covariate_columns(opts: dict[str, Any]) -> list[str]:
+    return list(opts.get("covariates") or [])
+
+
+# ---------------------------------------------------------------------------- fixed effects
+NO_FE = ("", "0", "none")  # fe = "none" in a spec: no fixed effects (TOML has no null)
+
+
+def fe_value(value: str | None) -> str | None:
+    return None if value is None or value.strip().lower() in NO_FE else value
+
+
+def fe_columns(value: str | None) -> list[str]:
+    """Study-data columns named by an fe string (``unit``/``time`` are the panel's)."""
+    value = fe_value(value)
+    if value is None:
+        return []
+    names = [p.strip() for term in value.split("+") for p in term.split("^")]
+    return [n for n in names if n and n not in ("unit", "time")]
+
+
+def fe_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
+    """Estimator keywords with ``fe`` translated (``"none"`` -> None)."""
+    out = tuples(opts)
+    if "fe" in out:
+        out["fe"] = fe_value(out["fe"])
+    return out
+
+
+def with_fe_columns(columns):
+    """A ``columns`` function extended by the FE columns of the ``fe`` option."""
+    return lambda o: [*columns(o), *fe_columns(o.get("fe"))]
+
+
+FE = {"fe": check_str(empty=True)}

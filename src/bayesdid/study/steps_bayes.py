@@ -36,11 +36,13 @@ from .steps_base import (
     StepContext,
     StepKind,
     StepOutput,
+    did_kind,
+    fe_columns,
+    fe_value,
     fit_kwargs,
     simple_output,
     tuples,
 )
-from .steps_classical import kind
 
 __all__ = ["KINDS"]
 
@@ -61,11 +63,6 @@ def _check_hdid(opts: dict[str, Any], path: str) -> None:
                    "reference); 0 turns the leads off")
 
 
-def _fe_columns(value):
-    from .steps_classical import _fe_columns as columns
-    return columns(value)
-
-
 def _hdid_groups(opts: dict[str, Any]) -> list[str]:
     split = f"{opts['median_split']}_split" if "median_split" in opts else None
     return [g for g in opts.get("pool") or () if g != "cohort" and g != split]
@@ -81,8 +78,7 @@ def _hdid(panel, opts, ctx):
     opts = tuples(opts)
     model_opts = {k: opts[k] for k in _HDID_MODEL_KEYS if k in opts}
     if "fe" in model_opts:
-        from .steps_classical import _fe_value
-        model_opts["fe"] = _fe_value(model_opts["fe"])
+        model_opts["fe"] = fe_value(model_opts["fe"])
     if "priors" in opts:
         model_opts["priors"] = DiDPriors(**opts["priors"])
     fits = fit_kwargs(opts)
@@ -198,7 +194,7 @@ def _priors(value: Any, path: str) -> MappingProxyType:
 
 
 KINDS: dict[str, StepKind] = {
-    "hierarchical_did": kind(
+    "hierarchical_did": did_kind(
         "hierarchical_did",
         {"pool": STR_LIST, "event_time": check_bool, "leads": check_int(0),
          "errors": check_str(("ar1", "iid", "student_t")), "covariates": STR_LIST,
@@ -206,7 +202,7 @@ KINDS: dict[str, StepKind] = {
          "median_split": check_str(), "fe": check_str(empty=True), **SAMPLER},
         _hdid, simple_output, bayesian=True, propagate=True, check=_check_hdid,
         columns=lambda o: [o.get("median_split"), *(o.get("covariates") or []),
-                           *_fe_columns(o.get("fe"))],
+                           *fe_columns(o.get("fe"))],
         groups=_hdid_groups,
         description="hierarchical Bayesian DID / event study (clean comparison)"),
     "bayes_sensitivity": StepKind(
@@ -226,7 +222,7 @@ KINDS: dict[str, StepKind] = {
          "groups": STR_LIST, "estimand": check_str(), "interval": check_str(("hdi", "eti"))},
         _run_contrasts, check=_check_contrasts, refs=("of",), check_refs=_contrast_refs,
         description="group effects of a pooled hierarchical DID and P(A > B) contrasts"),
-    "bayesian_mediation": kind(
+    "bayesian_mediation": did_kind(
         "bayesian_mediation",
         {"mediators": STR_LIST, "joint": check_bool, "covariates": STR_LIST,
          "prior_scale": check_num(0, open_=True), **SAMPLER},

@@ -1,8 +1,8 @@
 """Classical DID step kinds of a study: TWFE, the fixed-effects ladder (``fe_ladder``: one
 TWFE per fixed-effect set, e.g. OLS / time FE / unit FE / two-way, one column each),
-event studies, the staggered-adoption estimators, the Bacon decomposition, honest DID,
-heterogeneity, placebo tests, robustness specifications, PSM-DID and three-step mediation
-(registered in :mod:`bayesdid.study.steps`).
+event studies, the staggered-adoption estimators, the Bacon decomposition and honest DID
+(registered in :mod:`bayesdid.study.steps`; the robustness checks are in
+:mod:`bayesdid.study.steps_checks`).
 
 Every kind takes the data options of :data:`~bayesdid.study.steps_base.DATA_OPTIONS`
 (``outcome``, ``outcome_from``, ``where``, ``cohorts``); options map one to one to the
@@ -25,106 +25,37 @@ import pandas as pd
 from .checks import (
     OPT_STR,
     STR_LIST,
-    Check,
     check_bool,
     check_int,
     check_list,
-    check_num,
     check_str,
-    check_unit_id,
-    expected,
     fail,
 )
 from .steps_base import (
     CLASSICAL,
-    COMMON,
-    DATA_OPTIONS,
-    PROPAGATE,
+    FE,
+    NUM_LIST,
     StepKind,
     StepOutput,
-    check_data_options,
-    check_outcome_from,
-    did_runner,
-    simple_output,
-    tuples,
+    covariate_columns,
+    did_kind,
+    estimator_kwargs,
+    fe_columns,
+    fe_kwargs,
+    fe_value,
+    with_fe_columns,
 )
 
 __all__ = ["KINDS"]
 
 logger = logging.getLogger(__name__)
 
-NUM_LIST = check_list(check_num(), what="number")
-INT_LIST = check_list(check_int(), what="int")
-
-
-def _est(opts: dict[str, Any], *keys: str) -> dict[str, Any]:
-    """The estimator keyword arguments among ``opts`` (tuples for lists)."""
-    out = {k: opts[k] for k in keys if k in opts}
-    return {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in out.items()}
-
-
-def _data_checks(*more):
-    def check(opts: dict[str, Any], path: str) -> None:
-        check_data_options(opts, path)
-        for extra in more:
-            extra(opts, path)
-    return check
-
-
-def kind(name: str, schema: dict[str, Check], fit, output=simple_output, *, columns=None,
-         groups=None, check=None, propagate: bool = False, description: str = "",
-         bayesian: bool = False, refs: tuple[str, ...] = ()) -> StepKind:
-    """A DID-type step kind (its runner prepares the panel with :func:`did_runner`)."""
-    full = {**COMMON, **DATA_OPTIONS, **(PROPAGATE if propagate else {}), **schema}
-    runner = did_runner(fit, output, columns=columns or (lambda o: []),
-                        groups=groups or (lambda o: []))
-    return StepKind(name, full, runner, bayesian=bayesian,
-                    check=_data_checks(*([check] if check else [])), description=description,
-                    refs=("outcome_from", *refs), check_refs=check_outcome_from)
-
-
-def _covs(opts: dict[str, Any]) -> list[str]:
-    return list(opts.get("covariates") or [])
-
-
-# ---------------------------------------------------------------------------- fixed effects
-NO_FE = ("", "0", "none")  # fe = "none" in a spec: no fixed effects (TOML has no null)
-
-
-def _fe_value(value: str | None) -> str | None:
-    return None if value is None or value.strip().lower() in NO_FE else value
-
-
-def _fe_columns(value: str | None) -> list[str]:
-    """Study-data columns named by an fe string (``unit``/``time`` are the panel's)."""
-    value = _fe_value(value)
-    if value is None:
-        return []
-    names = [p.strip() for term in value.split("+") for p in term.split("^")]
-    return [n for n in names if n and n not in ("unit", "time")]
-
-
-def _fe_opts(opts: dict[str, Any]) -> dict[str, Any]:
-    """Estimator keywords with ``fe`` translated (``"none"`` -> None)."""
-    out = tuples(opts)
-    if "fe" in out:
-        out["fe"] = _fe_value(out["fe"])
-    return out
-
-
-def _with_fe(columns):
-    """A ``columns`` function extended by the FE columns of the ``fe`` option."""
-    return lambda o: [*columns(o), *_fe_columns(o.get("fe"))]
-
-
-FE = {"fe": check_str(empty=True)}
-
 
 # ---------------------------------------------------------------------------- TWFE family
 def _twfe(panel, opts, ctx):
     from ..did.twfe import twfe
 
-    return twfe(panel, level=ctx.level, **_fe_opts(opts))
+    return twfe(panel, level=ctx.level, **fe_kwargs(opts))
 
 
 LADDER = ("none", "time", "unit", "unit + time")  # the seed paper's table (OLS ... two-way)
@@ -137,8 +68,8 @@ def _ladder(panel, opts, ctx):
 
     specs = list(opts.get("specs") or LADDER)
     labels = list(opts.get("labels") or [_LADDER_LABELS.get(s.strip(), s) for s in specs])
-    kw = {k: v for k, v in _fe_opts(opts).items() if k not in ("specs", "labels")}
-    return {label: twfe(panel, fe=_fe_value(spec), level=ctx.level, **kw)
+    kw = {k: v for k, v in fe_kwargs(opts).items() if k not in ("specs", "labels")}
+    return {label: twfe(panel, fe=fe_value(spec), level=ctx.level, **kw)
             for label, spec in zip(labels, specs)}
 
 
@@ -218,13 +149,13 @@ def _check_event_study(opts: dict[str, Any], path: str) -> None:
 def _event_study(panel, opts, ctx):
     from ..did.event_study import event_study
 
-    return event_study(panel, level=ctx.level, **_fe_opts(opts))
+    return event_study(panel, level=ctx.level, **fe_kwargs(opts))
 
 
 def _cs(panel, opts, ctx):
     from ..staggered.callaway_santanna import callaway_santanna
 
-    kw = _est(opts, "control", "method", "covariates", "aggregate", "base_period", "cluster",
+    kw = estimator_kwargs(opts, "control", "method", "covariates", "aggregate", "base_period", "cluster",
               "bootstrap", "uniform", "multiplier", "random_seed")
     return callaway_santanna(panel, level=ctx.level, **kw)
 
@@ -238,21 +169,21 @@ def _check_cs(opts: dict[str, Any], path: str) -> None:
 def _sa(panel, opts, ctx):
     from ..staggered.estimators import sun_abraham
 
-    kw = _est(opts, "leads", "lags", "covariates", "cluster", "fe")
-    return sun_abraham(panel, level=ctx.level, **_fe_opts(kw))
+    kw = estimator_kwargs(opts, "leads", "lags", "covariates", "cluster", "fe")
+    return sun_abraham(panel, level=ctx.level, **fe_kwargs(kw))
 
 
 def _imputation(panel, opts, ctx):
     from ..staggered.estimators import imputation
 
-    kw = _est(opts, "covariates", "cluster", "weights", "event_time", "vcov", "fe")
-    return imputation(panel, level=ctx.level, **_fe_opts(kw))
+    kw = estimator_kwargs(opts, "covariates", "cluster", "weights", "event_time", "vcov", "fe")
+    return imputation(panel, level=ctx.level, **fe_kwargs(kw))
 
 
 def _bacon(panel, opts, ctx):
     from ..staggered.bacon import bacon_decomposition
 
-    kw = _est(opts, "covariates", "weights")
+    kw = estimator_kwargs(opts, "covariates", "weights")
     kw.setdefault("covariates", ())  # the decomposition is of the TWFE without covariates
     return bacon_decomposition(panel, **kw)
 
@@ -280,9 +211,9 @@ def _bacon_output(result, opts, ctx, panel) -> StepOutput:
 def _honest(panel, opts, ctx):
     from ..did.honest_did import event_study_coefficients, honest_did
 
-    coefs = event_study_coefficients(panel, **_est(opts, "leads", "lags", "estimator",
+    coefs = event_study_coefficients(panel, **estimator_kwargs(opts, "leads", "lags", "estimator",
                                                      "bin_ends", "covariates", "cluster"))
-    return honest_did(coefs, level=ctx.level, **_est(opts, "restriction", "M", "random_seed",
+    return honest_did(coefs, level=ctx.level, **estimator_kwargs(opts, "restriction", "M", "random_seed",
                                                        "n_sim"))
 
 
@@ -302,157 +233,23 @@ def _check_honest(opts: dict[str, Any], path: str) -> None:
         raise fail(f"{path}.M", "M values must be >= 0")
 
 
-# ---------------------------------------------------------------------------- heterogeneity
-def _het_by(opts: dict[str, Any]) -> str:
-    if "median_split" in opts:
-        return opts.get("by", f"{opts['median_split']}_split")
-    return opts["by"]
-
-
-def _check_het(opts: dict[str, Any], path: str) -> None:
-    if "by" not in opts and "median_split" not in opts:
-        raise fail(f"{path}.by", "required key is missing (or give median_split = "
-                   "\"<covariate>\")")
-
-
-def _heterogeneity(panel, opts, ctx):
-    from ..checks.heterogeneity import heterogeneity, with_median_split
-
-    if "median_split" in opts:
-        panel = with_median_split(panel, opts["median_split"], name=_het_by(opts))
-    kw = _fe_opts(_est(opts, "covariates", "cluster", "weights", "fe"))
-    return heterogeneity(panel, _het_by(opts), kind=opts.get("form", "interaction"),
-                         level=ctx.level, **kw)
-
-
-def _het_output(result, opts, ctx, panel) -> StepOutput:
-    test = pd.DataFrame([dict(result.info["equality_test"])])
-    return StepOutput(result=result, table=result.effects(level=ctx.level),
-                      extras=MappingProxyType({"equality_test": test}))
-
-
-# ---------------------------------------------------------------------------- placebo
-def _placebo(panel, opts, ctx):
-    from ..checks.placebo import placebo
-
-    kw = _fe_opts(_est(opts, "n_draws", "shifts", "timing", "pool", "covariates", "cluster",
-                       "weights", "random_seed", "fe"))
-    return placebo(panel, opts.get("placebo", "random_timing"), level=ctx.level,
-                   progress=ctx.progress, **kw)
-
-
-def _placebo_output(result, opts, ctx, panel) -> StepOutput:
-    from ..report.placebo_plots import placebo_plot
-
-    figures = {} if result.kind == "shifted_timing" else {"distribution": placebo_plot(result)}
-    return StepOutput(result=result, table=result.effects(), figures=MappingProxyType(figures))
-
-
-def _check_placebo(opts: dict[str, Any], path: str) -> None:
-    kind_ = opts.get("placebo", "random_timing")
-    allowed = {"shifted_timing": ("shifts",), "random_timing": ("n_draws", "timing"),
-               "fictional_group": ("n_draws", "pool"), "both_random": ("n_draws",)}
-    for key in ("shifts", "n_draws", "timing", "pool"):
-        if key in opts and key not in allowed[kind_]:
-            raise fail(f"{path}.{key}", f"does not apply to placebo = {kind_!r}")
-    if 0 in opts.get("shifts", ()):
-        raise fail(f"{path}.shifts", "a shift of 0 is the real timing, not a placebo")
-
-
-# ---------------------------------------------------------------------------- robustness
-def _robustness(panel, opts, ctx):
-    from ..checks.robustness import robustness
-
-    kw = _est(opts, "other_policies", "exclude_units", "exclude_periods", "replace_outcome",
-              "covariates", "cluster", "weights", "fe")
-    kw = {k: list(v) if isinstance(v, tuple) else v for k, v in _fe_opts(kw).items()}
-    return robustness(panel, data=ctx.data, level=ctx.level, progress=ctx.progress, **kw)
-
-
-def _robustness_output(result, opts, ctx, panel) -> StepOutput:
-    return StepOutput(result=result, table=result.effects(),
-                      extras=MappingProxyType({"specifications": result.table()}))
-
-
-def _check_robustness(opts: dict[str, Any], path: str) -> None:
-    if not any(k in opts for k in ("other_policies", "exclude_units", "exclude_periods",
-                                   "replace_outcome")):
-        raise fail(path, "a robustness step needs at least one of other_policies, "
-                   "exclude_units, exclude_periods, replace_outcome")
-
-
-# ---------------------------------------------------------------------------- PSM-DID
-def _caliper(value: Any, path: str):
-    if value is False:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise expected(path, "a positive number or false (no caliper)", value)
-    return float(value)
-
-
-def _psm(panel, opts, ctx):
-    from ..checks.psm import psm_did
-
-    kw = _est(opts, "covariates", "scores", "method", "k", "replacement", "caliper",
-              "caliper_scale", "kernel", "bandwidth", "did_covariates", "cluster",
-              "random_seed", "fe")
-    kw = _fe_opts(kw)
-    return psm_did(panel, data=ctx.data, level=ctx.level, **kw)
-
-
-def _psm_output(result, opts, ctx, panel) -> StepOutput:
-    from ..report.psm_plots import balance_plot
-
-    balance = result.balance
-    pooled = balance[balance["period"].astype(str) == "all"] if "period" in balance else balance
-    fig = balance_plot(balance)
-    extras = {"balance": pooled.reset_index(drop=True), "logits": result.logits}
-    return StepOutput(result=result, table=result.effects(level=ctx.level),
-                      extras=MappingProxyType(extras), figures=MappingProxyType({"balance": fig}))
-
-
-# ---------------------------------------------------------------------------- mediation
-def _check_mediators(opts: dict[str, Any], path: str) -> None:
-    if not opts.get("mediators"):
-        raise fail(f"{path}.mediators", "required key is missing (a list of mediator columns)")
-
-
-def _mediation(panel, opts, ctx):
-    from ..checks.mediation import mediation
-
-    kw = _est(opts, "covariates", "cluster", "weights", "joint", "n_boot", "random_seed")
-    return mediation(panel, list(opts["mediators"]), level=ctx.level, progress=ctx.progress,
-                     **kw)
-
-
-def _mediation_output(result, opts, ctx, panel) -> StepOutput:
-    sobel = result.info.get("sobel")
-    extras = {}
-    if isinstance(sobel, dict) and sobel:
-        first = next(iter(sobel.values()))
-        extras["sobel"] = (pd.DataFrame([dict(v, mediator=k) for k, v in sobel.items()])
-                           if isinstance(first, dict) else pd.DataFrame([sobel]))
-    return StepOutput(result=result, table=result.effects(level=ctx.level),
-                      extras=MappingProxyType(extras))
-
-
 # ---------------------------------------------------------------------------- registry
 _ES = {"leads": check_int(1), "lags": check_int(0), "bin_ends": check_bool, "ref": check_int()}
 
 KINDS: dict[str, StepKind] = {
-    "twfe": kind("twfe", {**CLASSICAL, **FE}, _twfe, propagate=True,
-                 columns=_with_fe(lambda o: []),
+    "twfe": did_kind("twfe", {**CLASSICAL, **FE}, _twfe, propagate=True,
+                 columns=with_fe_columns(lambda o: []),
                  description="fixed-effects DID (pyfixest, CRV1; fe = \"unit + time\" ...)"),
-    "fe_ladder": kind(
+    "fe_ladder": did_kind(
         "fe_ladder", {**CLASSICAL, "specs": STR_LIST, "labels": STR_LIST}, _ladder,
         _ladder_output, check=_check_ladder,
-        columns=lambda o: [c for s in (o.get("specs") or LADDER) for c in _fe_columns(s)],
+        columns=lambda o: [c for s in (o.get("specs") or LADDER) for c in fe_columns(s)],
         description="the DID under several fixed-effect sets, one column each (default: "
                     "OLS / time FE / unit FE / two-way)"),
-    "event_study": kind("event_study", {**CLASSICAL, **_ES, **FE}, _event_study,
-                        propagate=True, check=_check_event_study, columns=_with_fe(lambda o: []),
+    "event_study": did_kind("event_study", {**CLASSICAL, **_ES, **FE}, _event_study,
+                        propagate=True, check=_check_event_study, columns=with_fe_columns(lambda o: []),
                         description="TWFE event study with binned end points"),
-    "callaway_santanna": kind(
+    "callaway_santanna": did_kind(
         "callaway_santanna",
         {"control": check_str(("never_treated", "not_yet_treated")),
          "method": check_str(("dr", "ipw", "reg")), "covariates": STR_LIST,
@@ -461,68 +258,26 @@ KINDS: dict[str, StepKind] = {
          "base_period": check_str(("varying", "universal")), "cluster": check_str(),
          "bootstrap": check_int(1), "uniform": check_bool,
          "multiplier": check_str(("rademacher", "mammen")), "random_seed": check_int(0)},
-        _cs, propagate=True, check=_check_cs, columns=_covs,
+        _cs, propagate=True, check=_check_cs, columns=covariate_columns,
         description="Callaway-Sant'Anna ATT(g, t) with group / dynamic aggregations"),
-    "sun_abraham": kind(
+    "sun_abraham": did_kind(
         "sun_abraham", {"leads": check_int(0), "lags": check_int(0), "covariates": STR_LIST,
                         "cluster": check_str(), **FE},
-        _sa, propagate=True, columns=_with_fe(_covs),
+        _sa, propagate=True, columns=with_fe_columns(covariate_columns),
         description="Sun-Abraham interaction-weighted event study"),
-    "imputation": kind(
+    "imputation": did_kind(
         "imputation", {**CLASSICAL, **FE, "event_time": check_bool,
                        "vcov": check_str(("bjs", "gardner"))}, _imputation, propagate=True,
-        columns=_with_fe(_covs),
+        columns=with_fe_columns(covariate_columns),
         description="Borusyak-Jaravel-Spiess imputation (BJS or Gardner SE)"),
-    "bacon": kind("bacon", {"covariates": STR_LIST, "weights": OPT_STR}, _bacon, _bacon_output,
-                  columns=_covs, description="Goodman-Bacon decomposition of the TWFE DID"),
-    "honest_did": kind(
+    "bacon": did_kind("bacon", {"covariates": STR_LIST, "weights": OPT_STR}, _bacon, _bacon_output,
+                  columns=covariate_columns, description="Goodman-Bacon decomposition of the TWFE DID"),
+    "honest_did": did_kind(
         "honest_did",
         {"estimator": check_str(("sun_abraham", "event_study")), "leads": check_int(2),
          "lags": check_int(0), "bin_ends": check_bool, "covariates": STR_LIST,
          "cluster": check_str(), "restriction": check_str(("rm", "sd")), "M": NUM_LIST,
          "random_seed": check_int(0), "n_sim": check_int(1000)},
-        _honest, _honest_output, check=_check_honest, columns=_covs,
+        _honest, _honest_output, check=_check_honest, columns=covariate_columns,
         description="Rambachan-Roth sensitivity of the post-period ATT"),
-    "heterogeneity": kind(
-        "heterogeneity",
-        {**CLASSICAL, "by": check_str(), "median_split": check_str(),
-         "form": check_str(("interaction", "subsample")), **FE},
-        _heterogeneity, _het_output, check=_check_het,
-        columns=lambda o: [o.get("median_split") or o.get("by"), *_covs(o),
-                           *_fe_columns(o.get("fe"))],
-        description="ATT by group / cohort / overlap / median split, with an equality test"),
-    "placebo": kind(
-        "placebo",
-        {**CLASSICAL, "placebo": check_str(("shifted_timing", "random_timing",
-                                            "fictional_group", "both_random")),
-         "n_draws": check_int(10), "shifts": INT_LIST, "timing": check_str(("advance", "any")),
-         "pool": check_str(("controls", "all")), "random_seed": check_int(0), **FE},
-        _placebo, _placebo_output, check=_check_placebo, columns=_with_fe(_covs),
-        description="placebo tests: shifted or random timing, fictional group, both random"),
-    "robustness": kind(
-        "robustness",
-        {**CLASSICAL, "other_policies": STR_LIST,
-         "exclude_units": check_list(check_unit_id, what="unit ids"),
-         "exclude_periods": INT_LIST, "replace_outcome": STR_LIST, **FE},
-        _robustness, _robustness_output, check=_check_robustness, columns=_with_fe(_covs),
-        description="the baseline under other-policy controls, exclusions, other outcomes"),
-    "psm_did": kind(
-        "psm_did",
-        {"covariates": STR_LIST, "scores": check_str(("period", "pooled")),
-         "method": check_str(("nearest", "kernel")), "k": check_int(1),
-         "replacement": check_bool, "caliper": _caliper,
-         "caliper_scale": check_str(("logit_sd", "pscore")),
-         "kernel": check_str(("epanechnikov", "gaussian")),
-         "bandwidth": check_num(0, open_=True), "did_covariates": STR_LIST,
-         "cluster": check_str(), "random_seed": check_int(0), **FE},
-        _psm, _psm_output,
-        columns=_with_fe(lambda o: list(o.get("did_covariates") or [])),
-        description="period-by-period PSM-DID on three samples, balance tests"),
-    "mediation": kind(
-        "mediation",
-        {**CLASSICAL, "mediators": STR_LIST, "joint": check_bool, "n_boot": check_int(0),
-         "random_seed": check_int(0)},
-        _mediation, _mediation_output, columns=lambda o: [*o["mediators"], *_covs(o)],
-        check=_check_mediators,
-        description="three-step mediation with a cluster-bootstrap indirect effect"),
 }

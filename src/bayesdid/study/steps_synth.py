@@ -34,8 +34,7 @@ from .checks import (
     check_unit_id,
     fail,
 )
-from .steps_base import SAMPLER, StepOutput, effects_at, fit_kwargs
-from .steps_classical import kind
+from .steps_base import SAMPLER, StepOutput, did_kind, effects_at, fit_kwargs
 
 __all__ = ["KINDS"]
 
@@ -334,7 +333,7 @@ POS = check_num(0, open_=True)
 POOLING = check_str(("partial", "none"))
 
 KINDS = {
-    "synth": kind(
+    "synth": did_kind(
         "synth",
         {**DONORS, "v": check_str(("optimize", "equal")), "n_starts": check_int(1),
          "placebo": check_bool, "max_pre_rmspe_ratio": POS, "random_seed": check_int(0),
@@ -344,34 +343,34 @@ KINDS = {
         _synth, _synth_output, check=_check_donors,
         columns=lambda o: list(o.get("covariates", {})),
         description="ADH synthetic control with placebo-in-space inference"),
-    "synthdid": kind(
+    "synthdid": did_kind(
         "synthdid",
         {**DONORS, "estimator": check_str(("sdid", "sc", "did")),
          "se": check_str(("placebo", "bootstrap", "jackknife", "none")),
          "replications": check_int(2), "random_seed": check_int(0)},
         _sdid, _sdid_output, check=_check_donors,
         description="synthetic difference-in-differences (Arkhangelsky et al.)"),
-    "regression_control": kind(
+    "regression_control": did_kind(
         "regression_control",
         {**DONORS, "criterion": check_str(("aicc", "aic", "bic", "none")),
          "max_size": check_int(1), "se": check_str(("cv", "prediction", "hac", "simple")),
          "fake_start": check_int()},
         _rc, _rc_output, check=_check_donors,
         description="Hsiao-Ching-Wan regression control with best-subset donors"),
-    "ife": kind(
+    "ife": did_kind(
         "ife",
         {"r": check_int(0), "r_max": check_int(0), "em": check_bool, "se": FACTOR_SE,
          "n_boot": check_int(2), "random_seed": check_int(0), "figures": check_bool},
         _ife, _factor_output,
         description="interactive fixed effects (gsynth) with cross-validated factors"),
-    "mc_nnm": kind(
+    "mc_nnm": did_kind(
         "mc_nnm",
         {"lam": check_num(0), "n_lambda": check_int(2), "n_folds": check_int(2),
          "se": FACTOR_SE, "n_boot": check_int(2), "random_seed": check_int(0),
          "figures": check_bool},
         _mc_nnm, _factor_output,
         description="matrix completion with nuclear-norm penalty (Athey et al.)"),
-    "bayes_factor": kind(
+    "bayes_factor": did_kind(
         "bayes_factor",
         {"max_factors": check_int(1), "factor_scale": POS, "shrink": check_num(0, 1),
          "pool": check_list(check_str(), what="column names"), "time_sd": POS,
@@ -381,14 +380,14 @@ KINDS = {
         groups=lambda o: list(o.get("pool") or []),
         description="Bayesian latent-factor DID (factors with shrinkage, loadings "
                     "integrated out)"),
-    "bayesian_synth": kind(
+    "bayesian_synth": did_kind(
         "bayesian_synth",
         {**DONORS, "intercept": check_bool, "concentration": POS, "noise_scale": POS,
          "noise_df": POS, "intercept_scale": POS, "pooling": POOLING, "effect_sd": POS,
          "pooling_sd": POS, **SAMPLER},
         _bayes_synth_fit, _bayes_output, check=_check_donors, bayesian=True,
         description="Bayesian synthetic control (Dirichlet donor weights)"),
-    "bayesian_regression_control": kind(
+    "bayesian_regression_control": did_kind(
         "bayesian_regression_control",
         {**DONORS, "expected_nonzero": POS, "slab_scale": POS, "slab_df": POS, "noise_sd": POS,
          "pooling": POOLING, "effect_sd": POS, "pooling_sd": POS, **SAMPLER},
