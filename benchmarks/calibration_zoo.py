@@ -9,6 +9,7 @@ through ``bayesdid.parallel.run_replications`` (local processes, or ``--schedule
     .venv/bin/python benchmarks/calibration_zoo.py --panels 8 --dgps ar1 ar2 --out zoo.csv
     .venv/bin/python benchmarks/calibration_zoo.py --panels 20 --methods hierarchical_did[ar1] \
         hierarchical_did[ar1,cluster] twfe[CRV1] --out zoo_robust.csv
+    .venv/bin/python benchmarks/calibration_zoo.py --from-csv ar1.csv ar2.csv   # table only
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ def zoo_table(records: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (dgp, method), sub in records.groupby(["dgp", "method"], sort=False):
         row = coverage_table(sub).iloc[0].drop("divergences")
-        row["failed"] = int((sub["failure"].fillna("") != "").sum())  # counted as not covering
-        row["ppc_flagged"] = (sub["ppc_flags"].fillna("") != "").mean() \
+        failed = sub["failure"].astype("string").fillna("").ne("")
+        row["failed"] = int(failed.sum())  # counted as not covering
+        row["ppc_flagged"] = sub["ppc_flags"].astype("string").fillna("").ne("").mean() \
             if method.startswith("hierarchical") else np.nan
         rows.append({"dgp": dgp, **row.to_dict()})
     return pd.DataFrame(rows)
@@ -49,7 +51,13 @@ def main() -> None:
     parser.add_argument("--tune", type=int, default=500)
     parser.add_argument("--out", default=None, help="CSV file for the per-panel records")
     parser.add_argument("--write", action="store_true", help=f"write the table to {RESULTS}")
+    parser.add_argument("--from-csv", nargs="+", default=None, metavar="CSV",
+                        help="print the table of saved per-panel records (runs nothing)")
     args = parser.parse_args()
+    if args.from_csv:
+        records = pd.concat([pd.read_csv(f) for f in args.from_csv], ignore_index=True)
+        print(zoo_table(records).to_markdown(index=False, floatfmt=".4f"))
+        return
     logging.getLogger("pymc").setLevel(logging.ERROR)
     start = time.perf_counter()
     records = run_zoo(args.panels, args.dgps, workers=args.workers, client=args.scheduler,
