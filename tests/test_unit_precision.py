@@ -34,7 +34,8 @@ from bayesdid.bayes.notices import warn_ignored_design
 from bayesdid.bayes.sampling import nutpie_installed
 from bayesdid.datasets import simulate_staggered
 from bayesdid.did.hierarchical import HierarchicalDiD
-from bayesdid.did.hierarchical_design import FIXED_PRIOR_SD, scaled_stats
+from bayesdid.did.crossproducts import scaled_stats
+from bayesdid.did.hierarchical_design import FIXED_PRIOR_SD
 from bayesdid.did.hierarchical_model import LAM_FIXED, prior_precision_draws
 from bayesdid.did.marginal_likelihood import marginal_loglik_np
 from bayesdid.did.marginal_likelihood_numba import (

@@ -19,7 +19,8 @@ from .. import __version__
 from ..errors import BayesDidError, DesignError, DesignIgnoredWarning, WeightsError
 from ..panel import Panel
 from .aggregate import aggregation
-from .hierarchical_design import DiDDesign, prepare, scaled_stats, variance_classes
+from .crossproducts import scaled_stats, variance_classes
+from .hierarchical_design import DiDDesign, prepare
 from ..fixed_effects import DEFAULT_FE
 from .hierarchical_model import (
     COMPILED_MARGINAL,

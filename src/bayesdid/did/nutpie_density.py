@@ -43,7 +43,7 @@ def pack_user_data(design, priors, has_rho: bool) -> np.ndarray:
     Header slot 11 is the number of variance classes of the per-unit precision scales
     (0: none; then slot 10 is the number of run lengths, else the number of projection
     groups, slot 12 whether they are grouped (Q) or per unit (G), and the cross-products
-    are those of :func:`bayesdid.did.hierarchical_design.scaled_stats`)."""
+    are those of :func:`bayesdid.did.crossproducts.scaled_stats`)."""
     const, masks = _precision_parts(design, priors)
     mask_rows = np.array([masks[b.name] for b in design.random_blocks]).reshape(-1)
     sc = design.scaled

@@ -10,7 +10,7 @@ adds ``T_i/2 log u_i`` to the log-likelihood; the unit effect's data precision b
 projection (``u_i^2 / (u_i D_L + lam_a s)`` is not linear in ``u_i``) is summed over groups
 of units sharing run length, weight and class: from each group's 9 cross-products ``Q``
 or, one unit per group, from the unit's own rows ``G``
-(:func:`bayesdid.did.hierarchical_design.scaled_stats`).
+(:func:`bayesdid.did.crossproducts.scaled_stats`).
 Written by hand for the same reason as the unscaled form (no library has this
 sufficient-statistic likelihood).
 
@@ -19,7 +19,7 @@ With every ``u_i = 1`` the value equals :func:`.marginal_likelihood.marginal_log
 >>> import numpy as np
 >>> from bayesdid import Panel
 >>> from bayesdid.did.hierarchical import HierarchicalDiD
->>> from bayesdid.did.hierarchical_design import scaled_stats
+>>> from bayesdid.did.crossproducts import scaled_stats
 >>> from bayesdid.did.marginal_likelihood import marginal_loglik_np
 >>> from bayesdid.datasets import simulate_staggered
 >>> sim = simulate_staggered(n_units=12, years=(2005, 2010), batches={2008: 4}, random_seed=1)
