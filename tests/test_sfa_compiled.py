@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import math
+
 import warnings
 
 import arviz_stats as azs
@@ -23,6 +25,7 @@ from bayesdid.efficiency.bayes_sfa import BayesianSFA
 from bayesdid.efficiency.sfa_nutpie_density import (
     UnsupportedModel,
     compile_sfa_nutpie,
+    CDF_IS_ONE,
     lcdf_mills,
     sfa_logp_grad,
 )
@@ -78,6 +81,24 @@ def test_log_cdf_and_mills_ratio_in_the_tails():
         assert lcdf == pytest.approx(special.log_ndtr(z), rel=1e-10, abs=1e-14)
         ref = np.exp(-0.5 * z * z - 0.5 * np.log(2 * np.pi) - special.log_ndtr(z))
         assert mills == pytest.approx(ref, rel=1e-8)
+
+
+@pytest.mark.unit
+def test_shortcut_above_cdf_is_one_gives_the_erfc_numbers_exactly():
+    """Above CDF_IS_ONE lcdf_mills skips the erfc: Phi(z) computed by it is exactly 1.0
+    there, so both branches give the same bits (checked on a grid through the cut)."""
+    import numba
+
+    @numba.njit
+    def by_erfc(z):
+        cdf = 0.5 * math.erfc(-z * math.sqrt(0.5))
+        return cdf, math.log(cdf), math.exp(-0.5 * z * z - 0.5 * math.log(2 * math.pi)) / cdf
+
+    for z in np.r_[np.linspace(CDF_IS_ONE - 0.7, CDF_IS_ONE + 1.0, 20001), 20.0, 38.0, 50.0]:
+        cdf, lcdf, mills = by_erfc(z)
+        if z > CDF_IS_ONE:
+            assert cdf == 1.0
+        assert lcdf_mills(z) == (lcdf, mills)
 
 
 @pytest.mark.model

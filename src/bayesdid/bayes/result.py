@@ -296,6 +296,14 @@ def _json_default(obj):
     return str(obj)
 
 
+def _row_std(flat: np.ndarray, rows: int = 256) -> np.ndarray:
+    """``flat.std(axis=1, ddof=1)`` a block of rows at a time: the same numbers, without
+    full-size temporaries (for thousands of effects, e.g. SFA efficiencies, those cost more
+    than the arithmetic)."""
+    return np.concatenate([flat[i:i + rows].std(axis=1, ddof=1)
+                           for i in range(0, len(flat), rows)]) if len(flat) else np.empty(0)
+
+
 def _summarise(idata, method: str, *, level: float, interval: str) -> pd.DataFrame:
     eff = idata.posterior["effect"]
     flat = eff.stack(sample=("chain", "draw")).transpose("effect_id", "sample").values
@@ -308,7 +316,7 @@ def _summarise(idata, method: str, *, level: float, interval: str) -> pd.DataFra
         "estimand": eff["estimand"].values.astype(str),
         "group": eff["group"].values.astype(str),
         "estimate": flat.mean(axis=1),
-        "se_or_sd": flat.std(axis=1, ddof=1),
+        "se_or_sd": _row_std(flat),
         "lower": bounds[:, 0],
         "upper": bounds[:, 1],
         "level": level,

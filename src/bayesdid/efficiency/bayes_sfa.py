@@ -37,7 +37,8 @@ import pytensor.tensor as pt
 import xarray as xr
 from pymc.distributions.dist_math import normal_lcdf
 
-from ..classical import _sfa_math as m
+from . import _sfa_math as m
+from ._efficiency_draws import cross_section_draws, panel_draws
 from .sfa import FrontierDesign, _starts, frontier_design
 from ..errors import BayesDidError
 from ..panel import Panel
@@ -354,24 +355,20 @@ class BayesianSFA(BayesianModel):
         n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
         flat = post.to_dataset().stack(sample=("chain", "draw")).transpose("sample", ...)
         beta = flat["beta"].values
-        sv, su = flat["sigma_v"].values[:, None], flat["sigma_u"].values[:, None]
-        mu = flat["mu"].values[:, None] if "mu" in flat else np.zeros_like(sv)
-        e = d.sign * (d.y[None, :] - beta @ d.X.T)
+        sv, su = flat["sigma_v"].values, flat["sigma_u"].values
+        mu = flat["mu"].values if "mu" in flat else np.zeros_like(sv)
         rng = np.random.default_rng([seed, 104729])
         if self.inefficiency == "cross_section":
-            mu_s, s_s = m.conditional_cross(e, sv, su, self.distribution, mu)
-            u = m.draw_u(mu_s, s_s, rng)
+            all_eff = cross_section_draws(d.y, d.X, d.sign, beta, sv, su, mu,
+                                          self.distribution, rng)
         else:
-            eta = flat["eta"].values[:, None] if "eta" in flat else np.zeros_like(sv)
-            last = np.zeros(d.n_units)
-            np.maximum.at(last, d.unit_idx, d.time_values)
-            scale = np.exp(-eta * (d.time_values - last[d.unit_idx])[None, :])
             # u_i | (all of unit i's residuals) is one truncated normal per unit and draw:
             # draw u_i once, then every year of the unit is the same u_i scaled by its decay
-            mu_u, s_u = _panel_conditional_draws(e, d, scale, sv, su, mu)
-            u = scale * m.draw_u(mu_u, s_u, rng)[:, d.unit_idx]
-        eff = np.exp(-u)
-        all_eff = np.concatenate([eff.mean(axis=1, keepdims=True), eff], axis=1)
+            eta = flat["eta"].values if "eta" in flat else np.zeros_like(sv)
+            last = np.zeros(d.n_units)
+            np.maximum.at(last, d.unit_idx, d.time_values)
+            all_eff = panel_draws(d.y, d.X, d.sign, d.unit_idx, d.n_units,
+                                  d.time_values - last[d.unit_idx], beta, sv, su, mu, eta, rng)
         idcols = list(d.index.columns)
         groups = ["overall"] + [group_label(**dict(zip(idcols, row)))
                                 for row in d.index.itertuples(index=False)]
@@ -452,14 +449,3 @@ def _panel_loglik(e, idx, dt, n_t, sv, su, mu, eta):
     return (-0.5 * n_t * m.LOG2PI - (n_t - 1) * pt.log(sv) - 0.5 * pt.log(den) - 0.5 * quad
             + _lcdf(mu_star / s_star) - _lcdf(mu / su))
 
-
-def _panel_conditional_draws(e, d: FrontierDesign, scale, sv, su, mu):
-    """``(mu_star, s_star)`` per draw and unit (draws x units)."""
-    n_s = e.shape[0]
-    onehot = np.zeros((len(d.unit_idx), d.n_units))
-    onehot[np.arange(len(d.unit_idx)), d.unit_idx] = 1.0
-    s_he = (scale * e) @ onehot
-    s_hh = np.broadcast_to(scale**2, e.shape) @ onehot
-    den = sv**2 + su**2 * s_hh
-    mu_star = (mu * sv**2 - su**2 * s_he) / den
-    return mu_star, np.broadcast_to(su * sv / np.sqrt(den), (n_s, d.n_units))

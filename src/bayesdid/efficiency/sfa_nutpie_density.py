@@ -31,13 +31,19 @@ from ..bayes.nutpie_compiled import EXPAND_SIG, LOGP_SIG, UnsupportedModel, samp
 HEADER = 16
 _HALF_LOG2PI = 0.5 * math.log(2 * math.pi)
 _SQRT_HALF = math.sqrt(0.5)
+#: 0.5 * erfc(-z / sqrt 2) == 1.0 for every z above this (it is from z ~ 8.29 on)
+CDF_IS_ONE = 9.0
 _DISTRIBUTIONS = {"half_normal": 0, "truncated_normal": 1, "exponential": 2}
 
 
 @numba.njit(cache=True, error_model="numpy")
 def lcdf_mills(z):
     """``(log Phi(z), phi(z) / Phi(z))`` accurate in both tails (one erfc; the asymptotic
-    series below -30, where erfc underflows)."""
+    series below -30, where erfc underflows). Above :data:`CDF_IS_ONE` the erfc rounds
+    ``Phi(z)`` to exactly 1.0, so the same numbers come without it (an inefficient unit of a
+    half-normal frontier has z ~ u / sigma_v: most LCCP rows are there)."""
+    if z > CDF_IS_ONE:
+        return 0.0, math.exp(-0.5 * z * z - _HALF_LOG2PI)
     if z > -30.0:
         cdf = 0.5 * math.erfc(-z * _SQRT_HALF)
         return math.log(cdf), math.exp(-0.5 * z * z - _HALF_LOG2PI) / cdf
