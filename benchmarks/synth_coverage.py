@@ -34,11 +34,12 @@ RESULTS = Path(__file__).parent / "results" / "synth_coverage.md"
 
 
 def one_panel(seed: int, draws: int, tune: int, noise_rho: float,
-              pooling: str = "partial") -> list[dict]:
+              pooling: str = "partial", noise: str = "ar1",
+              rho_concentration: float | None = None) -> list[dict]:
     """Fit both methods on one simulated panel; rows of (method, group, truth, interval)."""
     warnings.filterwarnings("ignore")
     logging.getLogger("pymc").setLevel(logging.ERROR)
-    from bayesdid.synthetic.bayes_synth import BayesianSyntheticControl
+    from bayesdid.synthetic.bayes_synth import BayesianSyntheticControl, SynthPriors
     from bayesdid.synthetic.synth import synth
     from bayesdid.datasets.simulate_pilot import simulate_pilot_zones
 
@@ -47,8 +48,10 @@ def one_panel(seed: int, draws: int, tune: int, noise_rho: float,
     truth = sim.truth.query("estimand == 'att'").set_index("group")["value"]
     rows = []
     t0 = time.perf_counter()
-    bayes = BayesianSyntheticControl(pooling=pooling).fit(panel, draws=draws, tune=tune, chains=2, cores=1,
-                                           random_seed=seed, progress=False)
+    priors = (SynthPriors() if rho_concentration is None
+              else SynthPriors(rho_concentration=rho_concentration))
+    bayes = BayesianSyntheticControl(pooling=pooling, noise=noise, priors=priors).fit(
+        panel, draws=draws, tune=tune, chains=2, cores=1, random_seed=seed, progress=False)
     t_bayes = time.perf_counter() - t0
     t0 = time.perf_counter()
     classical = synth(panel, progress=False, random_seed=seed)
@@ -84,11 +87,16 @@ def main() -> None:
     parser.add_argument("--tune", type=int, default=500)
     parser.add_argument("--noise-rho", type=float, default=0.0)
     parser.add_argument("--pooling", choices=["partial", "none"], default="partial")
+    parser.add_argument("--noise", choices=["ar1", "iid"], default="ar1",
+                        help="the Bayesian model's noise (the simulator's is --noise-rho)")
+    parser.add_argument("--rho-concentration", type=float, default=None,
+                        help="SynthPriors.rho_concentration (default: the model's)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--csv", type=Path, default=None, help="also write every interval")
     args = parser.parse_args()
     t0 = time.perf_counter()
-    out = run_replications(one_panel, [(s, args.draws, args.tune, args.noise_rho, args.pooling)
+    out = run_replications(one_panel, [(s, args.draws, args.tune, args.noise_rho, args.pooling,
+                                        args.noise, args.rho_concentration)
                                        for s in range(args.panels)],
                            workers=args.workers, desc="panels")
     wall = time.perf_counter() - t0
@@ -102,8 +110,9 @@ def main() -> None:
         f"treated from 2017, effects 0.25/0.15/0.10, noise sd 0.03, noise_rho "
         f"{args.noise_rho}).",
         "",
-        f"Bayesian SC: BayesianSyntheticControl(pooling={args.pooling!r}) (concentration "
-        f"0.3), 2 chains x {args.draws} draws after {args.tune} tuning, 95% HDI. "
+        f"Bayesian SC: BayesianSyntheticControl(pooling={args.pooling!r}, "
+        f"noise={args.noise!r}) (concentration 0.3, rho_concentration "
+        f"{args.rho_concentration or 'default'}), 2 chains x {args.draws} draws after {args.tune} tuning, 95% HDI. "
         f"Classical: bayesdid.synthetic.synth.synth (ADH weights on all pre-period "
         f"outcomes), interval ATT +/- 1.96 sd(placebo-in-space ATTs).",
         "",
@@ -116,7 +125,10 @@ def main() -> None:
         "(timings inflated by other jobs).",
         "",
         "Run: `.venv/bin/python benchmarks/synth_coverage.py --panels "
-        f"{args.panels} --workers {args.workers}`",
+        f"{args.panels} --workers {args.workers} --noise-rho {args.noise_rho} "
+        f"--noise {args.noise} --pooling {args.pooling}"
+        + (f" --rho-concentration {args.rho_concentration}" if args.rho_concentration else "")
+        + "`",
     ])
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -325,8 +325,8 @@ def _bayes_factor_output(result, opts, ctx, panel) -> StepOutput:
 
 _BF_KEYS = ("max_factors", "factor_scale", "shrink", "pool", "time_sd", "unit_sd", "noise_sd",
             "treated_scale")
-_BSC_KEYS = ("intercept", "concentration", "noise_scale", "noise_df", "intercept_scale",
-             "pooling", "effect_sd", "pooling_sd")
+_BSC_KEYS = ("intercept", "noise", "concentration", "noise_scale", "noise_df",
+             "rho_concentration", "intercept_scale", "pooling", "effect_sd", "pooling_sd")
 _BRC_KEYS = ("expected_nonzero", "slab_scale", "slab_df", "noise_sd", "pooling", "effect_sd",
              "pooling_sd")
 POS = check_num(0, open_=True)
@@ -382,9 +382,10 @@ KINDS = {
                     "integrated out)"),
     "bayesian_synth": did_kind(
         "bayesian_synth",
-        {**DONORS, "intercept": check_bool, "concentration": POS, "noise_scale": POS,
-         "noise_df": POS, "intercept_scale": POS, "pooling": POOLING, "effect_sd": POS,
-         "pooling_sd": POS, **SAMPLER},
+        {**DONORS, "intercept": check_bool, "noise": check_str(("ar1", "iid")),
+         "concentration": POS, "noise_scale": POS, "noise_df": POS, "rho_concentration": POS,
+         "intercept_scale": POS, "pooling": POOLING, "effect_sd": POS, "pooling_sd": POS,
+         **SAMPLER},
         _bayes_synth_fit, _bayes_output, check=_check_donors, bayesian=True,
         description="Bayesian synthetic control (Dirichlet donor weights)"),
     "bayesian_regression_control": did_kind(

@@ -12,7 +12,10 @@
 Counterfactual and gap
     For each posterior draw ``s`` the untreated outcome of target ``j`` in period ``t`` is
     predicted as ``y0 = mu_s[j, t] + sigma_s[j] * eps`` (``mu`` the synthetic mean,
-    ``eps`` standard normal): a posterior *predictive* draw, observation noise included.
+    ``eps`` standard normal): a posterior *predictive* draw, observation noise included
+    (with AR(1) noise the noise is a path instead, see
+    :mod:`~bayesdid.synthetic.bayes_synth_ar1`: over post-periods it continues the last
+    pre-period residual).
     The gap ``y - y0`` therefore estimates the realised effect ``Y1 - Y0`` of that
     period, whose truth has no noise left, and in pre-periods its 95% band should cover 0
     for about 95% of the periods (the check of :meth:`BayesSynthResult.ppc`). ``att`` of a
@@ -34,6 +37,13 @@ Pooling several treated units (``pooling="partial"``)
     ``att`` per unit (shrunk), ``att_unpooled`` per unit, ``att|overall`` (the
     post-period-weighted mean of the shrunk per-unit ATTs: the treated units' own average
     effect) and ``att_population|overall`` (``mu``, the effect expected in a new unit).
+    All per-unit draws ``s`` come from one joint posterior draw (every unit's weights,
+    noise and counterfactual path of draw ``s``), so the draw-wise average is the joint
+    posterior of the average. Not modelled: the residual of a unit, ``e_j - w_j' e_donors``,
+    contains the donors' noise, so units sharing donors have correlated errors, which the
+    model treats as independent (on the pilot-zone simulator the correlation of the units'
+    ATT errors is -0.1 to 0.3 and the pooled ATT still covers at least as well as a unit:
+    benchmarks/results/synth_coverage.md).
 """
 
 from __future__ import annotations
@@ -204,12 +214,15 @@ def partial_pool(draws: np.ndarray, *, effect_sd: float, pooling_sd: float,
 def assemble(idata, design: SynthDesign, mean_std: np.ndarray, sigma_std: np.ndarray, *,
              pooling: str, effect_sd: float, pooling_sd: float, seed: int,
              method: str, info: dict, weights: np.ndarray | None = None,
-             intercept: np.ndarray | None = None) -> BayesSynthResult:
+             intercept: np.ndarray | None = None,
+             noise_std: np.ndarray | None = None) -> BayesSynthResult:
     """Add counterfactual, gap and effect draws to ``idata`` and wrap it.
 
     ``mean_std`` (S, K, T) and ``sigma_std`` (S, K) are draws of the synthetic mean and
     noise sd on the standardised scale, S = chains x draws in chain-major order;
-    ``weights`` (S, K, D) and ``intercept`` (S, K) on the original scale, if any.
+    ``weights`` (S, K, D) and ``intercept`` (S, K) on the original scale, if any;
+    ``noise_std`` (S, K, T): the counterfactual's noise draws on the standardised scale
+    (e.g. AR(1) paths); default iid ``N(0, sigma_std^2)``.
     """
     post = idata.posterior
     n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
@@ -218,7 +231,10 @@ def assemble(idata, design: SynthDesign, mean_std: np.ndarray, sigma_std: np.nda
     yc, ys = design.y_center[None, :, None], design.y_scale[None, :, None]
     synthetic = yc + ys * mean_std
     sigma = sigma_std * design.y_scale[None, :]
-    counterfactual = synthetic + sigma[:, :, None] * rng.standard_normal((S, K, T))
+    if noise_std is None:
+        counterfactual = synthetic + sigma[:, :, None] * rng.standard_normal((S, K, T))
+    else:
+        counterfactual = synthetic + ys * noise_std
     gap = design.y_obs.T[None] - counterfactual
     post_mask = ~design.pre.T  # (K, T)
     n_post = post_mask.sum(axis=1)

@@ -4,15 +4,19 @@ Model, for each treated unit ``j`` (standardised by the mean and sd of its donor
 pre-period outcomes, so the priors are unit-free; results are on the original scale)::
 
     y[j, t] = sum_d w[j, d] * Y[d, t] (+ b[j]) + e[j, t],   t a pre-period of j
-    w[j]    ~ Dirichlet(concentration)           e ~ N(0, sigma_j^2)
+    e[j, t] = rho_j e[j, t-1] + sigma_j z[j, t],  z ~ N(0, 1), stationary    (noise="ar1")
+    w[j]    ~ Dirichlet(concentration)    (rho_j + 1) / 2 ~ Beta(rho_concentration, same)
     sigma_j^2 ~ InvGamma(noise_df / 2, noise_df * noise_scale^2 / 2)
     b[j] | sigma_j ~ N(0, (intercept_scale * sigma_j)^2)                  (intercept=True)
+
+``noise="iid"`` fixes ``rho_j = 0``. The AR(1) likelihood (exact, Prais-Winsten) and the
+post-period noise paths: :mod:`bayesdid.synthetic.bayes_synth_ar1`.
 
 Sampling: the Dirichlet is written as normalised Gamma variables (``w = g / sum(g)``,
 ``g ~ Gamma(concentration, 1)``, sampled on the log scale), which keeps sparse weights
 (concentration < 1) far easier for NUTS than the stick-breaking simplex; ``sigma`` and
 ``b`` are integrated out exactly (normal-inverse-gamma conjugacy), so NUTS sees only the
-weights, and are drawn afterwards from their exact conditionals. The post-periods never
+weights (and ``rho``), and are drawn afterwards from their exact conditionals. The post-periods never
 inform the weights. Counterfactual, gap, ATT and the pooling of several treated units:
 see :mod:`bayesdid.synthetic.bayes_pooled`.
 
@@ -41,6 +45,7 @@ from ..bayes.notices import warn_ignored_design
 from ..results import Result, check_interval, check_level, tidy_table
 from ..bayes.sampling import choose_sampler, resolve_seed, sample
 from .donor_checks import warn_donor_pool
+from .bayes_synth_ar1 import ar1_conditionals, ar1_marginal_loglik, ar1_noise_paths, rho_prior
 from .bayes_pooled import (
     SynthDesign,
     SynthResult,
@@ -55,6 +60,7 @@ __all__ = ["BayesianSyntheticControl", "BayesPlaceboResult", "SynthPriors"]
 logger = logging.getLogger(__name__)
 
 POOLING = ("partial", "none")
+NOISE = ("ar1", "iid")
 
 
 def sample_synth(model: pm.Model, **kwargs):
@@ -87,6 +93,11 @@ class SynthPriors(PositivePriors):
         (``intercept=True`` only).
     effect_sd, pooling_sd : priors of the pooled mean and between-unit sd of the effect
         (several treated units, ``pooling="partial"``).
+    rho_concentration : ``(rho + 1) / 2 ~ Beta(rho_concentration, rho_concentration)``,
+        the AR(1) coefficient of the noise (``noise="ar1"``). 1 (default) is flat on
+        (-1, 1); larger values pull rho toward 0 (2: ``p(rho) ~ 1 - rho^2``), which with
+        13 pre-periods biased rho down (posterior mean 0.38 for a true 0.5) and left the
+        ATT intervals too narrow (benchmarks/results/synth_coverage.md).
 
     >>> SynthPriors(concentration=0.5).noise_scale
     0.1
@@ -98,6 +109,7 @@ class SynthPriors(PositivePriors):
     intercept_scale: float = 10.0
     effect_sd: float = 1.0
     pooling_sd: float = 0.5
+    rho_concentration: float = 1.0
 
 
 class BayesianSyntheticControl(BayesianModel):
@@ -108,6 +120,10 @@ class BayesianSyntheticControl(BayesianModel):
     intercept : add a unit-specific level shift ``b`` (a "demeaned" synthetic control).
     pooling : ``"partial"`` (several treated units: per-unit ATTs shrunk toward a common
         mean, see :mod:`~bayesdid.synthetic.bayes_pooled`) or ``"none"``.
+    noise : ``"ar1"`` (default: stationary AR(1) noise with a per-unit coefficient
+        ``noise_rho``, in the weight likelihood and the post-period counterfactual) or
+        ``"iid"`` (``rho = 0``: the model before issue 14; its post-period intervals are
+        too narrow when the noise is persistent).
     priors : :class:`SynthPriors` (weight concentration, noise, intercept and effect
         pooling priors). The loose keywords ``concentration``, ``noise_scale``,
         ``noise_df``, ``intercept_scale``, ``effect_sd`` and ``pooling_sd`` still work for
@@ -127,6 +143,7 @@ class BayesianSyntheticControl(BayesianModel):
 
     def __init__(self, intercept: bool = False, *,
                  pooling: Literal["partial", "none"] = "partial",
+                 noise: Literal["ar1", "iid"] = "ar1",
                  priors: SynthPriors | None = None,
                  concentration: float | None = None, noise_scale: float | None = None,
                  noise_df: float | None = None, intercept_scale: float | None = None,
@@ -136,11 +153,14 @@ class BayesianSyntheticControl(BayesianModel):
             intercept_scale=intercept_scale, effect_sd=effect_sd, pooling_sd=pooling_sd)
         if pooling not in POOLING:
             raise BayesDidError(f"pooling must be one of {POOLING}, got {pooling!r}")
+        if noise not in NOISE:
+            raise BayesDidError(f"noise must be one of {NOISE}, got {noise!r}")
         self.intercept = bool(intercept)
         self.pooling = pooling
+        self.noise = noise
 
     def config(self) -> dict:
-        return {"intercept": self.intercept, "pooling": self.pooling,
+        return {"intercept": self.intercept, "pooling": self.pooling, "noise": self.noise,
                 "priors": self.priors.to_dict()}
 
     # ------------------------------------------------------------------ graph
@@ -151,8 +171,9 @@ class BayesianSyntheticControl(BayesianModel):
 
     @panel_first
     def build(self, panel: Panel | DonorPool) -> pm.Model:
-        """The PyMC model (pure: no sampling). Free variables: ``w_gamma`` (unit, donor);
-        deterministic ``w`` (unit, donor), the simplex weights; a potential holding the
+        """The PyMC model (pure: no sampling). Free variables: ``w_gamma`` (unit, donor)
+        and, with ``noise="ar1"``, ``noise_rho_beta`` (unit); deterministic ``w`` (unit,
+        donor), the simplex weights, and ``noise_rho`` (unit); a potential holding the
         pre-period log-likelihood with ``sigma`` (and ``b``) integrated out."""
         return self._build(self.prepare(panel))
 
@@ -176,6 +197,11 @@ class BayesianSyntheticControl(BayesianModel):
             w = pm.Deterministic("w", g / g.sum(axis=1, keepdims=True), dims=dims)
             fit = (pt.as_tensor(design.X) * w[None, :, :]).sum(axis=2)  # (T, K)
             resid = (design.y - fit) * mask
+            if self.noise == "ar1":
+                rho = rho_prior(self.priors.rho_concentration, dims="unit")
+                pm.Potential("marginal_loglik", ar1_marginal_loglik(
+                    resid, design.pre, rho, a0=a0, b0=b0, kappa2=kappa2))
+                return model
             rss = (resid**2).sum(axis=0)
             if self.intercept:  # b | sigma integrated out: shrink the residual mean
                 rss = rss - resid.sum(axis=0) ** 2 / (n_pre + 1.0 / kappa2)
@@ -222,18 +248,21 @@ class BayesianSyntheticControl(BayesianModel):
             idata = sample_synth(model, sampler=sampler, **kw)
         seed = kw["random_seed"]
         w = _flat(idata.posterior["w"].values)  # (S, K, D)
-        mean_std, sigma_std, b_std = self._conditionals(design, w, seed)
+        rho = (_flat(idata.posterior["noise_rho"].values) if self.noise == "ar1"
+               else np.zeros(w.shape[:2]))
+        mean_std, sigma_std, b_std, noise_std = self._conditionals(design, w, rho, seed)
         info = self.fit_info(
             random_seed=seed, draws=kw["draws"], tune=kw["tune"], chains=kw["chains"],
             treated_units=list(map(str, design.targets)),
             donor_units=list(map(str, design.donor_units)),
             n_pre=design.pre.sum(axis=0).tolist(),
-            sampled_vars=["w_gamma", "w", "sigma", "intercept"], sampler=sampler)
+            sampled_vars=["w_gamma", "w", "sigma", "intercept"]
+            + (["noise_rho"] if self.noise == "ar1" else []), sampler=sampler)
         intercept = b_std * design.y_scale[None, :] if self.intercept else None
         return assemble(idata, design, mean_std, sigma_std, pooling=self.pooling,
                         effect_sd=self.priors.effect_sd, pooling_sd=self.priors.pooling_sd,
-                        seed=seed,
-                        method=method, info=info, weights=w, intercept=intercept)
+                        seed=seed, method=method, info=info, weights=w, intercept=intercept,
+                        noise_std=noise_std)
 
     def _user_data(self, design: SynthDesign) -> np.ndarray:
         """The numbers of :meth:`_build`'s graph as the compiled density's buffer."""
@@ -241,25 +270,23 @@ class BayesianSyntheticControl(BayesianModel):
 
         a0, b0, kappa2 = self._priors()
         return pack_user_data(design, concentration=self.priors.concentration, a0=a0, b0=b0,
-                              kappa2=kappa2)
+                              kappa2=kappa2, rho_concentration=self.priors.rho_concentration
+                              if self.noise == "ar1" else None)
 
-    def _conditionals(self, design: SynthDesign, w: np.ndarray, seed: int):
-        """Exact draws of sigma (and b) given each weight draw; the synthetic mean."""
+    def _conditionals(self, design: SynthDesign, w: np.ndarray, rho: np.ndarray, seed: int):
+        """Exact draws of sigma (and b) given each draw of the weights and rho; the
+        synthetic mean; the counterfactual's noise paths (all standardised)."""
         a0, b0, kappa2 = self._priors()
         rng = np.random.default_rng([seed, 1729])
         fit = np.einsum("tkd,skd->skt", design.X, w)  # (S, K, T)
-        mask = design.pre.T[None].astype(float)
-        resid = (design.y.T[None] - fit) * mask
-        n_pre = design.pre.sum(axis=0)[None, :]
-        rss = (resid**2).sum(axis=2)
-        b = np.zeros(rss.shape)
-        if self.intercept:
-            prec = n_pre + 1.0 / kappa2
-            rss = rss - resid.sum(axis=2) ** 2 / prec
-        sigma2 = 1.0 / rng.gamma(a0 + n_pre / 2, 1.0 / (b0 + rss / 2))
-        if self.intercept:
-            b = rng.normal(resid.sum(axis=2) / prec, np.sqrt(sigma2 / prec))
-        return fit + b[:, :, None], np.sqrt(sigma2), b
+        resid = (design.y.T[None] - fit) * design.pre.T[None]
+        sigma, b = ar1_conditionals(resid, design.pre, rho, a0=a0, b0=b0, kappa2=kappa2,
+                                    rng=rng)
+        mean = fit + b[:, :, None]
+        n_pre = design.pre.sum(axis=0)
+        last = (design.y.T[None] - mean)[:, np.arange(len(n_pre)), n_pre - 1]
+        noise = ar1_noise_paths(last, n_pre, rho, sigma, design.y.shape[0], rng)
+        return mean, sigma, b, noise
 
     # ------------------------------------------------------------------ placebo
     @panel_first
@@ -301,7 +328,8 @@ class BayesianSyntheticControl(BayesianModel):
                            donor_units=pool.donor_units, y_treated=pool.y_treated[:, [j]],
                            y_donors=pool.y_donors, start=pool.start[[j]], outcome=pool.outcome,
                            time_name=pool.time_name)
-        no_pool = BayesianSyntheticControl(self.intercept, pooling="none", priors=self.priors)
+        no_pool = BayesianSyntheticControl(self.intercept, pooling="none", noise=self.noise,
+                                           priors=self.priors)
         treated_fit = no_pool._fit(design_from_pool(single, per_donor_scale=False),
                                    method="bayes_synth", **kw)
         placebo_fit = no_pool._fit(placebo_design, method="bayes_synth_placebo", **kw)
