@@ -26,11 +26,11 @@ from .hierarchical_model import (
     COMPILED_MARGINAL,
     build_dense,
     build_marginal,
-    draw_phi_nb,
     prior_precision_draws,
     unit_precision,
     UNIT_SD_RATIO,
 )
+from .block_marginal import draw_phi_block
 from .marginal_likelihood_numba import scaled_draw_phi_nb
 from .ppc import residual_checks, warn_misfit
 from .robust_posterior import (
@@ -483,7 +483,7 @@ class HierarchicalDiD(BayesianModel):
                     "units that is the interval calibrated in the zoo, while a sandwich "
                     "would be far too narrow.", RobustFallbackWarning, stacklevel=4)
         if phi is None and design.scaled is None:
-            phi = draw_phi_nb(design.stats, sigma, rho, unit_precision(design), lam_phi, rng)
+            phi = draw_phi_block(design, sigma, rho, unit_precision(design), lam_phi, rng)
         elif phi is None:
             v = self._class_precision_draws(flat, design)
             phi = scaled_draw_phi_nb(design.scaled, sigma, rho, unit_precision(design),

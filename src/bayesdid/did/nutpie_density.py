@@ -14,7 +14,7 @@ points and the fallback sampler; tests check this density against PyMC's own.
 Written by hand because nutpie offers no way to reuse a compiled callback across models.
 
 >>> layout_header_size()
-13
+16
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ import pymc as pm
 
 from ..bayes.nutpie_compiled import EXPAND_SIG, LOGP_SIG, UnsupportedModel, sample_compiled
 from .hierarchical_model import _precision_parts, unit_precision
+from .block_marginal import block_layout, block_loglik_grad_nb
 from .marginal_likelihood_numba import marginal_loglik_grad_nb, scaled_loglik_grad_nb
 
-_HEADER = 13
+_HEADER = 16
 LOG_HALF_NORMAL_CONST = float(np.log(2.0) - 0.5 * np.log(2 * np.pi))
 
 
@@ -37,21 +38,36 @@ def layout_header_size() -> int:
     return _HEADER
 
 
-def pack_user_data(design, priors, has_rho: bool) -> np.ndarray:
+def pack_user_data(design, priors, has_rho: bool, block: bool = True) -> np.ndarray:
     """One float64 buffer: header, prior precision constants and masks, cross-products.
 
     Header slot 11 is the number of variance classes of the per-unit precision scales
     (0: none; then slot 10 is the number of run lengths, else the number of projection
     groups, slot 12 whether they are grouped (Q) or per unit (G), and the cross-products
-    are those of :func:`bayesdid.did.crossproducts.scaled_stats`)."""
+    are those of :func:`bayesdid.did.crossproducts.scaled_stats`).
+
+    Without scales, when the cross-products have the block-arrow structure of
+    :func:`.block_marginal.block_layout` (``block=True``, the default), the basis is stored
+    on that layout: slot 13 is its number of columns (0: the dense (p+1)^2 basis), slot 14
+    the head size, slot 15 the number of cell groups, and the head, tail and group starts
+    follow the run lengths."""
     const, masks = _precision_parts(design, priors)
     mask_rows = np.array([masks[b.name] for b in design.random_blocks]).reshape(-1)
     sc = design.scaled
     st = design.stats if sc is None else sc
     basis = np.ascontiguousarray(st["basis"], dtype=float).reshape(-1)
+    layout = block_layout(design) if block and sc is None else None
+    block_slots = [0.0, 0.0, 0.0]
+    n_rows = st["basis"].shape[0]
     if sc is None:
         parts = [const, mask_rows, basis, st["run_lengths"], st["units_per_length"]]
         n_runs, n_classes = len(st["run_lengths"]), 0
+        if layout is not None:
+            parts[2] = layout.basis.reshape(-1)
+            parts += [layout.head.astype(float), layout.tail.astype(float),
+                      layout.starts.astype(float)]
+            block_slots = [layout.basis.shape[1], len(layout.head), len(layout.starts) - 1]
+            n_rows = layout.basis.shape[0]
     else:
         parts = [const, mask_rows, basis, np.ascontiguousarray(sc["Q"], float).reshape(-1),
                  np.ascontiguousarray(sc["G"], float).reshape(-1),
@@ -60,8 +76,9 @@ def pack_user_data(design, priors, has_rho: bool) -> np.ndarray:
     total = _HEADER + sum(len(p) for p in parts)
     header = [total, design.n_obs, unit_precision(design), priors.sigma_sd, 2.0,
               2.0 / priors.effect_sd,
-              float(has_rho), len(design.random_blocks), design.n_phi, st["basis"].shape[0],
-              n_runs, float(n_classes), float(sc is not None and len(sc["Q"]) > 0)]
+              float(has_rho), len(design.random_blocks), design.n_phi, n_rows,
+              n_runs, float(n_classes), float(sc is not None and len(sc["Q"]) > 0),
+              *block_slots]
     return np.ascontiguousarray(np.concatenate([np.array(header, dtype=float), *parts]))
 
 
@@ -74,16 +91,24 @@ def did_logp_grad(x, buf):
     g_alpha, g_beta = buf[4], buf[5]
     has_rho, R, p, K, nL = int(buf[6]), int(buf[7]), int(buf[8]), int(buf[9]), int(buf[10])
     n_classes = int(buf[11])
+    n_compact, n_head, n_groups = int(buf[13]), int(buf[14]), int(buf[15])
     at = _HEADER
     const = buf[at:at + p]
     at += p
     masks = buf[at:at + R * p].reshape((R, p))
     at += R * p
     m1 = p + 1
-    basis = buf[at:at + K * m1 * m1].reshape((K, m1 * m1))
-    at += K * m1 * m1
+    n_cols = n_compact if n_compact > 0 else m1 * m1
+    basis = buf[at:at + K * n_cols].reshape((K, n_cols))
+    at += K * n_cols
     run_lengths = buf[at:at + nL]
     units_per_length = buf[at + nL:at + 2 * nL]
+    head_idx = tail_idx = starts = np.empty(0, np.int64)
+    if n_compact > 0:  # block layout: head, tail (p - head), group starts
+        at_idx = at + 2 * nL
+        head_idx = buf[at_idx:at_idx + n_head].astype(np.int64)
+        tail_idx = buf[at_idx + n_head:at_idx + p].astype(np.int64)
+        starts = buf[at_idx + p:at_idx + p + n_groups + 1].astype(np.int64)
     grad = np.zeros(x.shape[0])
     if n_classes > 0:  # per-unit scales: nL is the number of projection groups
         nQ = 9 * nL if buf[12] > 0 else 0
@@ -132,6 +157,10 @@ def did_logp_grad(x, buf):
             basis, Q, G, T, w, cls, count, n_obs, lam_a, sigma, rho, lam_phi, v)
         for j in range(1, n_classes):
             grad[j0 + j - 1] = -x[j0 + j - 1] - 2.0 * v[j] * g_v[j]
+    elif n_compact > 0:
+        ll, g_sig, g_rho, g_lam = block_loglik_grad_nb(
+            basis, head_idx, tail_idx, starts, run_lengths, units_per_length, n_obs, lam_a,
+            sigma, rho, lam_phi)
     else:
         ll, g_sig, g_rho, g_lam = marginal_loglik_grad_nb(
             basis, run_lengths, units_per_length, n_obs, lam_a, sigma, rho, lam_phi)
@@ -179,9 +208,11 @@ def _expand_cfunc(dim, expanded, x_, out_, user_data_):
     return 0
 
 
-def compile_did_nutpie(model: pm.Model, design, priors, errors: str):
+def compile_did_nutpie(model: pm.Model, design, priors, errors: str, block: bool = True):
     """A ``nutpie`` compiled model for the marginal HierarchicalDiD ``model`` (built by
     :func:`bayesdid.did.hierarchical_model.build_marginal`), without any per-model compilation.
+    ``block=False`` keeps the dense cross-products even where the block-arrow layout
+    applies (the benchmarks' like-for-like baseline).
 
     Raises :class:`UnsupportedModel` if the model's free variables are not the ones this
     density is written for (then use ``pm.sample``)."""
@@ -211,7 +242,7 @@ def compile_did_nutpie(model: pm.Model, design, priors, errors: str):
     starts = np.cumsum([0, *sizes, *sizes])
     shape_info = (names, [slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:])],
                   shapes + shapes)
-    user_data = pack_user_data(design, priors, has_rho)
+    user_data = pack_user_data(design, priors, has_rho, block=block)
     user_data.flags.writeable = False
     point_fn = _wrap_with_lock(make_initial_point_fn(
         model=model, default_strategy="support_point", jitter_rvs=set(model.free_RVs),
