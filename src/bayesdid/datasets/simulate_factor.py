@@ -4,22 +4,42 @@ Outcome for unit ``i`` and period ``t = 1..T``::
 
     y[i, t] = alpha[i] + xi[t] + lambda[i] @ f[t] + treated[i, t] * tau[i, t] + e[i, t]
     f[t, k]   = trend_k * t / T + N(0, 1) shocks      (trend_k = 3, 2, -1, ...)
-    lambda[i] ~ N(loading_shift * treated_i, 1)       (loadings correlate with treatment)
+    lambda[i] ~ N(loading_shift * treated_i, s_i^2)   (loadings correlate with treatment;
+                                                        s_i = treated_loading_sd if treated, else 1)
     tau[i, t] = effect + effect_slope * (t - cohort_i),   e ~ N(0, sigma^2)
 
 Treated units are split over ``cohorts`` (first treated periods) in turn. Because treated
 units load more on trending factors, two-way fixed effects is biased; an interactive
 fixed-effects model with the right number of factors is not.
 
+``noise`` replaces the iid Gaussian ``e`` by noise off the Gaussian-iid assumption, each with
+marginal sd ``sigma`` (averaged over units for ``"hetero"``) so that designs differ only in
+the noise's shape:
+
+- ``"ar1"``: within-unit stationary AR(1), ``e[i, t] = rho e[i, t-1] + sqrt(1 - rho^2) sigma z``,
+  ``e[i, 1] ~ N(0, sigma^2)``;
+- ``"t"``: Student-t with ``df`` degrees of freedom scaled to sd ``sigma``
+  (``sigma * sqrt((df - 2) / df) * t_df``; needs ``df > 2``);
+- ``"hetero"``: unit sds ``sigma_i`` log-uniform over a ``spread``-fold range, rescaled so
+  that ``mean(sigma_i^2) = sigma^2``; ``e[i, t] ~ N(0, sigma_i^2)``.
+
+The defaults (``noise="gaussian"``, ``treated_loading_sd=1``) draw exactly the panels of
+earlier versions (same random stream).
+
 >>> sim = simulate_factor_panel(n_units=10, n_periods=8, n_treated=2, cohorts=(6,), seed=1)
 >>> sim.data.shape, round(sim.att, 3)
 ((80, 5), 3.0)
+>>> ar = simulate_factor_panel(n_units=10, n_periods=8, n_treated=2, cohorts=(6,), noise="ar1",
+...                            rho=0.8, seed=1)
+>>> ar.data.shape
+(80, 5)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -44,8 +64,26 @@ def simulate_factor_panel(n_units: int = 40, n_periods: int = 20, n_treated: int
                           n_factors: int = 2, cohorts: Sequence[int] = (13, 15, 17),
                           effect: float = 3.0, effect_slope: float = 0.0,
                           loading_shift: float = 1.0, sigma: float = 1.0,
-                          seed: int | None = 0) -> FactorPanel:
-    """Draw one factor-confounded staggered panel (see the module docstring)."""
+                          seed: int | None = 0,
+                          noise: Literal["gaussian", "ar1", "t", "hetero"] = "gaussian",
+                          rho: float = 0.5, df: float = 3.0, spread: float = 10.0,
+                          treated_loading_sd: float = 1.0) -> FactorPanel:
+    """Draw one factor-confounded staggered panel (see the module docstring).
+
+    ``noise`` (with ``rho`` for ``"ar1"``, ``df`` for ``"t"``, ``spread`` for ``"hetero"``)
+    and ``treated_loading_sd`` are described there; the defaults keep the iid Gaussian noise
+    and treated loadings as spread as the controls'.
+    """
+    if noise not in ("gaussian", "ar1", "t", "hetero"):
+        raise SpecError(f"noise must be 'gaussian', 'ar1', 't' or 'hetero', got {noise!r}")
+    if noise == "ar1" and not -1 < rho < 1:
+        raise SpecError(f"rho must lie in (-1, 1) for stationary AR(1) noise, got {rho}")
+    if noise == "t" and not df > 2:
+        raise SpecError(f"df must exceed 2 for t noise with a finite sd, got {df}")
+    if noise == "hetero" and not spread >= 1:
+        raise SpecError(f"spread must be >= 1, got {spread}")
+    if not treated_loading_sd > 0:
+        raise SpecError(f"treated_loading_sd must be positive, got {treated_loading_sd}")
     if not 0 < n_treated < n_units:
         raise SpecError(f"n_treated must be in 1..n_units-1, got {n_treated}")
     cohorts = sorted(int(c) for c in cohorts)
@@ -56,15 +94,17 @@ def simulate_factor_panel(n_units: int = 40, n_periods: int = 20, n_treated: int
     trends = np.array([3.0, 2.0, -1.0, 1.0, 0.5])[np.arange(n_factors) % 5]
     F = trends * (t / n_periods)[:, None] + rng.normal(size=(n_periods, n_factors))
     treated_unit = np.arange(n_units) < n_treated
-    lam = rng.normal(size=(n_units, n_factors)) + loading_shift * treated_unit[:, None]
+    lam = (rng.normal(size=(n_units, n_factors))
+           * np.where(treated_unit, treated_loading_sd, 1.0)[:, None]
+           + loading_shift * treated_unit[:, None])
     alpha = rng.normal(size=n_units)
     xi = rng.normal(size=n_periods) + 0.1 * t
     cohort = np.full(n_units, np.nan)
     cohort[:n_treated] = np.array(cohorts)[np.arange(n_treated) % len(cohorts)]
     D = treated_unit[:, None] & (t[None, :] >= cohort[:, None])
     tau = np.where(D, effect + effect_slope * (t[None, :] - cohort[:, None]), 0.0)
-    Y = (alpha[:, None] + xi[None, :] + lam @ F.T + tau
-         + sigma * rng.normal(size=(n_units, n_periods)))
+    Y = alpha[:, None] + xi[None, :] + lam @ F.T + tau + _noise(
+        rng, (n_units, n_periods), sigma, noise, rho=rho, df=df, spread=spread)
     units = np.array([f"u{i:03d}" for i in range(n_units)])
     data = pd.DataFrame({"unit": np.repeat(units, n_periods), "time": np.tile(t, n_units),
                          "cohort": np.repeat(cohort, n_periods), "treated": D.ravel().astype(int),
@@ -73,3 +113,23 @@ def simulate_factor_panel(n_units: int = 40, n_periods: int = 20, n_treated: int
     return FactorPanel(data=data, att=float(tau[D].mean()), tau=tau_frame.reset_index(drop=True),
                        panel_kwargs={"unit": "unit", "time": "time", "outcome": "y",
                                      "cohort": "cohort"})
+
+
+def _noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float, kind: str, *,
+           rho: float, df: float, spread: float) -> np.ndarray:
+    """(units x periods) noise of marginal sd ``sigma`` (see the module docstring)."""
+    if kind == "gaussian":
+        return sigma * rng.normal(size=shape)
+    if kind == "ar1":
+        z = rng.normal(size=shape)
+        e = np.empty(shape)
+        e[:, 0] = sigma * z[:, 0]
+        for t in range(1, shape[1]):
+            e[:, t] = rho * e[:, t - 1] + np.sqrt(1 - rho ** 2) * sigma * z[:, t]
+        return e
+    if kind == "t":
+        return sigma * np.sqrt((df - 2) / df) * rng.standard_t(df, size=shape)
+    log_sd = rng.uniform(-0.5, 0.5, size=shape[0]) * np.log(spread)
+    sd = np.exp(log_sd)
+    sd *= sigma / np.sqrt(np.mean(sd ** 2))
+    return sd[:, None] * rng.normal(size=shape)

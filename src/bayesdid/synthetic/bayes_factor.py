@@ -77,7 +77,10 @@ class FactorPriors(PositivePriors):
         that load differently on the common shocks; shrinking their loadings toward the
         controls' distribution pulls the counterfactual toward a DID one (measured: bias
         0.23 with 1 vs TWFE's 2.6 on the benchmark panels), so by default they are nearly
-        free, as in gsynth, while the factors are learned with shrinkage.
+        free, as in gsynth, while the factors are learned with shrinkage. 3 also removes
+        the bias on a 3-factor design with treated loadings shifted 1.5 and twice as spread
+        (1: 0.23); treated loadings 3 control sds away leave a bias of ~0.26 (10: none;
+        benchmarks/results/bayes_factor_offmodel.md).
 
     >>> FactorPriors(treated_scale=1).treated_scale
     1.0

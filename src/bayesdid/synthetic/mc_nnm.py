@@ -27,6 +27,12 @@ Uncertainty: Xu (2017)'s parametric bootstrap with ``lambda`` held at its chosen
 never-treated units for the treated units, resampled fit residuals for the controls;
 intervals are ``estimate +/- z * sd`` of the replications. Covariates are not modelled.
 
+Bias under selection on loadings: when treated units load differently on trending factors,
+the minimum-nuclear-norm completion of the treated post-period block is cheaper than the
+true one and shrunk toward the fixed-effects (TWFE) imputation, at every lambda including
+lambda -> 0; it keeps ~40% of TWFE's bias on the factor benchmark, and none without the
+selection (tests/test_mc_nnm_selection.py, benchmarks/results/bayes_factor_offmodel.md).
+
 Examples
 --------
 >>> from bayesdid import Panel
