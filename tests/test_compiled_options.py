@@ -2,9 +2,10 @@
 
 The compiled density (did/nutpie_density.py) covers a fixed set of free variables; a model
 outside it raises UnsupportedModel and ``fit`` quietly falls back to ``pm.sample`` (nutpie
-through PyMC: a fresh numba compile of 15-25 s per model, and ``info["sampler"]`` still says
-"nutpie"). Here the fallback is made to fail, so each option must be sampled by the
-disk-cached density, and the same seed must give the same draws.
+through PyMC: a fresh numba compile of 15-25 s per model; ``info["sampler"]`` still says
+"nutpie" and ``info["compiled_density"]`` is False). Here the fallback is made to fail, so
+each option must be sampled by the disk-cached density, and the same seed must give the same
+draws.
 """
 
 from __future__ import annotations
@@ -62,9 +63,17 @@ def test_option_runs_on_the_compiled_path_and_repeats_with_the_seed(panels, opti
         warnings.simplefilter("ignore")
         one = model.fit(panels[weighted], **FIT)
         two = model.fit(panels[weighted], **FIT)
-    assert one.info["sampler"] == "nutpie"
+    assert one.info["sampler"] == "nutpie" and one.info["compiled_density"] is True
     assert one.idata.posterior.attrs["nuts_sampler"] == "nutpie"
     np.testing.assert_array_equal(one.idata.posterior["effect"].values,
                                   two.idata.posterior["effect"].values)
     np.testing.assert_array_equal(one.idata.posterior["sigma"].values,
                                   two.idata.posterior["sigma"].values)
+
+
+@pytest.mark.sampling
+def test_info_says_when_the_compiled_density_was_not_used(panels):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = HierarchicalDiD().fit(panels[False], **{**FIT, "sampler": "pymc"})
+    assert res.info["sampler"] == "pymc" and res.info["compiled_density"] is False

@@ -341,6 +341,7 @@ class HierarchicalDiD(BayesianModel):
                                           cores=cores or min(chains, os.cpu_count() or 1), **kw)
             except UnsupportedModel as exc:  # nutpie through PyMC, compiling this model
                 logger.info("HierarchicalDiD: %s; nutpie via pm.sample instead", exc)
+        compiled = idata is not None
         if idata is None:
             idata = sample(model, cores=cores, sampler=use, **kw)
         # every sampled parameter, and the cell, time and covariate effects drawn from them
@@ -353,7 +354,7 @@ class HierarchicalDiD(BayesianModel):
             "form": self.form(), "random_seed": random_seed, "draws": draws, "tune": tune,
             "chains": chains, "n_obs": design.n_obs, "n_units": design.n_units,
             "n_cells": len(design.cells), "sampled_vars": sampled, "bayesdid_version": __version__,
-            "sampler": use,
+            "sampler": use, "compiled_density": compiled,
             "fe": design.fe, "fixed_effects": design.fe_label,
             "unit_precision": self._unit_precision_info(design, panel), "robust": robust,
             "ppc": self._residual_checks(idata, design, panel, phi, random_seed),

@@ -300,6 +300,7 @@ class BayesianSFA(BayesianModel):
                     progress=progress, target_accept=target_accept)
             except UnsupportedModel:  # nutpie through PyMC (compiles this model)
                 idata = None
+        compiled = idata is not None
         if idata is None:
             idata = sample(model, draws=draws, tune=tune, chains=chains, cores=cores,
                            random_seed=random_seed, progress=progress,
@@ -309,7 +310,7 @@ class BayesianSFA(BayesianModel):
         sampled = [v.name for v in model.free_RVs] + ["beta"]  # beta: intercept and slopes
         info = self.fit_info(random_seed=random_seed, draws=draws, tune=tune, chains=chains,
                              n_obs=len(d.y), n_units=d.n_units, sampled_vars=sampled,
-                             frontier_kind=d.kind, sampler=use)
+                             frontier_kind=d.kind, sampler=use, compiled_density=compiled)
         return BayesSFAResult.from_fit(idata, method=f"bayes_sfa_{self.distribution}",
                                        info=info)
 

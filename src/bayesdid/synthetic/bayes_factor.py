@@ -196,7 +196,8 @@ class BayesianFactorDiD(BayesianModel):
             idata = sample(model, sampler=use, **kw)
         idata, b = self._add_effects(idata, design, panel, random_seed)
         info = self.fit_info(random_seed=random_seed, draws=draws, tune=tune, chains=chains,
-                             sampler=use, n_units=len(design.fm.units),
+                             sampler=use, compiled_density=use == "nutpie",
+                             n_units=len(design.fm.units),
                              n_treated=len(design.fm.treated_rows),
                              treated_units=[str(u) for u in design.fm.units[design.fm.treated_rows]],
                              sampled_vars=["sigma", "sd_unit", "time_effect"],

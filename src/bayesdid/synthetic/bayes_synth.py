@@ -244,6 +244,7 @@ class BayesianSyntheticControl(BayesianModel):
                     **{**kw, "cores": kw["cores"] or min(kw["chains"], os.cpu_count() or 1)})
             except UnsupportedModel as exc:  # nutpie through PyMC (compiles this model)
                 logger.info("BayesianSyntheticControl: %s; nutpie via pm.sample instead", exc)
+        compiled = idata is not None
         if idata is None:
             idata = sample_synth(model, sampler=sampler, **kw)
         seed = kw["random_seed"]
@@ -257,7 +258,8 @@ class BayesianSyntheticControl(BayesianModel):
             donor_units=list(map(str, design.donor_units)),
             n_pre=design.pre.sum(axis=0).tolist(),
             sampled_vars=["w_gamma", "w", "sigma", "intercept"]
-            + (["noise_rho"] if self.noise == "ar1" else []), sampler=sampler)
+            + (["noise_rho"] if self.noise == "ar1" else []), sampler=sampler,
+            compiled_density=compiled)
         intercept = b_std * design.y_scale[None, :] if self.intercept else None
         return assemble(idata, design, mean_std, sigma_std, pooling=self.pooling,
                         effect_sd=self.priors.effect_sd, pooling_sd=self.priors.pooling_sd,
