@@ -71,12 +71,17 @@ class BayesResult(EffectResult):
         parameters) when a check fails.
         """
         info = dict(info or {})
-        table = diagnostics_table(idata, info.get("sampled_vars", []))
+        table = cls._diagnose(idata, info.get("sampled_vars", []))
         info["convergence"] = convergence_summary(table, idata)
         result = cls.from_idata(idata, method=method, info=info)
         object.__setattr__(result, "_diagnostics", table)  # a cache: same draws, same table
         _warn_convergence(info["convergence"], info.get("model_type") or method)
         return result
+
+    @classmethod
+    def _diagnose(cls, idata, sampled_vars) -> pd.DataFrame:
+        """The R-hat / ESS table :meth:`from_fit` checks (a subclass may narrow it)."""
+        return diagnostics_table(idata, sampled_vars)
 
     def effects(self, level: float | None = None, interval: str | None = None) -> pd.DataFrame:
         """Tidy effects table from the posterior draws.

@@ -46,8 +46,8 @@ from ..results import group_label
 from ..did.priors import PositivePriors
 from ..bayes.model import BayesianModel, panel_first
 from ..bayes.notices import warn_ignored_design
-from ..bayes.convergence import convergence_summary, diagnostics_table
-from ..bayes.result import BayesResult, _warn_convergence
+from ..bayes.convergence import diagnostics_table
+from ..bayes.result import BayesResult
 from ..bayes.sampling import choose_sampler, resolve_seed, sample
 
 __all__ = ["BayesSFAResult", "BayesianSFA", "SFAPriors"]
@@ -87,14 +87,8 @@ class BayesSFAResult(BayesResult):
     do, and R-hat/ESS over thousands of them cost more than the sampling itself."""
 
     @classmethod
-    def from_fit(cls, idata, *, method: str, info: dict | None = None) -> "BayesSFAResult":
-        info = dict(info or {})
-        table = _parameter_diagnostics(idata, info.get("sampled_vars", []))
-        info["convergence"] = convergence_summary(table, idata)
-        result = cls.from_idata(idata, method=method, info=info)
-        object.__setattr__(result, "_diagnostics", table)
-        _warn_convergence(info["convergence"], info.get("model_type") or method)
-        return result
+    def _diagnose(cls, idata, sampled_vars) -> pd.DataFrame:
+        return _parameter_diagnostics(idata, sampled_vars)
 
     def diagnostics(self, warn: bool = True) -> pd.DataFrame:
         """As :meth:`BayesResult.diagnostics`, on the parameters and the overall mean
