@@ -53,6 +53,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 from threadpoolctl import threadpool_limits
 
+from ..bayes.small_linalg import small_spd_inverse
 from .marginal_likelihood import LOG_2PI
 from .marginal_likelihood_numba import (
     _cholesky_in_place,
@@ -158,50 +159,6 @@ def layout_arrays(layout: BlockLayout) -> tuple:
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _small_inverse(C, fac):
-    """C -> C^-1 in place for a small SPD C, by Cholesky C = L L' (written out: below ~50
-    columns LAPACK's per-call overhead costs more than the arithmetic); ``fac`` (n x n, or
-    0 x 0 to skip) receives U = L' in its upper triangle. Returns ok, 1/2 log|C|."""
-    n = C.shape[0]
-    L = np.zeros((n, n))
-    half_logdet = 0.0
-    for j in range(n):
-        d = C[j, j]
-        for k in range(j):
-            d -= L[j, k] * L[j, k]
-        if not d > 0.0:  # also NaN
-            return False, 0.0
-        ljj = np.sqrt(d)
-        L[j, j] = ljj
-        half_logdet += np.log(ljj)
-        for i in range(j + 1, n):
-            acc = C[i, j]
-            for k in range(j):
-                acc -= L[i, k] * L[j, k]
-            L[i, j] = acc / ljj
-    Li = np.zeros((n, n))  # L^-1, lower
-    for j in range(n):
-        Li[j, j] = 1.0 / L[j, j]
-        for i in range(j + 1, n):
-            acc = 0.0
-            for k in range(j, i):
-                acc -= L[i, k] * Li[k, j]
-            Li[i, j] = acc / L[i, i]
-    for i in range(n):  # C^-1 = L^-T L^-1
-        for j in range(i, n):
-            acc = 0.0
-            for k in range(j, n):
-                acc += Li[k, i] * Li[k, j]
-            C[i, j] = acc
-            C[j, i] = acc
-    if fac.shape[0] == n:
-        for i in range(n):
-            for j in range(i, n):
-                fac[i, j] = L[j, i]
-    return True, half_logdet
-
-
-@numba.njit(cache=True, error_model="numpy")
 def _factor(Sc, s, lam_phi, head, tail, starts, for_draws):
     """Factor H on the block-arrow layout from the compact cross-products ``Sc``.
 
@@ -226,7 +183,7 @@ def _factor(Sc, s, lam_phi, head, tail, starts, for_draws):
         for i in range(n):
             C[i, i] += lam_phi[tail[lo + i]]
         fac = cfac[at:at + n * n].reshape((n, n)) if for_draws else np.empty((0, 0))
-        ok, half = _small_inverse(C, fac)
+        ok, half = small_spd_inverse(C, fac)
         if not ok:
             return False, 0.0, cinv, cfac, X, X, X[0], 0.0
         half_logdet += half

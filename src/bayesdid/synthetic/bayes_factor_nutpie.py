@@ -24,6 +24,7 @@ import numpy as np
 import pymc as pm
 
 from ..bayes.nutpie_compiled import EXPAND_SIG, LOGP_SIG, sample_compiled
+from ..bayes.small_linalg import spd_inverse
 
 _HEADER = 10
 
@@ -44,37 +45,6 @@ def pack_user_data(design, model_cfg) -> np.ndarray:
     header = [_HEADER + len(body), T, K, len(design.groups), pr.time_sd,
               pr.noise_sd, pr.unit_sd, pr.factor_scale, pr.shrink, 0.0]
     return np.ascontiguousarray(np.concatenate([np.array(header, float), body]))
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _chol_inverse(S, s):
-    """(ok, log|S|, S^-1) of the leading s x s block by a hand-written Cholesky (no
-    exceptions inside a C callback: a non-PD matrix returns ok=False)."""
-    C = np.zeros((s, s))
-    for j in range(s):
-        acc = S[j, j]
-        for k in range(j):
-            acc -= C[j, k] * C[j, k]
-        if not acc > 0:
-            return False, 0.0, C
-        C[j, j] = np.sqrt(acc)
-        for i in range(j + 1, s):
-            acc = S[i, j]
-            for k in range(j):
-                acc -= C[i, k] * C[j, k]
-            C[i, j] = acc / C[j, j]
-    logdet = 0.0
-    for j in range(s):
-        logdet += 2.0 * np.log(C[j, j])
-    Ci = np.zeros((s, s))  # inverse of the lower-triangular factor
-    for j in range(s):
-        Ci[j, j] = 1.0 / C[j, j]
-        for i in range(j + 1, s):
-            acc = 0.0
-            for k in range(j, i):
-                acc -= C[i, k] * Ci[k, j]
-            Ci[i, j] = acc / C[i, i]
-    return True, logdet, Ci.T @ Ci
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -120,14 +90,14 @@ def factor_logp_grad(x, buf):
         S = Ls @ Ls.T
         for i in range(s):
             S[i, i] += s2
-        ok, logdet, Si = _chol_inverse(S, s)
+        ok, logdet, Si = spd_inverse(S)
         if not ok:
             return -np.inf, grad
         Sis[g, :s, :s] = Si
         P[:s, :s] += n * Si
         h[:s] += n * (Si @ mean)
         logp += -0.5 * (n * (s * np.log(2 * np.pi) + logdet) + np.trace(Si @ W))
-    ok, logdet_P, V = _chol_inverse(P, T)
+    ok, logdet_P, V = spd_inverse(P)
     if not ok:
         return -np.inf, grad
     m = V @ h
