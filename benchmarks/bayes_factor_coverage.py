@@ -18,6 +18,10 @@ Usage::
 
     PYTHONPATH=src python benchmarks/bayes_factor_coverage.py --n 20 \
         --out benchmarks/results/bayes_factor_coverage.md
+    # more seeds of one design, then one table from every run's raw rows:
+    python benchmarks/bayes_factor_coverage.py --n 80 --first-seed 20 --n-pt 0 \
+        --designs block --out block_20_99.md
+    python benchmarks/bayes_factor_coverage.py --from-csv a_raw.csv b_raw.csv
 """
 
 from __future__ import annotations
@@ -125,34 +129,46 @@ def main() -> None:
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--draws", type=int, default=500)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="factor-confounded seeds 1000 + first_seed ...")
+    ap.add_argument("--designs", nargs="+", default=list(DESIGNS), choices=list(DESIGNS))
+    ap.add_argument("--from-csv", nargs="+", default=None, metavar="CSV",
+                    help="print the tables of saved raw rows (runs nothing)")
     args = ap.parse_args()
+    if args.from_csv:
+        raw = pd.concat([pd.read_csv(f) for f in args.from_csv], ignore_index=True)
+        print(summarise(raw).to_markdown(index=False, floatfmt=".3f"))
+        if (raw["design"] == "parallel_trends").any():
+            print(width_ratios(raw).to_markdown(index=False, floatfmt=".3f"))
+        return
     n_pt = args.n if args.n_pt is None else args.n_pt
     rows = []
     start = time.perf_counter()
     for seed in range(n_pt):
         rows += one_pt_panel(2000 + seed, args)
         print("parallel_trends", seed, flush=True)
-    for design in DESIGNS:
-        for seed in range(args.n):
+    for design in args.designs:
+        for seed in range(args.first_seed, args.first_seed + args.n):
             rows += one_panel(design, 1000 + seed, args)
             print(design, seed, flush=True)
     raw = pd.DataFrame(rows)
     if args.out:
         raw.to_csv(args.out.replace(".md", "_raw.csv"), index=False)
     table = summarise(raw).to_markdown(index=False, floatfmt=".3f")
-    ratios = width_ratios(raw).to_markdown(index=False, floatfmt=".3f")
+    ratios = (width_ratios(raw).to_markdown(index=False, floatfmt=".3f") if n_pt else "-")
     print(table, "\n", ratios)
     if args.out:
         with open(args.out, "w") as fh:
             fh.write(
                 "# BayesianFactorDiD on factor-confounded and parallel-trends panels\n\n"
-                f"Factor-confounded: N = {args.n} panels per design (seeds 1000-"
-                f"{999 + args.n}); parallel trends: N = {n_pt} (seeds 2000-{1999 + n_pt}). "
+                f"Factor-confounded: N = {args.n} panels per design (seeds "
+                f"{1000 + args.first_seed}-{999 + args.first_seed + args.n}); parallel trends: N = {n_pt} (seeds 2000-{1999 + n_pt}). "
                 f"Bayesian fits {args.chains} chains x {args.draws} draws ({args.draws} "
                 f"tune), 95% HDI; bootstrap replications = {args.n_boot}. Wall time "
                 f"{time.perf_counter() - start:.0f} s on the shared 2-core machine. Produced by "
                 f"`PYTHONPATH=src python benchmarks/bayes_factor_coverage.py --n {args.n} "
-                f"--n-pt {n_pt} --chains {args.chains} --draws {args.draws} --n-boot "
+                f"--n-pt {n_pt} --first-seed {args.first_seed} --designs "
+                f"{' '.join(args.designs)} --chains {args.chains} --draws {args.draws} --n-boot "
                 f"{args.n_boot} --out {args.out}` (raw rows beside it, *_raw.csv).\n\n"
                 "Designs: see the module docstring (`simulate_factor_panel` defaults; "
                 "parallel trends: `n_factors=0`). `converged`: share of fits whose "
