@@ -130,7 +130,7 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=500)
     ap.add_argument("--out", default=None)
     ap.add_argument("--first-seed", type=int, default=0,
-                    help="factor-confounded seeds 1000 + first_seed ...")
+                    help="seeds 1000 + first_seed ... (parallel trends: 2000 + first_seed ...)")
     ap.add_argument("--designs", nargs="+", default=list(DESIGNS), choices=list(DESIGNS))
     ap.add_argument("--from-csv", nargs="+", default=None, metavar="CSV",
                     help="print the tables of saved raw rows (runs nothing)")
@@ -144,7 +144,7 @@ def main() -> None:
     n_pt = args.n if args.n_pt is None else args.n_pt
     rows = []
     start = time.perf_counter()
-    for seed in range(n_pt):
+    for seed in range(args.first_seed, args.first_seed + n_pt):
         rows += one_pt_panel(2000 + seed, args)
         print("parallel_trends", seed, flush=True)
     for design in args.designs:
@@ -162,7 +162,8 @@ def main() -> None:
             fh.write(
                 "# BayesianFactorDiD on factor-confounded and parallel-trends panels\n\n"
                 f"Factor-confounded: N = {args.n} panels per design (seeds "
-                f"{1000 + args.first_seed}-{999 + args.first_seed + args.n}); parallel trends: N = {n_pt} (seeds 2000-{1999 + n_pt}). "
+                f"{1000 + args.first_seed}-{999 + args.first_seed + args.n}); parallel trends: N = {n_pt} (seeds "
+                f"{2000 + args.first_seed}-{1999 + args.first_seed + n_pt}). "
                 f"Bayesian fits {args.chains} chains x {args.draws} draws ({args.draws} "
                 f"tune), 95% HDI; bootstrap replications = {args.n_boot}. Wall time "
                 f"{time.perf_counter() - start:.0f} s on the shared 2-core machine. Produced by "
