@@ -117,7 +117,8 @@ class HierarchicalDiD(BayesianModel):
         containing treated units the sandwich is not trusted: the fit warns
         (:class:`RobustFallbackWarning`) and reports the model-based posterior, recorded in
         ``result.info["robust"]``.
-    min_treated_clusters : threshold for the above (default 10).
+    min_treated_clusters : threshold for the above (default 30: on the calibration zoo the
+        sandwich covered 0.80 with 10 treated clusters, 0.95-0.99 with 67).
 
     Panel weights (``Panel.from_frame(..., weights=)``) are precision weights in the
     likelihood: unit i's error variance is ``sigma^2 / w_i`` (weights normalised to mean 1
