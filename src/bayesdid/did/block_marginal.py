@@ -54,10 +54,10 @@ from scipy.sparse.csgraph import connected_components
 from threadpoolctl import threadpool_limits
 
 from ..bayes.small_linalg import small_spd_inverse
-from .marginal_likelihood import LOG_2PI
 from .marginal_likelihood_numba import (
     _cholesky_in_place,
     _inverse_from_factor,
+    _loglik_and_scalar_grad,
     _weights,
     draw_phi_nb,
 )
@@ -233,12 +233,6 @@ def block_loglik_grad_nb(basis, head, tail, starts, run_lengths, units_per_lengt
     XA = np.ascontiguousarray(X[:, :pa])
     m_c = X[:, pa] - np.dot(XA, m_a)
     Y = np.dot(XA, P)  # C^-1 B P_AA = -P_CA
-    n_units = units_per_length.sum()
-    unit_terms = 0.0 if np.isinf(lam_a) else (
-        0.5 * n_units * np.log(lam_a) - 0.5 * np.sum(units_per_length * np.log(D / s + lam_a)))
-    logp = (-0.5 * n_obs * (LOG_2PI + np.log(s)) + 0.5 * n_units * np.log(1 - rho**2)
-            + unit_terms + 0.5 * np.sum(np.log(lam_phi)) - half_logdet
-            - 0.5 * Sc[n_hh - 1] / s + 0.5 * (quad_c + np.dot(r, m_a)))
     # V = [[P + m m', -m], [-m', 1]] on the compact layout (off-diagonal blocks twice)
     V = np.empty(Sc.shape[0])
     for i in range(pa):
@@ -267,12 +261,11 @@ def block_loglik_grad_nb(basis, head, tail, starts, run_lengths, units_per_lengt
         off += n * n
         at += n * n
     u = np.dot(basis, V)
-    tr_S, tr_rho, tr_s = np.dot(w[0], u), np.dot(w[1], u), np.dot(w[2], u)
-    g_s = (-0.5 * n_obs / s + 0.5 * np.sum(units_per_length * D / (s * (D + lam_a * s)))
-           - 0.5 * tr_s / s + 0.5 * tr_S / s**2)
-    g_rho = (-n_units * rho / (1 - rho**2)
-             - 0.5 * np.sum(units_per_length * dD / (D + lam_a * s)) - 0.5 * tr_rho / s)
-    return logp, g_s * 2 * sigma, g_rho, g_lam
+    logp, g_sigma, g_rho = _loglik_and_scalar_grad(
+        n_obs, s, sigma, rho, lam_a, D, dD, units_per_length, lam_phi, half_logdet,
+        Sc[n_hh - 1], quad_c + np.dot(r, m_a), np.dot(w[0], u), np.dot(w[1], u),
+        np.dot(w[2], u))
+    return logp, g_sigma, g_rho, g_lam
 
 
 @numba.njit(cache=True, error_model="numpy")

@@ -126,6 +126,25 @@ def _inverse_from_factor(H):
 
 
 @numba.njit(cache=True, error_model="numpy")
+def _loglik_and_scalar_grad(n_obs, s, sigma, rho, lam_a, D, dD, units_per_length, lam_phi,
+                            half_logdet, yy, quad, tr_S, tr_rho, tr_s):
+    """The marginal log-likelihood and its sigma / rho derivatives from the pieces each
+    factorisation of H provides (half log|H|, y'y, b'H^-1 b and the traces of the weighted
+    basis against V): shared by the dense and the block-arrow kernels."""
+    n_units = units_per_length.sum()
+    unit_terms = 0.0 if np.isinf(lam_a) else (
+        0.5 * n_units * np.log(lam_a) - 0.5 * np.sum(units_per_length * np.log(D / s + lam_a)))
+    logp = (-0.5 * n_obs * (LOG_2PI + np.log(s)) + 0.5 * n_units * np.log(1 - rho**2)
+            + unit_terms + 0.5 * np.sum(np.log(lam_phi)) - half_logdet
+            - 0.5 * yy / s + 0.5 * quad)
+    g_s = (-0.5 * n_obs / s + 0.5 * np.sum(units_per_length * D / (s * (D + lam_a * s)))
+           - 0.5 * tr_s / s + 0.5 * tr_S / s**2)
+    g_rho = (-n_units * rho / (1 - rho**2)
+             - 0.5 * np.sum(units_per_length * dD / (D + lam_a * s)) - 0.5 * tr_rho / s)
+    return logp, g_s * 2 * sigma, g_rho
+
+
+@numba.njit(cache=True, error_model="numpy")
 def marginal_loglik_grad_nb(basis, run_lengths, units_per_length, n_obs, lam_a, sigma, rho,
                             lam_phi):
     """(logp, d/dsigma, d/drho, d/dlam_phi) of the marginal likelihood, nopython.
@@ -157,12 +176,6 @@ def marginal_loglik_grad_nb(basis, run_lengths, units_per_length, n_obs, lam_a, 
         return -np.inf, 0.0, 0.0, g_lam
     P = H
     mean = np.dot(P, b)
-    n_units = units_per_length.sum()
-    unit_terms = 0.0 if np.isinf(lam_a) else (
-        0.5 * n_units * np.log(lam_a) - 0.5 * np.sum(units_per_length * np.log(D / s + lam_a)))
-    logp = (-0.5 * n_obs * (LOG_2PI + np.log(s)) + 0.5 * n_units * np.log(1 - rho**2)
-            + unit_terms + 0.5 * np.sum(np.log(lam_phi)) - half_logdet
-            - 0.5 * S[p, p] / s + 0.5 * np.dot(b, mean))
     V = np.empty((m1, m1))
     for i in range(p):
         for j in range(p):
@@ -171,14 +184,12 @@ def marginal_loglik_grad_nb(basis, run_lengths, units_per_length, n_obs, lam_a, 
         V[p, i] = -mean[i]
     V[p, p] = 1.0
     u = np.dot(basis, V.reshape(m1 * m1))
-    tr_S, tr_rho, tr_s = np.dot(w[0], u), np.dot(w[1], u), np.dot(w[2], u)
-    g_s = (-0.5 * n_obs / s + 0.5 * np.sum(units_per_length * D / (s * (D + lam_a * s)))
-           - 0.5 * tr_s / s + 0.5 * tr_S / s**2)
-    g_rho = (-n_units * rho / (1 - rho**2)
-             - 0.5 * np.sum(units_per_length * dD / (D + lam_a * s)) - 0.5 * tr_rho / s)
+    logp, g_sigma, g_rho = _loglik_and_scalar_grad(
+        n_obs, s, sigma, rho, lam_a, D, dD, units_per_length, lam_phi, half_logdet, S[p, p],
+        np.dot(b, mean), np.dot(w[0], u), np.dot(w[1], u), np.dot(w[2], u))
     for j in range(p):
         g_lam[j] = 0.5 / lam_phi[j] - 0.5 * P[j, j] - 0.5 * mean[j] ** 2
-    return logp, g_s * 2 * sigma, g_rho, g_lam
+    return logp, g_sigma, g_rho, g_lam
 
 
 @numba.njit(cache=True, error_model="numpy")
