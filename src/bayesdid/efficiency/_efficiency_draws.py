@@ -96,12 +96,9 @@ def panel_draws(y, X, sign, unit_idx, n_units, dt, beta, sv, su, mu, eta, rng):
     def work(s0, s1, q):
         e = sign * (y[None, :] - beta[s0:s1] @ xt)
         scale = np.exp(-eta[s0:s1, None] * dt[None, :])
-        s_he = (to_units @ (scale * e).T).T
-        s_hh = (to_units @ (scale**2).T).T
-        sv_b, su_b = sv[s0:s1, None], su[s0:s1, None]
-        den = sv_b**2 + su_b**2 * s_hh
-        mu_star = (mu[s0:s1, None] * sv_b**2 - su_b**2 * s_he) / den
-        s_star = su_b * sv_b / np.sqrt(den)
+        mu_star, s_star = m.panel_conditional_from_sums(
+            (to_units @ (scale * e).T).T, (to_units @ (scale**2).T).T, sv[s0:s1, None],
+            su[s0:s1, None], mu[s0:s1, None])
         eff = np.exp(-(scale * m.u_quantile(mu_star, s_star, q)[:, unit_idx]))
         out[s0:s1, 1:] = eff
         out[s0:s1, 0] = eff.mean(axis=1)

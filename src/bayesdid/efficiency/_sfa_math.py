@@ -69,8 +69,14 @@ def _unit_sums(unit_idx, values, n_units):
 def panel_conditional(e, unit_idx, scale, n_units, sigma_v, sigma_u, mu=0.0):
     """``(mu_star, s_star)`` of ``u_i | e_i`` per unit for ``u_it = scale_it * u_i``,
     ``u_i ~ N+(mu, su^2)`` (Battese-Coelli 1992)."""
-    s_ee = _unit_sums(unit_idx, scale * e, n_units)
-    s_hh = _unit_sums(unit_idx, scale**2, n_units)
+    return panel_conditional_from_sums(_unit_sums(unit_idx, scale * e, n_units),
+                                       _unit_sums(unit_idx, scale**2, n_units),
+                                       sigma_v, sigma_u, mu)
+
+
+def panel_conditional_from_sums(s_ee, s_hh, sigma_v, sigma_u, mu=0.0):
+    """:func:`panel_conditional` from a unit's sums ``sum_t scale_it e_it`` and
+    ``sum_t scale_it^2`` (any broadcastable shapes, e.g. draws x units)."""
     den = sigma_v**2 + sigma_u**2 * s_hh
     mu_star = (mu * sigma_v**2 - sigma_u**2 * s_ee) / den
     return mu_star, sigma_u * sigma_v / np.sqrt(den)
