@@ -90,11 +90,12 @@ def _rows(fits, design, seed, truth) -> list[dict]:
     return rows
 
 
-def summarise(raw: pd.DataFrame) -> pd.DataFrame:
+def summarise(raw: pd.DataFrame, by: str = "design") -> pd.DataFrame:
+    """Bias, rmse, coverage, width, convergence and time per (``by``, method)."""
     raw = raw.assign(error=raw["estimate"] - raw["truth"],
                      covered=(raw["lower"] <= raw["truth"]) & (raw["truth"] <= raw["upper"]),
                      width=raw["upper"] - raw["lower"])
-    g = raw.groupby(["design", "method"], sort=False)
+    g = raw.groupby([by, "method"], sort=False)
     return pd.DataFrame({
         "panels": g.size(),
         "bias": g["error"].mean(),

@@ -46,6 +46,7 @@ from bayesdid.classical import ife, twfe
 from bayesdid.datasets import simulate_factor_panel
 from bayesdid.errors import ModelCheckWarning
 from bayesdid.synthetic.bayes_factor import FactorPriors
+from bayes_factor_coverage import summarise as coverage_summary  # same folder
 
 DGPS = {
     "ar1_0.5": dict(cohorts=(15,), noise="ar1", rho=0.5),
@@ -118,28 +119,18 @@ METHODS = {
 
 
 def summarise(raw: pd.DataFrame) -> pd.DataFrame:
-    raw = raw.assign(error=raw["estimate"] - raw["truth"],
-                     covered=(raw["lower"] <= raw["truth"]) & (raw["truth"] <= raw["upper"]),
-                     width=raw["upper"] - raw["lower"])
-    g = raw.groupby(["dgp", "method"], sort=False)
-    out = pd.DataFrame({
-        "panels": g.size(),
-        "bias": g["error"].mean(),
-        "bias_mcse": g["error"].std(ddof=1) / np.sqrt(g.size()),
-        "rmse": g["error"].apply(lambda e: float(np.sqrt(np.mean(e ** 2)))),
-        "sd_estimate": g["estimate"].std(ddof=1),
-        "mean_se": g["se"].mean(),
-        "sd_z": (raw["error"] / raw["se"]).groupby([raw["dgp"], raw["method"]],
-                                                   sort=False).std(ddof=1),
-        "coverage_95": g["covered"].mean(),
-        "mean_width": g["width"].mean(),
-        "converged": g["converged"].mean(),
-        "seconds_per_fit": g["seconds"].mean(),
-    })
+    """bayes_factor_coverage's table per (dgp, method), plus sd_z (sd of error / se) and the
+    share of fits whose residual checks flagged something."""
+    out = coverage_summary(raw, by="dgp")
+    keys = [raw["dgp"], raw["method"]]
+    sd_z = ((raw["estimate"] - raw["truth"]) / raw["se"]).groupby(keys, sort=False).std(ddof=1)
+    out.insert(out.columns.get_loc("mean_se") + 1, "sd_z",
+               sd_z.reindex(pd.MultiIndex.from_frame(out[["dgp", "method"]])).to_numpy())
     if "ppc_flags" in raw:
         flagged = raw["ppc_flags"].fillna("").astype(str).str.len() > 0
-        out["ppc_flagged"] = flagged.groupby([raw["dgp"], raw["method"]], sort=False).mean()
-    return out.reset_index()
+        out["ppc_flagged"] = flagged.groupby(keys, sort=False).mean().reindex(
+            pd.MultiIndex.from_frame(out[["dgp", "method"]])).to_numpy()
+    return out
 
 
 def flag_table(raw: pd.DataFrame) -> pd.DataFrame:
