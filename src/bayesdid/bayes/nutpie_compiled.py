@@ -5,19 +5,26 @@ Each model's density (``did/nutpie_density.py``, ``efficiency/sfa_nutpie_density
 ``synthetic/bayes_factor_nutpie.py``, ``synthetic/bayes_synth_nutpie.py``) writes its own
 numba ``cfunc`` pair against :data:`LOGP_SIG` / :data:`EXPAND_SIG` (a cfunc must name its
 own kernel to be disk-cached, so the thin wrappers stay per module) and its own
-``CompiledPyMCModel`` layout; :func:`sample_compiled` runs any of them.
+``CompiledPyMCModel`` layout; :func:`sample_compiled` runs any of them. A ``numba.cfunc``
+decorator compiles its whole call tree at import; :func:`lazy_cfunc` instead compiles a
+plain module-level wrapper on first use (the DID density has one per likelihood kernel).
+
+>>> from bayesdid.did.nutpie_density import EXPAND
+>>> lazy_cfunc(EXPAND, EXPAND_SIG) is lazy_cfunc(EXPAND, EXPAND_SIG)  # compiled once
+True
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import cache
 
 import numba
 import pymc as pm
 from threadpoolctl import threadpool_limits
 
-__all__ = ["EXPAND_SIG", "LOGP_SIG", "UnsupportedModel", "sample_compiled"]
+__all__ = ["EXPAND_SIG", "LOGP_SIG", "UnsupportedModel", "lazy_cfunc", "sample_compiled"]
 
 #: nutpie's logp callback: (dim, x, grad out, logp out, user data) -> status
 LOGP_SIG = numba.types.int64(numba.types.uint64, numba.types.CPointer(numba.types.double),
@@ -27,6 +34,14 @@ LOGP_SIG = numba.types.int64(numba.types.uint64, numba.types.CPointer(numba.type
 EXPAND_SIG = numba.types.int64(numba.types.uint64, numba.types.uint64,
                                numba.types.CPointer(numba.types.double),
                                numba.types.CPointer(numba.types.double), numba.types.voidptr)
+
+
+@cache
+def lazy_cfunc(py_func: Callable, signature):
+    """``numba.cfunc(signature, cache=True, error_model="numpy")(py_func)``, compiled on the
+    first call in a process (loaded from numba's disk cache when it holds it) and kept.
+    ``py_func`` must be a module-level function for the disk cache to find it again."""
+    return numba.cfunc(signature, cache=True, error_model="numpy")(py_func)
 
 
 class UnsupportedModel(ValueError):

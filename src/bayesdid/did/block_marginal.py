@@ -96,13 +96,15 @@ def _merged_weights(run_lengths, lam_a, s, rho):
     n_runs = run_lengths.shape[0]
     w, D, dD = _weights(4 + 9 * n_runs, run_lengths, lam_a, s, rho)
     out = np.empty((3, 4 + 6 * n_runs))
-    out[:, :4] = w[:, :4]
-    for li in range(n_runs):
-        j = 0
-        for a in range(3):
-            for b in range(a, 3):
-                out[:, 4 + 6 * li + j] = w[:, 4 + 9 * li + 3 * a + b]
-                j += 1
+    for i in range(3):  # element loops: a slice assignment compiles an error message
+        for j in range(4):
+            out[i, j] = w[i, j]
+        for li in range(n_runs):
+            j = 0
+            for a in range(3):
+                for b in range(a, 3):
+                    out[i, 4 + 6 * li + j] = w[i, 4 + 9 * li + 3 * a + b]
+                    j += 1
     return out, D, dD
 
 
@@ -159,20 +161,21 @@ def layout_arrays(layout: BlockLayout) -> tuple:
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _factor(Sc, s, lam_phi, head, tail, starts, for_draws):
+def _factor(Sc, s, lam_phi, head, tail, starts, cfac):
     """Factor H on the block-arrow layout from the compact cross-products ``Sc``.
 
-    Returns ok, half log|H|, C_g^-1 per group (flat), their Cholesky factors (flat, C view:
-    upper triangle L_g'; only ``for_draws``), X = C^-1 [B, b_C], P_AA (``for_draws``: the
-    factor of its inverse, the Schur complement A - B'C^-1 B, instead), r_A = b_A -
-    B'C^-1 b_C and b_C'C^-1 b_C."""
+    ``cfac``: empty, or (for the draws) as long as the C_g blocks (never empty: the layout
+    has at least two tail columns) and then filled with their Cholesky factors (flat, C
+    view: upper triangle L_g'). Returns ok, half log|H|, C_g^-1 per group (flat),
+    X = C^-1 [B, b_C], P_AA (for the draws: the factor of its inverse, the Schur complement
+    A - B'C^-1 B, instead), r_A = b_A - B'C^-1 b_C and b_C'C^-1 b_C."""
     pa, pc = head.shape[0], tail.shape[0]
     a1 = pa + 1
     n_hh = a1 * a1
     Bf = Sc[n_hh:n_hh + pc * a1].reshape((pc, a1)) / s
     X = np.empty((pc, a1))
     cinv = np.empty(Sc.shape[0] - n_hh - pc * a1)
-    cfac = np.empty(cinv.shape[0] if for_draws else 0)
+    for_draws = cfac.shape[0] > 0  # a runtime flag: one specialisation for both callers
     half_logdet = 0.0
     off = n_hh + pc * a1
     at = 0
@@ -185,10 +188,12 @@ def _factor(Sc, s, lam_phi, head, tail, starts, for_draws):
         fac = cfac[at:at + n * n].reshape((n, n)) if for_draws else np.empty((0, 0))
         ok, half = small_spd_inverse(C, fac)
         if not ok:
-            return False, 0.0, cinv, cfac, X, X, X[0], 0.0
+            return False, 0.0, cinv, X, X, X[0], 0.0
         half_logdet += half
-        cinv[at:at + n * n] = C.reshape(n * n)
-        X[lo:hi] = np.dot(C, Bf[lo:hi])
+        for i in range(n):
+            for j in range(n):
+                cinv[at + i * n + j] = C[i, j]
+        np.dot(C, Bf[lo:hi], X[lo:hi])
         off += n * n
         at += n * n
     G = np.dot(Bf.T, X)
@@ -202,12 +207,12 @@ def _factor(Sc, s, lam_phi, head, tail, starts, for_draws):
         r[i] = Shh[i, pa] / s - G[i, pa]
     if pa > 0:
         if not _cholesky_in_place(P):
-            return False, 0.0, cinv, cfac, X, X, X[0], 0.0
+            return False, 0.0, cinv, X, X, X[0], 0.0
         for i in range(pa):
             half_logdet += np.log(P[i, i])
         if not for_draws and not _inverse_from_factor(P):
-            return False, 0.0, cinv, cfac, X, X, X[0], 0.0
-    return True, half_logdet, cinv, cfac, X, P, r, G[pa, pa]
+            return False, 0.0, cinv, X, X, X[0], 0.0
+    return True, half_logdet, cinv, X, P, r, G[pa, pa]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -225,12 +230,15 @@ def block_loglik_grad_nb(basis, head, tail, starts, run_lengths, units_per_lengt
         return -np.inf, 0.0, 0.0, g_lam
     w, D, dD = _merged_weights(run_lengths, lam_a, s, rho)
     Sc = np.dot(w[0], basis)
-    ok, half_logdet, cinv, _, X, P, r, quad_c = _factor(Sc, s, lam_phi, head, tail, starts,
-                                                         False)
+    ok, half_logdet, cinv, X, P, r, quad_c = _factor(Sc, s, lam_phi, head, tail, starts,
+                                                      np.empty(0))
     if not ok:
         return -np.inf, 0.0, 0.0, g_lam
     m_a = np.dot(P, r)
-    XA = np.ascontiguousarray(X[:, :pa])
+    XA = np.empty((pc, pa))  # X[:, :pa], contiguous (a loop: one overload fewer to compile)
+    for c in range(pc):
+        for j in range(pa):
+            XA[c, j] = X[c, j]
     m_c = X[:, pa] - np.dot(XA, m_a)
     Y = np.dot(XA, P)  # C^-1 B P_AA = -P_CA
     # V = [[P + m m', -m], [-m', 1]] on the compact layout (off-diagonal blocks twice)
@@ -291,12 +299,13 @@ def block_draw_batch_nb(basis, head, tail, starts, run_lengths, lam_a, sigma, rh
     pa, pc = head.shape[0], tail.shape[0]
     out = np.empty((n_draws, p))
     y = np.empty(pa)
+    cfac = np.empty(basis.shape[1] - (pa + 1) ** 2 - pc * (pa + 1))
     phi_a = np.empty(pa)
     for d in range(n_draws):
         s = sigma[d] ** 2
         w, _, _ = _merged_weights(run_lengths, lam_a, s, rho[d])
         Sc = np.dot(w[0], basis)
-        ok, _, _, cfac, X, U, r, _ = _factor(Sc, s, lam_phi[d], head, tail, starts, True)
+        ok, _, _, X, U, r, _ = _factor(Sc, s, lam_phi[d], head, tail, starts, cfac)
         if not ok:
             out[d, :] = np.nan
             continue

@@ -5,10 +5,11 @@ numba C callback (measured 5-19 s per fit on this machine, whatever the panel si
 dominates small fits. The marginal DID has one fixed structure: sigma ~ HalfNormal,
 rho ~ Uniform(-1, 1) (AR(1) only), one Gamma(2, 2 / effect_sd) sd per pooled block, and the
 marginal likelihood of :mod:`.marginal_likelihood_numba`. Here that log-density, with PyMC's
-transforms (log for sigma and the sds, interval for rho) and their Jacobians, is one
-module-level numba C callback cached on disk (``cache=True``); every panel-specific number
-(cross-products, prior precisions, prior scales) reaches it through nutpie's user-data
-pointer as one float64 buffer. The PyMC model still provides names, coords, initial
+transforms (log for sigma and the sds, interval for rho) and their Jacobians, is a numba C
+callback cached on disk (``cache=True``), one per likelihood kernel (:data:`KERNELS`: dense,
+block-arrow, per-unit scaled), each compiled only when a fit first needs it (nothing
+compiles at import); every panel-specific number (cross-products, prior precisions, prior
+scales) reaches it through nutpie's user-data pointer as one float64 buffer. The PyMC model still provides names, coords, initial
 points and the fallback sampler; tests check this density against PyMC's own.
 
 Written by hand because nutpie offers no way to reuse a compiled callback across models.
@@ -25,7 +26,13 @@ import numba
 import numpy as np
 import pymc as pm
 
-from ..bayes.nutpie_compiled import EXPAND_SIG, LOGP_SIG, UnsupportedModel, sample_compiled
+from ..bayes.nutpie_compiled import (
+    EXPAND_SIG,
+    LOGP_SIG,
+    UnsupportedModel,
+    lazy_cfunc,
+    sample_compiled,
+)
 from .hierarchical_model import _precision_parts, unit_precision
 from .block_marginal import block_layout, block_loglik_grad_nb
 from .marginal_likelihood_numba import marginal_loglik_grad_nb, scaled_loglik_grad_nb
@@ -82,49 +89,18 @@ def pack_user_data(design, priors, has_rho: bool, block: bool = True) -> np.ndar
     return np.ascontiguousarray(np.concatenate([np.array(header, dtype=float), *parts]))
 
 
-@numba.njit(cache=True, error_model="numpy")
-def did_logp_grad(x, buf):
-    """Log density (up to PyMC's constants, see :func:`did_logp_offset`) and gradient in
-    the unconstrained coordinates ``x = [log sigma, (logit rho'), log sd_1, ...,
-    (log unit_sd_ratio_1, ...)]``."""
-    n_obs, lam_a, sigma_sd = buf[1], buf[2], buf[3]
-    g_alpha, g_beta = buf[4], buf[5]
-    has_rho, R, p, K, nL = int(buf[6]), int(buf[7]), int(buf[8]), int(buf[9]), int(buf[10])
-    n_classes = int(buf[11])
-    n_compact, n_head, n_groups = int(buf[13]), int(buf[14]), int(buf[15])
-    at = _HEADER
-    const = buf[at:at + p]
-    at += p
-    masks = buf[at:at + R * p].reshape((R, p))
-    at += R * p
-    m1 = p + 1
-    n_cols = n_compact if n_compact > 0 else m1 * m1
-    basis = buf[at:at + K * n_cols].reshape((K, n_cols))
-    at += K * n_cols
-    run_lengths = buf[at:at + nL]
-    units_per_length = buf[at + nL:at + 2 * nL]
-    head_idx = tail_idx = starts = np.empty(0, np.int64)
-    if n_compact > 0:  # block layout: head, tail (p - head), group starts
-        at_idx = at + 2 * nL
-        head_idx = buf[at_idx:at_idx + n_head].astype(np.int64)
-        tail_idx = buf[at_idx + n_head:at_idx + p].astype(np.int64)
-        starts = buf[at_idx + p:at_idx + p + n_groups + 1].astype(np.int64)
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _hyper_prior(x, buf):
+    """The priors of sigma, rho and the pooled sds with their transforms' Jacobians: logp,
+    the gradient so far (rho's prior part only), sigma, rho, drho/dx, the sds and the
+    prior precisions lam_phi of the coefficients they imply."""
+    sigma_sd, g_alpha, g_beta = buf[3], buf[4], buf[5]
+    has_rho, R, p = int(buf[6]), int(buf[7]), int(buf[8])
+    const = buf[_HEADER:_HEADER + p]
+    masks = buf[_HEADER + p:_HEADER + p + R * p].reshape((R, p))
     grad = np.zeros(x.shape[0])
-    if n_classes > 0:  # per-unit scales: nL is the number of projection groups
-        nQ = 9 * nL if buf[12] > 0 else 0
-        nG = 0 if buf[12] > 0 else nL
-        Q = buf[at:at + nQ * m1 * m1].reshape((nQ, m1 * m1))
-        at += nQ * m1 * m1
-        G = buf[at:at + nG * 3 * m1].reshape((nG, 3, m1))
-        at += nG * 3 * m1
-        T = buf[at:at + nL]
-        w = buf[at + nL:at + 2 * nL]
-        cls = buf[at + 2 * nL:at + 3 * nL].astype(np.int64)
-        count = buf[at + 3 * nL:at + 4 * nL]
-
     sigma = np.exp(x[0])
     logp = LOG_HALF_NORMAL_CONST - np.log(sigma_sd) - 0.5 * (sigma / sigma_sd) ** 2 + x[0]
-    d_sigma = -sigma / sigma_sd**2
     rho = 0.0
     drho_dx = 0.0
     k = 1
@@ -144,28 +120,19 @@ def did_logp_grad(x, buf):
         lam_phi += masks[r] / sds[r] ** 2
         logp += (g_alpha * np.log(g_beta) - math.lgamma(g_alpha)
                  + (g_alpha - 1) * np.log(sds[r]) - g_beta * sds[r] + x[k + r])
-    if n_classes > 0:
-        # unit_sd_ratio ~ LogNormal(0, 1) on the log scale: Normal(0, 1) with the
-        # log-transform Jacobian; class precision v_j = ratio_j^-2 (class 0: 1)
-        j0 = k + R
-        v = np.ones(n_classes)
-        for j in range(1, n_classes):
-            xj = x[j0 + j - 1]
-            v[j] = np.exp(-2.0 * xj)
-            logp += -0.5 * xj * xj - 0.5 * np.log(2 * np.pi)
-        ll, g_sig, g_rho, g_lam, g_v = scaled_loglik_grad_nb(
-            basis, Q, G, T, w, cls, count, n_obs, lam_a, sigma, rho, lam_phi, v)
-        for j in range(1, n_classes):
-            grad[j0 + j - 1] = -x[j0 + j - 1] - 2.0 * v[j] * g_v[j]
-    elif n_compact > 0:
-        ll, g_sig, g_rho, g_lam = block_loglik_grad_nb(
-            basis, head_idx, tail_idx, starts, run_lengths, units_per_length, n_obs, lam_a,
-            sigma, rho, lam_phi)
-    else:
-        ll, g_sig, g_rho, g_lam = marginal_loglik_grad_nb(
-            basis, run_lengths, units_per_length, n_obs, lam_a, sigma, rho, lam_phi)
+    return logp, grad, sigma, rho, drho_dx, sds, lam_phi
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _chain_rule(buf, logp, grad, sigma, drho_dx, sds, ll, g_sig, g_rho, g_lam):
+    """Add the marginal log-likelihood ``ll`` and carry its derivatives in sigma, rho and
+    lam_phi to the unconstrained coordinates."""
+    sigma_sd, g_alpha, g_beta = buf[3], buf[4], buf[5]
+    has_rho, R, p = int(buf[6]), int(buf[7]), int(buf[8])
+    masks = buf[_HEADER + p:_HEADER + p + R * p].reshape((R, p))
+    k = 2 if has_rho else 1
     logp += ll
-    grad[0] = (d_sigma + g_sig) * sigma + 1.0
+    grad[0] = (-sigma / sigma_sd**2 + g_sig) * sigma + 1.0
     if has_rho:
         grad[1] += g_rho * drho_dx
     for r in range(R):
@@ -174,16 +141,95 @@ def did_logp_grad(x, buf):
     return logp, grad
 
 
-@numba.cfunc(LOGP_SIG, cache=True, error_model="numpy")
-def _logp_cfunc(dim, x_, out_, logp_, user_data_):
-    head = numba.carray(user_data_, (_HEADER,), np.float64)
-    buf = numba.carray(user_data_, (int(head[0]),), np.float64)
-    x = numba.carray(x_, (dim,))
-    out = numba.carray(out_, (dim,))
-    logp = numba.carray(logp_, (1,))
-    value, grad = did_logp_grad(x, buf)
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _basis(buf):
+    """The cross-product basis (rows x columns) and the buffer offset just past it."""
+    R, p, K, n_compact = int(buf[7]), int(buf[8]), int(buf[9]), int(buf[13])
+    n_cols = n_compact if n_compact > 0 else (p + 1) * (p + 1)
+    at = _HEADER + p + R * p
+    return buf[at:at + K * n_cols].reshape((K, n_cols)), at + K * n_cols
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def dense_logp_grad(x, buf):
+    """:func:`did_logp_grad` on the dense (p+1)^2 basis."""
+    logp, grad, sigma, rho, drho_dx, sds, lam_phi = _hyper_prior(x, buf)
+    basis, at = _basis(buf)
+    nL = int(buf[10])
+    ll, g_sig, g_rho, g_lam = marginal_loglik_grad_nb(
+        basis, buf[at:at + nL], buf[at + nL:at + 2 * nL], buf[1], buf[2], sigma, rho, lam_phi)
+    return _chain_rule(buf, logp, grad, sigma, drho_dx, sds, ll, g_sig, g_rho, g_lam)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def block_logp_grad(x, buf):
+    """:func:`did_logp_grad` on the block-arrow layout (header slots 13-15)."""
+    logp, grad, sigma, rho, drho_dx, sds, lam_phi = _hyper_prior(x, buf)
+    basis, at = _basis(buf)
+    p, nL, n_head, n_groups = int(buf[8]), int(buf[10]), int(buf[14]), int(buf[15])
+    at_idx = at + 2 * nL  # head, tail (p - head), group starts
+    head_idx = buf[at_idx:at_idx + n_head].astype(np.int64)
+    tail_idx = buf[at_idx + n_head:at_idx + p].astype(np.int64)
+    starts = buf[at_idx + p:at_idx + p + n_groups + 1].astype(np.int64)
+    ll, g_sig, g_rho, g_lam = block_loglik_grad_nb(
+        basis, head_idx, tail_idx, starts, buf[at:at + nL], buf[at + nL:at + 2 * nL], buf[1],
+        buf[2], sigma, rho, lam_phi)
+    return _chain_rule(buf, logp, grad, sigma, drho_dx, sds, ll, g_sig, g_rho, g_lam)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def scaled_logp_grad(x, buf):
+    """:func:`did_logp_grad` with per-unit precision scales (header slot 11 > 0): slot 10
+    is the number of projection groups, and the unit_sd_ratio coordinates follow the sds."""
+    logp, grad, sigma, rho, drho_dx, sds, lam_phi = _hyper_prior(x, buf)
+    basis, at = _basis(buf)
+    p, nL, n_classes = int(buf[8]), int(buf[10]), int(buf[11])
+    m1 = p + 1
+    nQ = 9 * nL if buf[12] > 0 else 0
+    nG = 0 if buf[12] > 0 else nL
+    Q = buf[at:at + nQ * m1 * m1].reshape((nQ, m1 * m1))
+    at += nQ * m1 * m1
+    G = buf[at:at + nG * 3 * m1].reshape((nG, 3, m1))
+    at += nG * 3 * m1
+    T = buf[at:at + nL]
+    w = buf[at + nL:at + 2 * nL]
+    cls = buf[at + 2 * nL:at + 3 * nL].astype(np.int64)
+    count = buf[at + 3 * nL:at + 4 * nL]
+    # unit_sd_ratio ~ LogNormal(0, 1) on the log scale: Normal(0, 1) with the
+    # log-transform Jacobian; class precision v_j = ratio_j^-2 (class 0: 1)
+    j0 = (2 if buf[6] > 0 else 1) + int(buf[7])
+    v = np.ones(n_classes)
+    for j in range(1, n_classes):
+        xj = x[j0 + j - 1]
+        v[j] = np.exp(-2.0 * xj)
+        logp += -0.5 * xj * xj - 0.5 * np.log(2 * np.pi)
+    ll, g_sig, g_rho, g_lam, g_v = scaled_loglik_grad_nb(
+        basis, Q, G, T, w, cls, count, buf[1], buf[2], sigma, rho, lam_phi, v)
+    for j in range(1, n_classes):
+        grad[j0 + j - 1] = -x[j0 + j - 1] - 2.0 * v[j] * g_v[j]
+    return _chain_rule(buf, logp, grad, sigma, drho_dx, sds, ll, g_sig, g_rho, g_lam)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def did_logp_grad(x, buf):
+    """Log density (up to PyMC's constants, see :func:`did_logp_offset`) and gradient in
+    the unconstrained coordinates ``x = [log sigma, (logit rho'), log sd_1, ...,
+    (log unit_sd_ratio_1, ...)]``, on whichever kernel ``buf`` is packed for (compiles all
+    three: the samplers' callbacks call one of :data:`KERNELS` directly)."""
+    if buf[11] > 0:
+        return scaled_logp_grad(x, buf)
+    if buf[13] > 0:
+        return block_logp_grad(x, buf)
+    return dense_logp_grad(x, buf)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _store(value, grad, out, logp):
+    """Write the value and gradient for nutpie; its status code (3: gradient, 4: value not
+    finite). An element loop: a slice assignment compiles numba's shape-mismatch message."""
     logp[0] = value
-    out[:] = grad
+    for i in range(grad.shape[0]):
+        out[i] = grad[i]
     if not np.all(np.isfinite(grad)):
         return 3
     if not np.isfinite(value):
@@ -191,9 +237,45 @@ def _logp_cfunc(dim, x_, out_, logp_, user_data_):
     return 0
 
 
-@numba.cfunc(EXPAND_SIG, cache=True, error_model="numpy")
+# The C callbacks (LOGP_SIG), one per kernel, so that a fit compiles only the kernel it
+# samples on (:func:`kernel_of`). Plain functions: :func:`.nutpie_compiled.lazy_cfunc`
+# compiles one on first use (cached on disk); a cfunc compiles its whole call tree eagerly.
+def _dense_logp_cfunc(dim, x_, out_, logp_, user_data_):
+    head = numba.carray(user_data_, (_HEADER,), np.float64)
+    buf = numba.carray(user_data_, (int(head[0]),), np.float64)
+    value, grad = dense_logp_grad(numba.carray(x_, (dim,)), buf)
+    return _store(value, grad, numba.carray(out_, (dim,)), numba.carray(logp_, (1,)))
+
+
+def _block_logp_cfunc(dim, x_, out_, logp_, user_data_):
+    head = numba.carray(user_data_, (_HEADER,), np.float64)
+    buf = numba.carray(user_data_, (int(head[0]),), np.float64)
+    value, grad = block_logp_grad(numba.carray(x_, (dim,)), buf)
+    return _store(value, grad, numba.carray(out_, (dim,)), numba.carray(logp_, (1,)))
+
+
+def _scaled_logp_cfunc(dim, x_, out_, logp_, user_data_):
+    head = numba.carray(user_data_, (_HEADER,), np.float64)
+    buf = numba.carray(user_data_, (int(head[0]),), np.float64)
+    value, grad = scaled_logp_grad(numba.carray(x_, (dim,)), buf)
+    return _store(value, grad, numba.carray(out_, (dim,)), numba.carray(logp_, (1,)))
+
+
+#: the kernels of the marginal likelihood and the C callback that samples on each
+KERNELS = {"dense": _dense_logp_cfunc, "block": _block_logp_cfunc,
+           "scaled": _scaled_logp_cfunc}
+
+
+def kernel_of(user_data: np.ndarray) -> str:
+    """Which kernel a :func:`pack_user_data` buffer is packed for: ``"scaled"`` (per-unit
+    precision scales), ``"block"`` (block-arrow layout) or ``"dense"``."""
+    if user_data[11] > 0:
+        return "scaled"
+    return "block" if user_data[13] > 0 else "dense"
+
+
 def _expand_cfunc(dim, expanded, x_, out_, user_data_):
-    """[unconstrained x..., sigma, (rho), sd_1, ...]: nutpie's trace layout."""
+    """[unconstrained x..., sigma, (rho), sd_1, ...]: nutpie's trace layout (EXPAND_SIG)."""
     head = numba.carray(user_data_, (_HEADER,), np.float64)
     has_rho = int(head[6])
     x = numba.carray(x_, (dim,))
@@ -206,6 +288,10 @@ def _expand_cfunc(dim, expanded, x_, out_, user_data_):
         else:
             out[dim + i] = np.exp(x[i])
     return 0
+
+
+#: the expand callback (EXPAND_SIG), the same for every kernel
+EXPAND = _expand_cfunc
 
 
 def compile_did_nutpie(model: pm.Model, design, priors, errors: str, block: bool = True):
@@ -244,6 +330,8 @@ def compile_did_nutpie(model: pm.Model, design, priors, errors: str, block: bool
                   shapes + shapes)
     user_data = pack_user_data(design, priors, has_rho, block=block)
     user_data.flags.writeable = False
+    logp_cfunc = lazy_cfunc(KERNELS[kernel_of(user_data)], LOGP_SIG)  # compiles only this one
+    expand_cfunc = lazy_cfunc(EXPAND, EXPAND_SIG)
     point_fn = _wrap_with_lock(make_initial_point_fn(
         model=model, default_strategy="support_point", jitter_rvs=set(model.free_RVs),
         return_transformed=True))
@@ -252,7 +340,7 @@ def compile_did_nutpie(model: pm.Model, design, priors, errors: str, block: bool
     return CompiledPyMCModel(
         _n_dim=n_dim, dims=dims, _coords=coords,
         _shapes=dict(zip(names, shapes + shapes)),
-        compiled_logp_func=_logp_cfunc, compiled_expand_func=_expand_cfunc,
+        compiled_logp_func=logp_cfunc, compiled_expand_func=expand_cfunc,
         initial_point_func=initial_point_fn, shared_data={}, shared_var_keys={},
         user_data=user_data, n_expanded=2 * n_dim, shape_info=shape_info,
         logp_func=None, expand_func=None, reparameterized_names=values)
@@ -269,5 +357,6 @@ def sample_did_nutpie(model: pm.Model, design, priors, errors: str, *, draws: in
         progress=progress, target_accept=target_accept)
 
 
-__all__ = ["UnsupportedModel", "compile_did_nutpie", "sample_did_nutpie", "did_logp_grad",
-           "pack_user_data"]
+__all__ = ["EXPAND", "KERNELS", "UnsupportedModel", "block_logp_grad", "compile_did_nutpie",
+           "dense_logp_grad", "did_logp_grad", "kernel_of", "pack_user_data",
+           "sample_did_nutpie", "scaled_logp_grad"]

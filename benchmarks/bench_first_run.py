@@ -1,0 +1,162 @@
+"""``bayesdid demo`` on its first run after install vs a warm run, and where the first
+run's extra time goes.
+
+Each run is a fresh ``python -m bayesdid.cli demo`` subprocess writing to a new folder (so
+the study's own result cache never answers). The cold runs get an empty
+``NUMBA_CACHE_DIR`` and an empty PyTensor ``base_compiledir``, which is what a fresh
+install has; the warm runs then reuse those folders. Printed per run: wall seconds and
+the subprocess's user + system CPU seconds (the compile is single-threaded, so CPU
+seconds travel between loaded and idle machines, wall seconds do not), and the cold /
+warm ratios.
+
+The compile profile (``--profile``; also run by default) compiles, in a fresh subprocess
+with an empty numba cache, exactly what the demo's Bayesian step needs: the nutpie C
+callback of the DID density on the demo's kernel (LCCP 278 x 19, event time, AR(1): the
+block-arrow kernel) and the exact conditional draws of the coefficients after NUTS. Every
+``numba:compile`` event (numba's public event API) is timed in thread CPU seconds,
+inclusive and self (minus the nested compiles).
+
+    .venv/bin/python benchmarks/bench_first_run.py [--cold 1] [--warm 1] [--top 25]
+    .venv/bin/python benchmarks/bench_first_run.py --profile-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _env(cache: Path) -> dict:
+    env = dict(os.environ)
+    env["NUMBA_CACHE_DIR"] = str(cache / "numba")
+    flags = env.get("PYTENSOR_FLAGS", "")
+    env["PYTENSOR_FLAGS"] = ",".join(
+        f for f in (flags, f"base_compiledir={cache / 'pytensor'}") if f)
+    return env
+
+
+def run_demo(cache: Path, out: Path) -> dict:
+    """One ``bayesdid demo`` subprocess: wall and CPU (user + sys) seconds."""
+    cpu0, t0 = _children_cpu(), time.perf_counter()
+    subprocess.run([sys.executable, "-m", "bayesdid.cli", "demo", "--out", str(out),
+                    "--quiet"], env=_env(cache), check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    return {"wall": time.perf_counter() - t0, "cpu": _children_cpu() - cpu0}
+
+
+def profile_child(top: int) -> None:
+    """(In the subprocess) compile what the demo's Bayesian step needs; print the events."""
+    import warnings
+
+    import numpy as np
+    from numba.core import event
+
+    class Recorder(event.Listener):
+        def __init__(self):
+            self.stack, self.done = [], []
+
+        def on_start(self, ev):
+            self.stack.append((time.thread_time(), ev))
+
+        def on_end(self, ev):
+            start, ev = self.stack.pop()
+            disp = ev.data.get("dispatcher")
+            name = getattr(getattr(disp, "py_func", None), "__qualname__", repr(disp))
+            self.done.append((start, time.thread_time() - start, len(self.stack), name,
+                              str(ev.data.get("args"))))
+
+    rec = Recorder()
+    event.register("numba:compile", rec)
+    warnings.simplefilter("ignore")
+    from bayesdid import Panel
+    from bayesdid.bayes.nutpie_compiled import LOGP_SIG, lazy_cfunc
+    from bayesdid.datasets import simulate_staggered
+    from bayesdid.did import nutpie_density as nd
+    from bayesdid.did.block_marginal import draw_phi_block
+    from bayesdid.did.hierarchical import HierarchicalDiD
+
+    sim = simulate_staggered(random_seed=0)  # the demo's panel and its Bayesian step
+    panel = Panel.from_frame(sim.data, **sim.panel_kwargs)
+    model = HierarchicalDiD(event_time=True, errors="ar1")
+    design = model.prepare(panel)
+    buf = nd.pack_user_data(design, model.priors, True)
+    kernel = nd.kernel_of(buf)
+    c0 = time.thread_time()
+    lazy_cfunc(nd.KERNELS[kernel], LOGP_SIG)
+    c1 = time.thread_time()
+    n = 4
+    draw_phi_block(design, np.full(n, 0.5), np.full(n, 0.3), 0.01,
+                   np.ones((n, design.n_phi)), np.random.default_rng(0))
+    c2 = time.thread_time()
+    events = sorted(rec.done)
+    in_callback = sum(d for start, d, depth, _, _ in events if depth == 0 and start < c1)
+    print(f"kernel {kernel}, p = {design.n_phi}: log-density callback {c1 - c0:.2f} s CPU (of "
+          f"which the cfunc itself, outside the functions it calls: {c1 - c0 - in_callback:.2f}"
+          f" s), conditional draws {c2 - c1:.2f} s CPU; together {c2 - c0:.2f} s\n")
+    rows = []
+    for i, (_, incl, depth, name, args) in enumerate(events):
+        nested = 0.0
+        for _, d2, depth2, _, _ in events[i + 1:]:
+            if depth2 <= depth:
+                break
+            if depth2 == depth + 1:
+                nested += d2
+        rows.append((incl - nested, incl, depth, name, args))
+    print(f"{len(rows)} numba compiles; self = inclusive minus the nested compiles "
+          f"(thread CPU s); top {top} by self:\n")
+    print("| self s | inclusive s | depth | function | argument types |")
+    print("|---:|---:|---:|---|---|")
+    for own, incl, depth, name, args in sorted(rows, reverse=True)[:top]:
+        short = args.replace(", aligned=True", "").replace("Array(float64, ", "f8[")
+        print(f"| {own:.2f} | {incl:.2f} | {depth} | `{name}` | {short[:70]} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cold", type=int, default=1, help="cold runs (new caches each)")
+    parser.add_argument("--warm", type=int, default=1, help="warm runs after each cold one")
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--profile-only", action="store_true")
+    parser.add_argument("--profile-child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.profile_child:
+        profile_child(args.top)
+        return
+    print(f"load average at the start: {os.getloadavg()[0]:.1f}\n")
+    with tempfile.TemporaryDirectory(prefix="bench_first_run_") as tmp:
+        root = Path(tmp)
+        if not args.profile_only:
+            cold, warm = [], []
+            for i in range(args.cold):
+                cache = root / f"cache{i}"
+                cold.append(run_demo(cache, root / f"cold{i}"))
+                warm += [run_demo(cache, root / f"warm{i}_{j}") for j in range(args.warm)]
+            print("| run | wall s | user+sys CPU s |")
+            print("|---|---:|---:|")
+            for name, runs in (("first run (empty caches)", cold), ("warm", warm)):
+                for r in runs:
+                    print(f"| {name} | {r['wall']:.1f} | {r['cpu']:.1f} |")
+            best_cold = min(cold, key=lambda r: r["cpu"])
+            best_warm = min(warm, key=lambda r: r["cpu"])
+            c, w = best_cold, best_warm
+            print(f"\ncold / warm (best of each): wall {c['wall'] / w['wall']:.2f}x, CPU "
+                  f"{c['cpu'] / w['cpu']:.2f}x; the first run's extra CPU: "
+                  f"{c['cpu'] - w['cpu']:.1f} s\n", flush=True)
+        env = _env(root / "profile")
+        subprocess.run([sys.executable, __file__, "--profile-child", "--top", str(args.top)],
+                       env=env, check=True)
+
+
+if __name__ == "__main__":
+    main()
