@@ -14,9 +14,18 @@ Printed, for the default 96-cell design and the leads=6 event study:
   layout;
 * the full default ``fit`` (new path): wall, NUTS, after NUTS, bulk ESS of the ATT.
 
+With ``--group-time`` it runs instead the section on pooled group x period effects
+(``random_effects="region^year"``, 76 more integrated-out coefficients): per logp+grad call
+on the dense kernel, the block layout by the former rule (all pooled columns, groups above
+48 columns into the head) and the one ``block_layout`` now chooses by its cost model, with
+and without the term and with leads=0 / 6; then full default fits (4 chains) without and
+with the term, alternating, in the same process: wall, process CPU, NUTS, after NUTS,
+leapfrog steps per draw, bulk ESS of the ATT and the with/without ratio.
+
 Machines are noisy (``uptime`` is printed): the dense/block ratios are what travel.
 
     .venv/bin/python benchmarks/bench_event_study.py [--draws 1000 --tune 1000] [--repeat 1]
+    .venv/bin/python benchmarks/bench_event_study.py --group-time [--repeat 3]
 """
 
 from __future__ import annotations
@@ -28,12 +37,20 @@ import time
 import warnings
 
 import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
 from threadpoolctl import threadpool_limits
 
 from bayesdid import Panel
 from bayesdid.bayes.nutpie_compiled import sample_compiled
 from bayesdid.datasets import simulate_staggered
-from bayesdid.did.block_marginal import block_layout, draw_phi_block
+from bayesdid.did.block_marginal import (
+    block_layout,
+    block_loglik_grad_nb,
+    draw_phi_block,
+    layout_arrays,
+    layout_from_groups,
+)
 from bayesdid.did.hierarchical import HierarchicalDiD
 from bayesdid.did.hierarchical_model import prior_precision_draws, unit_precision
 from bayesdid.did.marginal_likelihood_numba import draw_phi_nb
@@ -42,13 +59,91 @@ from bayesdid.did.nutpie_density import compile_did_nutpie, did_logp_grad, pack_
 
 def per_gradient_us(design, priors, block: bool, n: int = 2000) -> float:
     buf = pack_user_data(design, priors, True, block=block)
-    x = np.array([np.log(0.35), 1.1, np.log(0.04)])
+    x = np.r_[np.log(0.35), 1.1, np.full(len(design.random_blocks), np.log(0.04))]
     did_logp_grad(x, buf)
     with threadpool_limits(1):
         t0 = time.perf_counter()
         for _ in range(n):
             did_logp_grad(x, buf)
     return (time.perf_counter() - t0) / n * 1e6
+
+
+def kernel_us(design, priors, layouts, n: int = 300, repeats: int = 5) -> list[float]:
+    """Best of ``repeats`` timings of one block-kernel call on each of ``layouts``,
+    alternating between them (so load changes hit both alike)."""
+    st = design.stats
+    lam = prior_precision_draws(design, priors, {b.name: np.array([0.04])
+                                                 for b in design.random_blocks})[0]
+    rest = (st["run_lengths"], st["units_per_length"], design.n_obs, unit_precision(design),
+            0.35, 0.6, lam)
+    arrays = [layout_arrays(lay) for lay in layouts]
+    best = [np.inf] * len(layouts)
+    with threadpool_limits(1):
+        for _ in range(repeats):
+            for i, arr in enumerate(arrays):
+                block_loglik_grad_nb(*arr, *rest)
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    block_loglik_grad_nb(*arr, *rest)
+                best[i] = min(best[i], (time.perf_counter() - t0) / n * 1e6)
+    return best
+
+
+def former_layout(design):
+    """The layout of the rule before the cost model: every pooled column a tail candidate,
+    connected groups above 48 columns into the head."""
+    p = design.n_phi
+    pattern = np.any(design.stats["basis"].reshape(-1, p + 1, p + 1) != 0.0, axis=0)
+    cand = np.concatenate([np.arange(p)[b.slice] for b in design.random_blocks])
+    _, labels = connected_components(csr_matrix(pattern[np.ix_(cand, cand)]),
+                                     directed=False)
+    keep = np.bincount(labels)[labels] <= 48
+    return layout_from_groups(design, cand[keep], labels[keep])
+
+
+def group_time(panel, draws: int, tune: int, repeat: int) -> None:
+    print("\n## Pooled region x year effects (random_effects='region^year')\n")
+    print("| design | p | layout (head + groups) | us per call: dense | former block rule "
+          "| cost-model block | dense / new |")
+    print("|---|---:|---|---:|---:|---:|---:|")
+    for leads in (0, 6):
+        for re_ in (None, "region^year"):
+            model_ = HierarchicalDiD(leads=leads, random_effects=re_)
+            design = model_.prepare(panel)
+            lay, old = block_layout(design), former_layout(design)
+            dense = per_gradient_us(design, model_.priors, False, 500)
+            t_old, t_new = kernel_us(design, model_.priors, [old, lay])
+            sizes = sorted(set(np.diff(lay.starts).tolist()))
+            print(f"| leads={leads}{', region^year' if re_ else ''} | {design.n_phi} | "
+                  f"{len(lay.head)} + {len(lay.starts) - 1} groups of {sizes} "
+                  f"(former: head {len(old.head)}) | {dense:.0f} | {t_old:.0f} | {t_new:.0f} "
+                  f"| {dense / t_new:.2f}x |", flush=True)
+    print(f"\nfull fits, 4 chains x {draws} draws after {tune} tuning, alternating")
+    print("| random_effects | wall s | CPU s | NUTS s | after NUTS s | steps/draw | "
+          "ESS(ATT) | ATT |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    walls = {None: [], "region^year": []}
+    cpus = {None: [], "region^year": []}
+    for _ in range(repeat):
+        for re_ in (None, "region^year"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                t0, c0 = time.perf_counter(), time.process_time()
+                res = HierarchicalDiD(random_effects=re_).fit(
+                    panel, draws=draws, tune=tune, chains=4, random_seed=1, progress=False)
+                wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            attrs = res.idata.posterior.attrs
+            ess = float(res.diagnostics(warn=False).set_index("parameter")
+                        .loc["att|overall", "ess_bulk"])
+            walls[re_].append(wall)
+            cpus[re_].append(cpu)
+            print(f"| {re_} | {wall:.2f} | {cpu:.2f} | {attrs['sampling_time']:.2f} | "
+                  f"{wall - attrs['sample_call_time']:.2f} | "
+                  f"{float(res.idata.sample_stats['n_steps'].mean()):.2f} | {ess:.0f} | "
+                  f"{res.effect()['estimate']:.4f} |", flush=True)
+    ratio = lambda d: float(np.median(d["region^year"]) / np.median(d[None]))
+    print(f"ratio with / without region^year (medians): wall {ratio(walls):.2f}x, "
+          f"CPU {ratio(cpus):.2f}x")
 
 
 def nuts(model_, design, draws: int, tune: int, block: bool) -> dict:
@@ -89,6 +184,8 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=1, help="dense/block NUTS pairs")
+    parser.add_argument("--group-time", action="store_true",
+                        help="only the section on random_effects='region^year'")
     args = parser.parse_args()
     logging.getLogger("pymc").setLevel(logging.WARNING)
     uptime = lambda: subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -96,6 +193,12 @@ def main() -> None:
     sim = simulate_staggered(random_seed=0)
     panel = Panel.from_frame(sim.data, **sim.panel_kwargs)
     HierarchicalDiD(leads=6).fit(panel, draws=20, tune=20, chains=1, progress=False)  # caches
+    if args.group_time:
+        HierarchicalDiD(random_effects="region^year").fit(panel, draws=20, tune=20, chains=1,
+                                                          progress=False)
+        group_time(panel, args.draws, args.tune, args.repeat)
+        print("uptime at end:", uptime())
+        return
 
     print("| design | p | head + groups | us per logp+grad: dense | block | ratio |")
     print("|---|---:|---|---:|---:|---:|")

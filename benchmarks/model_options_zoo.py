@@ -7,6 +7,9 @@ the methods asked for (``--methods``, default: all):
 * ``hierarchical_did[ar1,classes]``: ``unit_variance="classes"`` (variance classes of units);
 * ``hierarchical_did[ar1,region^year]``: ``random_effects="region^year"`` (Gaussian
   region x year effects with their own sd, integrated out);
+* ``hierarchical_did[ar1,auto]``: ``random_effects="auto"`` (region x year effects only
+  where the default fit's region x period residual check flags; the records'
+  ``random_effects`` column says which term the returned fit used);
 
 and prints coverage of the 95% interval of the overall ATT (binomial se), mean width, bias,
 RMSE and the share of panels whose posterior predictive checks flagged something, per DGP
@@ -16,6 +19,8 @@ and method. Replications through ``bayesdid.parallel.run_replications``.
         --methods "hierarchical_did[ar1]" "hierarchical_did[ar1,classes]"
     .venv/bin/python benchmarks/model_options_zoo.py --panels 20 --dgps region_shocks ar1 \
         --methods "hierarchical_did[ar1]" "hierarchical_did[ar1,region^year]"
+    .venv/bin/python benchmarks/model_options_zoo.py --panels 100 --dgps ar2 \
+        --methods "hierarchical_did[ar1,auto]" --out ar2.csv     # one CSV per DGP
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ from bayesdid.parallel import run_replications
 
 METHODS = {"hierarchical_did[ar1]": {},
            "hierarchical_did[ar1,classes]": {"unit_variance": "classes"},
-           "hierarchical_did[ar1,region^year]": {"random_effects": "region^year"}}
+           "hierarchical_did[ar1,region^year]": {"random_effects": "region^year"},
+           "hierarchical_did[ar1,auto]": {"random_effects": "auto"}}
 
 
 def replicate(seed: int, dgp: str, draws: int, tune: int,
@@ -55,7 +61,9 @@ def replicate(seed: int, dgp: str, draws: int, tune: int,
                         lower=float(row["lower"]), upper=float(row["upper"]), truth=truth,
                         divergences=0, ppc_flags=";".join(flags), failure="",
                         seconds=time.perf_counter() - t0,
-                        converged=bool(res.info["convergence"]["ok"])))
+                        converged=bool(res.info["convergence"]["ok"]),
+                        random_effects=(res.info.get("random_effects") or {}).get(
+                            "used", kw.get("random_effects"))))
     return out
 
 

@@ -10,7 +10,9 @@
 * the conditional draws are exact: with z = 0 the draw is the conditional mean, and the
   map z -> draw has covariance H^-1 (so the draws have the dense path's distribution);
   same seed, same draws;
-* a design without the structure keeps the dense path;
+* a design without the structure keeps the dense path; the layout is the cheapest
+  candidate by the cost model, and pooled region x year effects stay in the tail (their
+  region's group) instead of filling the dense head;
 * nutpie (block kernel) and PyMC's NUTS sample the same event-study posterior.
 """
 
@@ -26,12 +28,14 @@ from bayesdid import Panel
 from bayesdid.bayes.sampling import nutpie_installed
 from bayesdid.datasets import simulate_staggered
 from bayesdid.did.block_marginal import (
+    _candidate_tails,
     _merged_weights,
     block_draw_batch_nb,
     block_layout,
     block_loglik_grad_nb,
     draw_phi_block,
     layout_arrays,
+    layout_cost,
 )
 from bayesdid.did.hierarchical import HierarchicalDiD
 from bayesdid.did.hierarchical_model import prior_precision_draws, unit_precision
@@ -190,6 +194,32 @@ def test_designs_without_the_structure_keep_the_dense_path(event_panel):
     assert pack_user_data(design, model_.priors, True, block=False)[13] == 0
     n_compact = block_layout(design).basis.shape[1]
     assert pack_user_data(design, model_.priors, True)[13] == n_compact
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("leads", [0, 6])
+def test_region_year_effects_are_region_groups_not_head(leads):
+    """LCCP shape (278 x 19, 4 regions): with ``random_effects="region^year"`` the region-
+    year columns join their region's cells (one tail group per region, 43 columns; 58 with
+    6 leads, which the former 48-column cap sent with everything else into a 218-column
+    head), the head is that of the design without them, and the layout is the cheapest
+    of the candidates by :func:`layout_cost`."""
+    sim = simulate_staggered(random_seed=0)
+    panel = Panel.from_frame(sim.data, **sim.panel_kwargs)
+    plain = block_layout(HierarchicalDiD(leads=leads).prepare(panel))
+    design = HierarchicalDiD(leads=leads, random_effects="region^year").prepare(panel)
+    layout = block_layout(design)
+    np.testing.assert_array_equal(layout.head, plain.head)
+    re_cols = np.arange(design.n_phi)[design.block("re_region_year").slice]
+    assert np.isin(re_cols, layout.tail).all()
+    assert len(layout.starts) - 1 == 4
+    p = design.n_phi
+    pattern = np.any(design.stats["basis"].reshape(-1, p + 1, p + 1) != 0.0, axis=0)
+    n_rows = layout.basis.shape[0]
+    costs = [layout_cost(p - len(c), np.bincount(lab)[np.unique(lab)], n_rows)
+             for c, lab in _candidate_tails(pattern, design.random_blocks, 10**6)]
+    assert len(costs) > 2
+    assert layout_cost(len(layout.head), np.diff(layout.starts), n_rows) == min(costs)
 
 
 @pytest.mark.sampling

@@ -8,6 +8,11 @@ groups (the AR(1) transform and the unit-effect projection stay within a unit): 
 
     H = [[C, B], [B', A]],   C = blockdiag(C_1, ..., C_G)   (each C_g at most ~20 x 20).
 
+Pooled group x period effects (``random_effects="region^year"``) couple a region's cells
+of every cohort with its region-years: then the groups are the regions (43 columns each
+for the LCCP design, 58 with 6 leads), or the region-years join the head, whichever
+:func:`layout_cost` finds cheaper (the regions, in every design measured).
+
 Then ``log|H| = sum log|C_g| + log|A - B'C^-1 B|`` and the inverse is needed only where the
 cross-products are non-zero (the gradient's traces tr(P dS)): the head block, the
 head x cell block and the diagonal blocks of the cells,
@@ -46,6 +51,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import combinations
 
 import numba
 import numpy as np
@@ -62,11 +68,13 @@ from .marginal_likelihood_numba import (
     draw_phi_nb,
 )
 
-__all__ = ["BlockLayout", "block_layout", "layout_arrays", "block_loglik_grad_nb",
-           "block_draw_batch_nb", "draw_phi_block", "MAX_GROUP", "MIN_P"]
+__all__ = ["BlockLayout", "block_layout", "layout_cost", "layout_from_groups",
+           "layout_arrays", "block_loglik_grad_nb", "block_draw_batch_nb", "draw_phi_block",
+           "MAX_GROUP", "MIN_P"]
 
-#: largest diagonal block kept in the tail; a bigger connected group of cells joins the head
-MAX_GROUP = 48
+#: largest diagonal block considered for the tail (a bigger connected group of pooled
+#: columns joins the head); below it :func:`layout_cost` decides
+MAX_GROUP = 128
 #: fewest coefficients for the block layout: below, the dense kernel is as fast or faster
 #: (castle, p = 51: equal; a 20 x 2 DiD, p = 11: dense 2x faster, per-call overheads)
 MIN_P = 64
@@ -108,33 +116,87 @@ def _merged_weights(run_lengths, lam_a, s, rho):
     return out, D, dD
 
 
+def layout_cost(n_head: int, group_sizes, n_rows: int) -> float:
+    """Estimated cost (microseconds on the development machine; only ratios matter) of
+    one :func:`block_loglik_grad_nb` call on a layout with a head of ``n_head`` columns and
+    tail groups of ``group_sizes`` (``n_rows``: rows of the compact basis). One weight per
+    part of the kernel, fitted to 48 timed layouts of LCCP-shaped designs with and without
+    leads and region x year effects (max error 7%): the compact basis products
+    (memory-bound), the groups' hand-written inverses, C^-1 B and the groups' blocks of the
+    inverse, B'C^-1 B and C^-1 B P_AA, the head's Cholesky and inverse, and a per-group
+    overhead."""
+    n = np.asarray(group_sizes, dtype=float)
+    a1 = n_head + 1.0
+    pc = n.sum()
+    sq = float(np.dot(n, n))
+    return (3.7e-4 * 2.0 * n_rows * (a1 * a1 + pc * a1 + sq) + 1.8e-4 * float(np.sum(n ** 3))
+            + 2.8e-5 * sq * (a1 + n_head) + 2.3e-5 * pc * (a1 * a1 + n_head * n_head)
+            + 1.9e-5 * n_head ** 3 + 0.21 * len(n))
+
+
+def _candidate_tails(pattern, blocks, max_group):
+    """(tail columns, their group labels) of every layout considered: for each choice of
+    pooled blocks kept as tail candidates (the others join the head), the connected
+    components of the candidates' non-zero pattern, keeping those up to each size cap
+    (components above it join the head). Each is exact by construction."""
+    for r in range(len(blocks), 0, -1):
+        for chosen in combinations(blocks, r):
+            cand = np.concatenate([np.arange(b.start, b.start + b.size) for b in chosen])
+            if len(cand) < 2:
+                continue
+            n_comp, labels = connected_components(
+                csr_matrix(pattern[np.ix_(cand, cand)]), directed=False)
+            sizes = np.bincount(labels, minlength=n_comp)
+            for cap in np.unique(sizes[sizes <= max_group]):
+                keep = sizes[labels] <= cap
+                if keep.sum() >= 2:
+                    yield cand[keep], labels[keep]
+
+
 def block_layout(design, max_group: int = MAX_GROUP,
                  min_p: int | None = None) -> BlockLayout | None:
-    """The block-arrow layout of ``design``'s cross-products, or ``None`` when it does not
-    pay (fewer than ``min_p`` (default :data:`MIN_P`) coefficients, no pooled block, or its
-    columns coupled into groups above ``max_group``).
+    """The cheapest block-arrow layout of ``design``'s cross-products by
+    :func:`layout_cost`, or ``None`` when none applies (fewer than ``min_p`` (default
+    :data:`MIN_P`) coefficients, no pooled block, or every group of coupled pooled columns
+    above ``max_group``).
 
-    Candidates for the tail are the pooled (``random``) blocks' columns; the groups are the
+    Candidates for the tail are the pooled (``random``) blocks' columns, grouped by the
     connected components of the basis' non-zero pattern among them, so dropping the
-    entries between groups is exact by construction."""
+    entries between groups is exact by construction. Which pooled blocks take part, and
+    which components are small enough to stay in the tail, is chosen by the cost model:
+    with ``random_effects="region^year"`` the region-year columns join their region's cells
+    (one group per region) when that is cheaper than a larger head, and the event study's
+    larger region groups (cells of all leads plus 19 region-years) are weighed against
+    putting the region-years in the head and the (cohort, region) cells in the tail."""
     st = design.stats
     p = design.n_phi
     m1 = p + 1
-    candidates = np.concatenate([np.arange(p)[b.slice] for b in design.random_blocks]
-                                if design.random_blocks else [np.zeros(0, int)])
-    if len(candidates) < 2 or p < (MIN_P if min_p is None else min_p):
+    if not design.random_blocks or p < (MIN_P if min_p is None else min_p):
         return None
     basis = np.asarray(st["basis"], dtype=float).reshape(-1, m1, m1)
     pattern = np.any(basis != 0.0, axis=0)
-    sub = pattern[np.ix_(candidates, candidates)]
-    n_comp, labels = connected_components(csr_matrix(sub), directed=False)
-    sizes = np.bincount(labels, minlength=n_comp)
-    keep = sizes[labels] <= max_group
-    if keep.sum() < 2:
+    n_rows = 4 + 6 * ((basis.shape[0] - 4) // 9)
+    best, best_cost = None, np.inf
+    for cand, labels in _candidate_tails(pattern, design.random_blocks, max_group):
+        cost = layout_cost(p - len(cand), np.bincount(labels)[np.unique(labels)], n_rows)
+        if cost < best_cost:
+            best, best_cost = (cand, labels), cost
+    if best is None:
         return None
-    order = np.lexsort((candidates[keep], labels[keep]))
-    tail = candidates[keep][order]
-    tail_labels = labels[keep][order]
+    return layout_from_groups(design, *best)
+
+
+def layout_from_groups(design, tail: np.ndarray, labels: np.ndarray) -> BlockLayout:
+    """The :class:`BlockLayout` with tail columns ``tail`` grouped by ``labels`` (the rest
+    in the head), whose groups must not be coupled (as :func:`block_layout` finds them;
+    the benchmarks use this to time other choices)."""
+    p = design.n_phi
+    m1 = p + 1
+    basis = np.asarray(design.stats["basis"], dtype=float).reshape(-1, m1, m1)
+    cand, labels = np.asarray(tail), np.asarray(labels)
+    order = np.lexsort((cand, labels))
+    tail = cand[order]
+    tail_labels = labels[order]
     starts = np.flatnonzero(np.r_[True, tail_labels[1:] != tail_labels[:-1], True])
     head = np.setdiff1d(np.arange(p), tail)
     hy = np.r_[head, p]

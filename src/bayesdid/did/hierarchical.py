@@ -30,6 +30,7 @@ from .hierarchical_model import (
     unit_precision,
     UNIT_SD_RATIO,
 )
+from .auto_random_effects import AUTO, fit_auto
 from .block_marginal import draw_phi_block
 from .marginal_likelihood_numba import scaled_draw_phi_nb
 from .ppc import residual_checks, warn_misfit
@@ -108,7 +109,11 @@ class HierarchicalDiD(BayesianModel):
         term gets one effect per level with its own sampled sd ``sd_re_<columns>``
         (Gamma(2, 2 / effect_sd), in outcome sds, as the cell interactions' sd), integrated
         out exactly in the marginal form. A term may not also be in ``fe=`` nor contain
-        the unit column.
+        the unit column. ``"auto"``: fit without, and if the posterior predictive check
+        ``<group>_x_period`` flags a group column's shocks, fit again with
+        ``"<group>^<time>"`` for the flagged groups and return that fit (see
+        :mod:`bayesdid.did.auto_random_effects`; marginal form only). On the calibration
+        zoo's region x year shocks it covers 0.94 where ``None`` covers 0.86.
 
     robust : ``None`` (default, model-based posterior) or ``"cluster"``: a sandwich-adjusted
         posterior of the coefficients given each hyperparameter draw (Mueller 2013; see
@@ -208,7 +213,11 @@ class HierarchicalDiD(BayesianModel):
         if random_effects is not None and (not isinstance(random_effects, str)
                                            or not random_effects.strip()):
             raise BayesDidError(f"random_effects takes a pyfixest-style string such as "
-                                f"'region^year' or None, got {random_effects!r}")
+                                f"'region^year', 'auto' or None, got {random_effects!r}")
+        if random_effects == AUTO and self.form() != "marginal":
+            raise BayesDidError("random_effects='auto' decides from the marginal form's "
+                                "residual checks; use Gaussian errors ('ar1' or 'iid') and "
+                                "likelihood 'auto' or 'marginal', or name the terms")
         self.random_effects = random_effects
 
     def config(self) -> dict:
@@ -230,13 +239,15 @@ class HierarchicalDiD(BayesianModel):
 
     # ------------------------------------------------------------------ graph
     def prepare(self, panel: Panel) -> DiDDesign:
-        """The model's arrays for ``panel`` (no PyMC)."""
+        """The model's arrays for ``panel`` (no PyMC; with ``random_effects="auto"`` those
+        of its first fit, without random effects)."""
         if not isinstance(panel, Panel):
             raise BayesDidError(f"expected a bayesdid Panel, got {type(panel).__name__}; "
                                 "build one with Panel.from_frame(df, ...)")
         covs = self.covariates if self.covariates is not None else panel.covariates
         design = prepare(panel, self._pool(panel), covs, leads=self.leads, fe=self.fe,
-                         random_effects=self.random_effects)
+                         random_effects=None if self.random_effects == AUTO
+                         else self.random_effects)
         if self.errors == "ar1" and not design.contiguous:
             gaps = panel.missing_periods()
             shown = (gaps.groupby(panel.unit, sort=False)[panel.time]
@@ -318,6 +329,10 @@ class HierarchicalDiD(BayesianModel):
         is the marginal form, else PyMC's NUTS; ``"nutpie"`` / ``"pymc"`` force one
         (``result.info['sampler']`` records which ran). Both sample the same posterior.
         """
+        if self.random_effects == AUTO:
+            return fit_auto(self, panel, draws=draws, tune=tune, chains=chains, cores=cores,
+                            random_seed=random_seed, progress=progress,
+                            target_accept=target_accept, sampler=sampler)
         use = choose_sampler(sampler, compiled=self.form() == "marginal" and COMPILED_MARGINAL)
         random_seed = resolve_seed(random_seed)
         design = self.prepare(panel)

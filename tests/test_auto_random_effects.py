@@ -1,0 +1,102 @@
+"""``HierarchicalDiD(random_effects="auto")`` (did/auto_random_effects.py): group x period
+random effects exactly where the default fit's ``<group>_x_period`` residual check flags.
+
+* the choice from the check records: flagged groups only, joined terms, a group already a
+  fixed effect of ``fe=`` not added again, no group columns -> none;
+* the option's validation (marginal form only) and config ("auto" in the config hash,
+  the default's config unchanged), and ``prepare`` gives the first fit's design;
+* on a zoo panel with region x year shocks the returned fit is, draw for draw, the
+  ``random_effects="region^year"`` fit with the same seed; on one without, the default
+  fit; ``info["random_effects"]`` records the p-value and the term.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from bayesdid.calibration import zoo_panel
+from bayesdid.did.auto_random_effects import group_period_terms
+from bayesdid.did.hierarchical import HierarchicalDiD
+from bayesdid.errors import BayesDidError
+
+
+def _records(**p_values):
+    rows = [{"check": "autocorr_lag1", "p_value": 0.001, "flagged": True}]
+    return rows + [{"check": f"{g}_x_period", "p_value": p, "flagged": p < 0.01}
+                   for g, p in p_values.items()]
+
+
+class _Panel:
+    def __init__(self, groups):
+        self.groups, self.time, self.unit = groups, "year", "city"
+
+
+@pytest.mark.unit
+def test_terms_for_the_flagged_groups_only(trimmed_panel):
+    assert tuple(trimmed_panel.groups) == ("region",)
+    p, terms = group_period_terms(_records(region=0.0), trimmed_panel, "unit + time")
+    assert (p, terms) == ({"region": 0.0}, "region^year")
+    p, terms = group_period_terms(_records(region=0.2), trimmed_panel, "unit + time")
+    assert (p, terms) == ({"region": 0.2}, None)
+    # already a fixed effect: not added as a random one
+    assert group_period_terms(_records(region=0.0), trimmed_panel,
+                              "city + year^region")[1] is None
+    assert group_period_terms(None, trimmed_panel, "unit + time") == ({}, None)
+
+
+@pytest.mark.unit
+def test_several_groups_and_none(monkeypatch):
+    import bayesdid.did.auto_random_effects as mod
+
+    monkeypatch.setattr(mod, "parse_fe", lambda panel, fe: type("S", (), {"terms": ()})())
+    two = _Panel(["region", "province"])
+    assert group_period_terms(_records(region=0.0, province=0.005), two, None)[1] == \
+        "region^year + province^year"
+    assert group_period_terms(_records(region=0.3, province=0.005), two, None)[1] == \
+        "province^year"
+    assert group_period_terms(_records(), _Panel([]), None) == ({}, None)
+
+
+@pytest.mark.unit
+def test_validation_config_and_design(trimmed_panel):
+    for kw in (dict(errors="student_t"), dict(likelihood="dense")):
+        with pytest.raises(BayesDidError, match="auto"):
+            HierarchicalDiD(random_effects="auto", **kw)
+    assert HierarchicalDiD(random_effects="auto").config()["random_effects"] == "auto"
+    assert "random_effects" not in HierarchicalDiD().config()
+    auto = HierarchicalDiD(random_effects="auto").prepare(trimmed_panel)
+    plain = HierarchicalDiD().prepare(trimmed_panel)
+    assert [b.name for b in auto.blocks] == [b.name for b in plain.blocks]
+    assert auto.n_phi == plain.n_phi
+
+
+def _fit(panel, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return HierarchicalDiD(**kw).fit(panel, draws=150, tune=200, chains=2, cores=1,
+                                         random_seed=3, progress=False)
+
+
+@pytest.mark.sampling
+def test_region_shocks_get_region_year_effects_and_others_do_not():
+    shocked, _ = zoo_panel("region_shocks", 0)
+    auto = _fit(shocked, random_effects="auto")
+    info = auto.info["random_effects"]
+    assert info["used"] == "region^year" and info["group_x_period_p"]["region"] < 0.01
+    assert auto.info["config"]["random_effects"] == "auto"
+    direct = _fit(shocked, random_effects="region^year")
+    np.testing.assert_array_equal(auto.idata.posterior["effect"].values,
+                                  direct.idata.posterior["effect"].values)
+    assert "sd_re_region_year" in auto.idata.posterior
+
+    clean, _ = zoo_panel("ar1", 0)
+    auto = _fit(clean, random_effects="auto")
+    assert auto.info["random_effects"]["used"] is None
+    assert auto.info["random_effects"]["group_x_period_p"]["region"] >= 0.01
+    default = _fit(clean)
+    np.testing.assert_array_equal(auto.idata.posterior["effect"].values,
+                                  default.idata.posterior["effect"].values)
+    assert auto.info["config_hash"] != default.info["config_hash"]
