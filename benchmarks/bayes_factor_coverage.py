@@ -6,6 +6,12 @@ Part 1, factor-confounded panels: the designs of ``benchmarks/factor_coverage.py
 2 factors whose loadings are +1 sd for treated units, effect 3, noise sd 1; ``block``: all
 treated from period 15, ``staggered``: cohorts 13 / 15 / 17, SDID not run).
 
+Part 1b, ``covariate`` (``--designs covariate``): the staggered design plus an observed
+confounder ``x`` (``simulate_factor_panel(covariate_effect=1)``: ``x`` shifts by 1 in treated
+cells from adoption on and trends with the first loading; ``y += x``). BayesianFactorDiD with
+and without ``covariates=["x"]``, TWFE with ``x``; IFE and MC-NNM have no covariates and are
+not run. Ignoring ``x`` biases the ATT by about 1.
+
 Part 2, parallel-trends panels: the same simulator with ``n_factors=0`` (unit + period
 effects + iid noise, so parallel trends hold), block design; BayesianFactorDiD's 95%
 interval width over HierarchicalDiD's (default, AR(1) errors) and over
@@ -37,7 +43,7 @@ from bayesdid import BayesianFactorDiD, HierarchicalDiD, Panel
 from bayesdid.classical import ife, mc_nnm, synthdid, twfe
 from bayesdid.datasets import simulate_factor_panel
 
-DESIGNS = {"block": (15,), "staggered": (13, 15, 17)}
+DESIGNS = {"block": (15,), "staggered": (13, 15, 17), "covariate": (13, 15, 17)}
 
 
 def _bayes(model, panel, seed, args):
@@ -49,7 +55,22 @@ def _bayes(model, panel, seed, args):
     return res, ok, len(seen)
 
 
+def one_covariate_panel(seed: int, args) -> list[dict]:
+    sim = simulate_factor_panel(cohorts=DESIGNS["covariate"], seed=seed, covariate_effect=1.0)
+    with_x = Panel.from_frame(sim.data, **sim.panel_kwargs, covariates=["x"])
+    without = Panel.from_frame(sim.data, **sim.panel_kwargs)
+    fits = {
+        "BayesianFactorDiD (with x)": lambda: _bayes(BayesianFactorDiD(), with_x, seed, args),
+        "BayesianFactorDiD (ignores x)": lambda: _bayes(BayesianFactorDiD(), without, seed,
+                                                        args),
+        "TWFE (with x)": lambda: (twfe(with_x, covariates=["x"]), True, 0),
+    }
+    return _rows(fits, "covariate", seed, sim.att)
+
+
 def one_panel(design: str, seed: int, args) -> list[dict]:
+    if design == "covariate":
+        return one_covariate_panel(seed, args)
     sim = simulate_factor_panel(cohorts=DESIGNS[design], seed=seed)
     panel = Panel.from_frame(sim.data, **sim.panel_kwargs)
     fits = {
@@ -132,7 +153,10 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     ap.add_argument("--first-seed", type=int, default=0,
                     help="seeds 1000 + first_seed ... (parallel trends: 2000 + first_seed ...)")
-    ap.add_argument("--designs", nargs="+", default=list(DESIGNS), choices=list(DESIGNS))
+    ap.add_argument("--designs", nargs="+", default=["block", "staggered"],
+                    choices=list(DESIGNS))
+    ap.add_argument("--title", default="BayesianFactorDiD on factor-confounded and "
+                    "parallel-trends panels")
     ap.add_argument("--from-csv", nargs="+", default=None, metavar="CSV",
                     help="print the tables of saved raw rows (runs nothing)")
     args = ap.parse_args()
@@ -161,22 +185,24 @@ def main() -> None:
     if args.out:
         with open(args.out, "w") as fh:
             fh.write(
-                "# BayesianFactorDiD on factor-confounded and parallel-trends panels\n\n"
+                f"# {args.title}\n\n"
                 f"Factor-confounded: N = {args.n} panels per design (seeds "
-                f"{1000 + args.first_seed}-{999 + args.first_seed + args.n}); parallel trends: N = {n_pt} (seeds "
-                f"{2000 + args.first_seed}-{1999 + args.first_seed + n_pt}). "
+                f"{1000 + args.first_seed}-{999 + args.first_seed + args.n})"
+                + (f"; parallel trends: N = {n_pt} (seeds {2000 + args.first_seed}-"
+                   f"{1999 + args.first_seed + n_pt})" if n_pt else "") + ". "
                 f"Bayesian fits {args.chains} chains x {args.draws} draws ({args.draws} "
                 f"tune), 95% HDI; bootstrap replications = {args.n_boot}. Wall time "
                 f"{time.perf_counter() - start:.0f} s on the shared 2-core machine. Produced by "
                 f"`PYTHONPATH=src python benchmarks/bayes_factor_coverage.py --n {args.n} "
-                f"--n-pt {n_pt} --first-seed {args.first_seed} --designs "
+                f"--n-pt {n_pt} --first-seed {args.first_seed} --title '{args.title}' --designs "
                 f"{' '.join(args.designs)} --chains {args.chains} --draws {args.draws} --n-boot "
                 f"{args.n_boot} --out {args.out}` (raw rows beside it, *_raw.csv).\n\n"
                 "Designs: see the module docstring (`simulate_factor_panel` defaults; "
                 "parallel trends: `n_factors=0`). `converged`: share of fits whose "
                 "R-hat/ESS checks passed. With N = 20 a coverage's Monte Carlo se is "
-                "about 0.05.\n\n" + table + "\n\nInterval width on parallel-trends panels, "
-                "BayesianFactorDiD / HierarchicalDiD (per panel):\n\n" + ratios + "\n")
+                "about 0.05.\n\n" + table + ("\n\nInterval width on parallel-trends panels, "
+                "BayesianFactorDiD / HierarchicalDiD (per panel):\n\n" + ratios if n_pt else "")
+                + "\n")
 
 
 if __name__ == "__main__":

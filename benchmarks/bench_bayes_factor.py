@@ -11,6 +11,14 @@ a one-off compile in the timed fits. Printed: wall time, bulk ESS of the overall
 ESS/s and the ratios factor / hierarchical (only the ratios travel between machines).
 
     PYTHONPATH=src python benchmarks/bench_bayes_factor.py --out benchmarks/results/bench_bayes_factor.md
+
+``--covariates K`` times BayesianFactorDiD alone on the LCCP shape with no covariates and
+with K of them (the simulator's confounder ``x`` plus K - 1 pure-noise columns), in the same
+process, and reports wall and process CPU seconds (nutpie's chains run as threads of this
+process) and their ratios:
+
+    PYTHONPATH=src python benchmarks/bench_bayes_factor.py --covariates 3 \
+        --out benchmarks/results/bench_bayes_factor_covariates.md
 """
 
 from __future__ import annotations
@@ -39,26 +47,74 @@ def panels() -> dict[str, Panel]:
 def timed(model, panel, draws: int, seed: int = 1) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = model.fit(panel, draws=draws, tune=draws, chains=4, random_seed=seed,
                         progress=False)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     eff = res.idata.posterior["effect"].values[:, :, 0]  # att|overall comes first
     ess = float(rhat_ess(eff[:, :, None])[1][0])
     row = res.effect()
-    return {"seconds": wall, "ess_att": ess, "ess_per_s": ess / wall,
+    return {"seconds": wall, "cpu_seconds": cpu, "ess_att": ess, "ess_per_s": ess / wall,
             "att": row["estimate"], "lower": row["lower"], "upper": row["upper"],
             "converged": res.info["convergence"]["ok"],
             "sampler": res.info.get("sampler")}
 
 
+def covariate_timing(args) -> str:
+    """BayesianFactorDiD on the LCCP shape with 0 and ``args.covariates`` covariates."""
+    sim = simulate_factor_panel(n_units=278, n_periods=19, n_treated=90, cohorts=(8, 11, 14),
+                                seed=0, covariate_effect=1.0)
+    rng = np.random.default_rng(5)
+    names = ["x", *[f"noise{j}" for j in range(1, args.covariates)]]
+    data = sim.data.assign(**{n: rng.normal(size=len(sim.data)) for n in names[1:]})
+    warm = simulate_factor_panel(n_units=10, n_periods=6, n_treated=2, cohorts=(4,), seed=0,
+                                 covariate_effect=1.0)
+    with warnings.catch_warnings():  # load the disk-cached numba density first
+        warnings.simplefilter("ignore")
+        BayesianFactorDiD().fit(Panel.from_frame(warm.data, **warm.panel_kwargs,
+                                                 covariates=["x"]),
+                                draws=20, tune=20, chains=1, random_seed=0, progress=False)
+    rows = []
+    for k in (0, args.covariates):
+        panel = Panel.from_frame(data, **sim.panel_kwargs, covariates=names[:k])
+        rows.append({"covariates": ", ".join(names[:k]) or "none",
+                     **timed(BayesianFactorDiD(), panel, args.draws)})
+        print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    ratio = pd.DataFrame([{
+        "wall_ratio (with / without)": table["seconds"].iloc[1] / table["seconds"].iloc[0],
+        "cpu_ratio (with / without)": table["cpu_seconds"].iloc[1] / table["cpu_seconds"].iloc[0],
+        "ess_per_s_ratio": table["ess_per_s"].iloc[1] / table["ess_per_s"].iloc[0]}])
+    return (table.to_markdown(index=False, floatfmt=".2f") + "\n\n"
+            + ratio.to_markdown(index=False, floatfmt=".2f"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--draws", type=int, default=1000)
+    ap.add_argument("--covariates", type=int, default=0,
+                    help="time BayesianFactorDiD with this many covariates vs none instead")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     warm = simulate_factor_panel(n_units=10, n_periods=6, n_treated=2, cohorts=(4,), seed=0)
     warm_panel = Panel.from_frame(warm.data, **warm.panel_kwargs)
+    if args.covariates:
+        text = covariate_timing(args)
+        print(text)
+        if args.out:
+            with open(args.out, "w") as fh:
+                fh.write("# BayesianFactorDiD with and without covariates: fit time (same "
+                         "process)\n\nLCCP shape (278 units x 19 periods, 90 treated in "
+                         "cohorts 8 / 11 / 14, two factors, `simulate_factor_panel(seed=0, "
+                         "covariate_effect=1)`); covariates: the confounder `x` plus pure "
+                         f"noise columns. 4 chains x {args.draws} draws ({args.draws} tune), "
+                         "`fit` wall and process CPU time (sampling + effects + PPC), nutpie "
+                         "on the disk-cached numba density (warmed first). Machine shared "
+                         f"(1-min load {os.getloadavg()[0]:.1f} at the end): the ratios are the "
+                         "result. Produced by `PYTHONPATH=src python "
+                         f"benchmarks/bench_bayes_factor.py --covariates {args.covariates} "
+                         f"--draws {args.draws} --out {args.out}`.\n\n" + text + "\n")
+        return
     for model in (BayesianFactorDiD(), HierarchicalDiD()):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -23,8 +23,21 @@ the noise's shape:
 - ``"hetero"``: unit sds ``sigma_i`` log-uniform over a ``spread``-fold range, rescaled so
   that ``mean(sigma_i^2) = sigma^2``; ``e[i, t] ~ N(0, sigma_i^2)``.
 
-The defaults (``noise="gaussian"``, ``treated_loading_sd=1``) draw exactly the panels of
-earlier versions (same random stream).
+``covariate_effect`` (default ``None``: no covariate) adds an observed covariate column
+``x`` that confounds the effect and correlates with the loadings::
+
+    x[i, t] = lambda[i, 0] * t / T + covariate_shift * treated[i, t] + N(0, 1)
+    y[i, t] += covariate_effect * x[i, t]
+
+The shift is a time-varying confounder that coincides with adoption (as a local shock that
+also triggered the policy would); the simulation does not make it a consequence of the
+treatment, so ``x`` is a valid control and ``tau`` stays the effect. A model that ignores
+``x`` is biased by ``covariate_effect * covariate_shift`` on every treated cell; the
+loading-trend part is one more factor. ``x`` is drawn after everything else, so the rest of
+the panel is the covariate-free panel of the same seed.
+
+The defaults (``noise="gaussian"``, ``treated_loading_sd=1``, no covariate) draw exactly the
+panels of earlier versions (same random stream).
 
 >>> sim = simulate_factor_panel(n_units=10, n_periods=8, n_treated=2, cohorts=(6,), seed=1)
 >>> sim.data.shape, round(sim.att, 3)
@@ -33,6 +46,10 @@ earlier versions (same random stream).
 ...                            rho=0.8, seed=1)
 >>> ar.data.shape
 (80, 5)
+>>> cov = simulate_factor_panel(n_units=10, n_periods=8, n_treated=2, cohorts=(6,), seed=1,
+...                             covariate_effect=1.0)
+>>> list(cov.data.columns), bool(np.allclose(cov.data["y"] - cov.data["x"], sim.data["y"]))
+(['unit', 'time', 'cohort', 'treated', 'y', 'x'], True)
 """
 
 from __future__ import annotations
@@ -67,12 +84,15 @@ def simulate_factor_panel(n_units: int = 40, n_periods: int = 20, n_treated: int
                           seed: int | None = 0,
                           noise: Literal["gaussian", "ar1", "t", "hetero"] = "gaussian",
                           rho: float = 0.5, df: float = 3.0, spread: float = 10.0,
-                          treated_loading_sd: float = 1.0) -> FactorPanel:
+                          treated_loading_sd: float = 1.0,
+                          covariate_effect: float | None = None,
+                          covariate_shift: float = 1.0) -> FactorPanel:
     """Draw one factor-confounded staggered panel (see the module docstring).
 
     ``noise`` (with ``rho`` for ``"ar1"``, ``df`` for ``"t"``, ``spread`` for ``"hetero"``)
-    and ``treated_loading_sd`` are described there; the defaults keep the iid Gaussian noise
-    and treated loadings as spread as the controls'.
+    ``treated_loading_sd`` and the optional confounding covariate (``covariate_effect``,
+    ``covariate_shift``) are described there; the defaults keep the iid Gaussian noise,
+    treated loadings as spread as the controls' and no covariate.
     """
     if noise not in ("gaussian", "ar1", "t", "hetero"):
         raise SpecError(f"noise must be 'gaussian', 'ar1', 't' or 'hetero', got {noise!r}")
@@ -105,10 +125,17 @@ def simulate_factor_panel(n_units: int = 40, n_periods: int = 20, n_treated: int
     tau = np.where(D, effect + effect_slope * (t[None, :] - cohort[:, None]), 0.0)
     Y = alpha[:, None] + xi[None, :] + lam @ F.T + tau + _noise(
         rng, (n_units, n_periods), sigma, noise, rho=rho, df=df, spread=spread)
+    if covariate_effect is not None:
+        first = lam[:, 0] if n_factors else np.zeros(n_units)
+        X = (first[:, None] * (t / n_periods)[None, :] + covariate_shift * D
+             + rng.normal(size=(n_units, n_periods)))
+        Y = Y + covariate_effect * X
     units = np.array([f"u{i:03d}" for i in range(n_units)])
     data = pd.DataFrame({"unit": np.repeat(units, n_periods), "time": np.tile(t, n_units),
                          "cohort": np.repeat(cohort, n_periods), "treated": D.ravel().astype(int),
                          "y": Y.ravel()})
+    if covariate_effect is not None:
+        data["x"] = X.ravel()
     tau_frame = data.loc[data["treated"] == 1, ["unit", "time"]].assign(tau=tau[D])
     return FactorPanel(data=data, att=float(tau[D].mean()), tau=tau_frame.reset_index(drop=True),
                        panel_kwargs={"unit": "unit", "time": "time", "outcome": "y",

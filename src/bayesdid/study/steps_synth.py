@@ -25,6 +25,7 @@ import pandas as pd
 
 from ..errors import DesignError
 from .checks import (
+    STR_LIST,
     check_bool,
     check_int,
     check_list,
@@ -34,7 +35,15 @@ from .checks import (
     check_unit_id,
     fail,
 )
-from .steps_base import SAMPLER, StepOutput, did_kind, effects_at, fit_kwargs
+from .steps_base import (
+    SAMPLER,
+    StepOutput,
+    covariate_columns,
+    did_kind,
+    effects_at,
+    fit_kwargs,
+    tuples,
+)
 
 __all__ = ["KINDS"]
 
@@ -290,14 +299,11 @@ def _bayes_output(result, opts, ctx, panel) -> StepOutput:
 
 
 def _bayes_factor_fit(panel, opts, ctx):
-    from ..synthetic.bayes_factor import BayesianFactorDiD
+    from ..synthetic.bayes_factor import BayesianFactorDiD, FactorPriors
 
-    from ..synthetic.bayes_factor import FactorPriors
-
-    kw = {k: opts[k] for k in _BF_KEYS if k in opts}
-    if "pool" in kw:
-        kw["pool"] = tuple(kw["pool"])
-    priors = FactorPriors(**{k: kw.pop(k) for k in list(kw) if k not in ("max_factors", "pool")})
+    kw = tuples({k: opts[k] for k in _BF_KEYS if k in opts})
+    model_keys = ("max_factors", "pool", "covariates", "effects")
+    priors = FactorPriors(**{k: kw.pop(k) for k in list(kw) if k not in model_keys})
     return BayesianFactorDiD(**kw, priors=priors).fit(panel, progress=ctx.progress,
                                                       **fit_kwargs(opts))
 
@@ -323,8 +329,9 @@ def _bayes_factor_output(result, opts, ctx, panel) -> StepOutput:
                       extras=MappingProxyType(extras), figures=MappingProxyType(figures))
 
 
-_BF_KEYS = ("max_factors", "factor_scale", "shrink", "pool", "time_sd", "unit_sd", "noise_sd",
-            "treated_scale")
+_BF_KEYS = ("max_factors", "factor_scale", "shrink", "pool", "covariates", "time_sd", "unit_sd",
+            "noise_sd", "treated_scale", "covariate_sd", "effects", "effect_mean_sd",
+            "effect_sd")
 _BSC_KEYS = ("intercept", "noise", "concentration", "noise_scale", "noise_df",
              "rho_concentration", "intercept_scale", "pooling", "effect_sd", "pooling_sd")
 _BRC_KEYS = ("expected_nonzero", "slab_scale", "slab_df", "noise_sd", "pooling", "effect_sd",
@@ -374,12 +381,13 @@ KINDS = {
         "bayes_factor",
         {"max_factors": check_int(1), "factor_scale": POS, "shrink": check_num(0, 1),
          "pool": check_list(check_str(), what="column names"), "time_sd": POS,
-         "unit_sd": POS, "noise_sd": POS, "treated_scale": POS, "figures": check_bool,
-         **SAMPLER},
+         "unit_sd": POS, "noise_sd": POS, "treated_scale": POS, "covariates": STR_LIST,
+         "covariate_sd": POS, "effects": check_str(("imputation", "pooled")),
+         "effect_mean_sd": POS, "effect_sd": POS, "figures": check_bool, **SAMPLER},
         _bayes_factor_fit, _bayes_factor_output, bayesian=True,
-        groups=lambda o: list(o.get("pool") or []),
-        description="Bayesian latent-factor DID (factors with shrinkage, loadings "
-                    "integrated out)"),
+        groups=lambda o: list(o.get("pool") or []), columns=covariate_columns,
+        description="Bayesian latent-factor DID (factors with shrinkage, loadings and "
+                    "covariate coefficients integrated out)"),
     "bayesian_synth": did_kind(
         "bayesian_synth",
         {**DONORS, "intercept": check_bool, "noise": check_str(("ar1", "iid")),

@@ -1,27 +1,33 @@
 """BayesianFactorDiD: a Bayesian interactive-fixed-effects (latent factor) counterfactual model.
 
 The Bayesian twin of :func:`~bayesdid.synthetic.ife.ife` (cf. Pang, Liu & Xu 2022, bpCausal).
-Untreated outcomes follow period effects + unit effects + ``K`` latent factors with
-shrinkage over factors (see :mod:`.bayes_factor_design`)::
+Untreated outcomes follow period effects + the panel's covariates + unit effects + ``K``
+latent factors with shrinkage over factors (see :mod:`.bayes_factor_design`)::
 
-    y_it(0) = b_t + a_i + lambda_i' F_t + e_it,   lambda_ik ~ N(0, tau_k^2),
+    y_it(0) = b_t + x_it' beta + a_i + lambda_i' F_t + e_it,   lambda_ik ~ N(0, tau_k^2),
     F_tk ~ N(0, 1),   tau_k ~ HalfNormal(factor_scale * shrink^k),   e_it ~ N(0, sigma^2)
 
 The geometric prior scales of ``tau`` are a cumulative-shrinkage prior: later factors are
 switched off unless the data need them, so ``max_factors`` is an upper bound, not a choice.
-What makes it fast: the unit effects, loadings and period effects ``b`` are integrated out
-exactly, so NUTS sees only ``F`` (T x K), ``tau``, ``sd_unit`` and ``sigma``; the likelihood
-is one small factorisation per adoption cohort plus one T x T per gradient whatever the
+What makes it fast: the unit effects, loadings, period effects ``b`` and covariate
+coefficients ``beta`` are integrated out exactly, so NUTS sees only ``F`` (T x K), ``tau``,
+``sd_unit`` and ``sigma``; the likelihood
+is one small factorisation per adoption cohort plus one (T + k) x (T + k) per gradient
+(k covariates) whatever the
 number of units, and nutpie runs it as a numba density compiled once per machine
-(:mod:`.bayes_factor_nutpie`). ``b`` is drawn afterwards from its exact conditional. Treated cells never
-enter the likelihood (imputation); per posterior draw, each treated unit's loadings are
-drawn from their exact Gaussian conditional given its untreated periods, its counterfactual
-``y(0)`` from the model (noise included), and cell effects are ``y - y(0)``.
+(:mod:`.bayes_factor_nutpie`). ``(b, beta)`` are drawn afterwards from their exact joint
+conditional. By default (``effects="imputation"``) treated cells never enter the
+likelihood (only untreated rows inform ``beta``); per posterior draw, each treated unit's loadings are drawn from their
+exact Gaussian conditional given its untreated periods, its counterfactual ``y(0)`` from
+the model (``x_it' beta`` and noise included), and cell effects are ``y - y(0)``.
+Covariates are standardised internally (untreated cells' mean and sd); ``beta`` is
+reported in the original units (outcome per unit of the covariate).
 
 Effects are reported in HierarchicalDiD's schema (overall, cohort, group, cohort x group,
 event time, cohort x event time, and per treated unit), each an observation-weighted
-average of treated-cell effects; the cell effects are *not* partially pooled (each is its
-own imputation). The factors' rotation and sign are not identified, so convergence
+average of treated-cell effects; by default the cell effects are *not* partially pooled
+(each is its own imputation); ``effects="pooled"`` pools them by cohort, groups and event
+time (:mod:`.bayes_factor_pooled`), at the price stated in the class docstring. The factors' rotation and sign are not identified, so convergence
 (R-hat/ESS) is checked on identified quantities only: ``sigma``, ``sd_unit``,
 ``time_effect`` and every reported effect.
 
@@ -58,6 +64,7 @@ from ..errors import BayesDidError
 from ..panel import Panel
 from ..results import group_label
 from .bayes_factor_design import FactorDesign, prepare_factor, time_effect_posterior
+from .bayes_factor_pooled import effect_prior_sd
 from .bayes_factor_ppc import factor_residual_checks
 
 __all__ = ["BayesianFactorDiD", "FactorPriors"]
@@ -72,6 +79,11 @@ class FactorPriors(PositivePriors):
     shrink : ratio of successive factors' prior scales (0 < shrink <= 1).
     time_sd : prior sd of the period effects.
     unit_sd, noise_sd : half-normal scales of the unit-effect sd and of sigma.
+    covariate_sd : prior sd of the coefficients of the standardised covariates (outcome
+        sds per covariate sd); integrated out with the period effects.
+    effect_mean_sd, effect_sd : ``effects="pooled"`` only, as HierarchicalDiD's: Normal sd
+        of the overall, cohort, group and event-time effect terms, and prior mean of the
+        cells' pooling sd, Gamma(2, 2 / effect_sd).
     treated_scale : treated units' unit effects and loadings have priors this many times
         wider than the controls' (1 = exchangeable). Policies are often targeted at units
         that load differently on the common shocks; shrinking their loadings toward the
@@ -92,6 +104,9 @@ class FactorPriors(PositivePriors):
     unit_sd: float = 2.0
     noise_sd: float = 1.0
     treated_scale: float = 3.0
+    covariate_sd: float = 2.0
+    effect_mean_sd: float = 1.0
+    effect_sd: float = 0.5
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -108,30 +123,50 @@ class BayesianFactorDiD(BayesianModel):
         ones off).
     pool : unit-level group columns to report effects by (default: the panel's groups);
         cohort and event time are always reported.
+    covariates : time-varying controls ``x_it`` (default: the panel's covariates; ``()`` for
+        none). Only untreated cells inform their coefficients (with ``effects="imputation"``).
+    effects : ``"imputation"`` (default): treated cells never enter the likelihood; each
+        cell's effect is ``y - y(0)`` with ``y(0)`` imputed from the untreated rows, so an
+        effect can never leak into the counterfactual, but cells are not pooled.
+        ``"pooled"``: treated post rows enter the likelihood as ``y - theta_cell`` with
+        ``theta_cell = mu + cohort + groups + event time + deviation`` partially pooled
+        (:mod:`.bayes_factor_pooled`; priors ``effect_mean_sd``, ``effect_sd``) and
+        reported as the cell effects. Narrower cell intervals, at a price: treated post
+        rows now also inform the factors, loadings, period effects and ``beta`` (the
+        counterfactual is no longer built from untreated rows only), and the effects are
+        the model's expected cell effects rather than realised ``y - y(0)``.
     priors : :class:`FactorPriors` (factor shrinkage, period/unit/noise scales and how much
         wider the treated units' loadings are allowed to be).
 
     Examples
     --------
     >>> BayesianFactorDiD(max_factors=3)
-    BayesianFactorDiD(max_factors=3, pool=None, priors={'factor_scale': 1.0, 'shrink': 0.5, 'time_sd': 2.0, 'unit_sd': 2.0, 'noise_sd': 1.0, 'treated_scale': 3.0})
+    BayesianFactorDiD(max_factors=3, pool=None, covariates=None, effects='imputation', priors={'factor_scale': 1.0, 'shrink': 0.5, 'time_sd': 2.0, 'unit_sd': 2.0, 'noise_sd': 1.0, 'treated_scale': 3.0, 'covariate_sd': 2.0, 'effect_mean_sd': 1.0, 'effect_sd': 0.5})
     """
 
     priors_class = FactorPriors
 
     def __init__(self, max_factors: int = 4, pool: tuple[str, ...] | None = None,
+                 covariates: tuple[str, ...] | None = None,
+                 effects: Literal["imputation", "pooled"] = "imputation",
                  priors: FactorPriors | None = None):
         if (not isinstance(max_factors, int | np.integer) or isinstance(max_factors, bool)
                 or max_factors < 1):
             raise BayesDidError(f"max_factors must be a positive integer, got {max_factors!r}")
-        if isinstance(pool, str):
-            raise BayesDidError("pool takes a tuple of column names, not a string")
+        if isinstance(pool, str) or isinstance(covariates, str):
+            raise BayesDidError("pool and covariates take a tuple of column names, not a "
+                                "string")
         self.max_factors = int(max_factors)
         self.pool = None if pool is None else tuple(pool)
+        self.covariates = None if covariates is None else tuple(covariates)
+        if effects not in ("imputation", "pooled"):
+            raise BayesDidError(f"effects must be 'imputation' or 'pooled', got {effects!r}")
+        self.effects = effects
         self.priors = self._resolve_priors(priors)
 
     def config(self) -> dict:
         return {"max_factors": self.max_factors, "pool": self.pool,
+                "covariates": self.covariates, "effects": self.effects,
                 "priors": self.priors.to_dict()}
 
     # ------------------------------------------------------------------ graph
@@ -142,7 +177,8 @@ class BayesianFactorDiD(BayesianModel):
                                 "build one with Panel.from_frame(df, ...)")
         pool = tuple(g for g in (self.pool if self.pool is not None else panel.groups)
                      if g != "cohort")
-        return prepare_factor(panel, pool)
+        covariates = self.covariates if self.covariates is not None else panel.covariates
+        return prepare_factor(panel, pool, tuple(covariates), self.effects == "pooled")
 
     def build(self, panel: Panel) -> pm.Model:
         """The PyMC model (pure: no sampling); a potential holds the marginal likelihood."""
@@ -156,10 +192,12 @@ class BayesianFactorDiD(BayesianModel):
             sigma = pm.HalfNormal("sigma", self.priors.noise_sd)
             sd_unit = pm.HalfNormal("sd_unit", self.priors.unit_sd)
             tau = pm.HalfNormal("tau", scales, dims="factor")
+            cell_sd = (pm.Gamma("cell_sd", alpha=2.0, beta=2.0 / self.priors.effect_sd)
+                       if design.pooled is not None else None)
             F = pm.Normal("F", 0.0, 1.0, dims=("time", "factor"))
             L = pt.concatenate([pt.ones((T, 1)) * sd_unit, F * tau[None, :]], axis=1)
-            pm.Potential("marginal_loglik", _loglik_graph(design, L, sigma, self.priors.time_sd,
-                                                          self.priors.treated_scale))
+            pm.Potential("marginal_loglik",
+                         _loglik_graph(design, L, sigma, self.priors, cell_sd))
         return model
 
     # ------------------------------------------------------------------ fit
@@ -169,21 +207,16 @@ class BayesianFactorDiD(BayesianModel):
             sampler: Literal["auto", "nutpie", "pymc"] = "auto") -> BayesResult:
         """Sample the posterior and return a :class:`BayesResult` whose ``idata.posterior``
         also holds ``counterfactual`` (chain, draw, treated_unit, time; original scale,
-        noise included after adoption), ``time_effect`` and ``noise_sd``.
-        :func:`counterfactual_paths` summarises the paths. ``sampler="auto"`` (or
+        noise included after adoption), ``time_effect`` (at the covariates' untreated
+        means) and ``noise_sd``.
+        :func:`counterfactual_paths` summarises the paths; with covariates also ``beta``
+        (chain, draw, covariate; original units). ``sampler="auto"`` (or
         ``"nutpie"``) runs nutpie on a log-density compiled once per machine
         (:mod:`.bayes_factor_nutpie`); ``"pymc"`` runs PyMC's NUTS on the same posterior."""
         use = choose_sampler(sampler, compiled=True)
         random_seed = resolve_seed(random_seed)
         design = self.prepare(panel)
         warn_ignored_design(self, panel)
-        if panel.covariates:
-            import warnings
-
-            from ..errors import DesignIgnoredWarning
-            warnings.warn(f"BayesianFactorDiD does not model covariates {list(panel.covariates)}"
-                          "; the latent factors stand in for them", DesignIgnoredWarning,
-                          stacklevel=2)
         model = self._build(design)
         cores = cores or min(chains, os.cpu_count() or 1)
         kw = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
@@ -194,19 +227,24 @@ class BayesianFactorDiD(BayesianModel):
             idata = sample_factor_nutpie(model, design, self, **kw)
         else:
             idata = sample(model, sampler=use, **kw)
-        idata, b = self._add_effects(idata, design, panel, random_seed)
+        idata, b, beta = self._add_effects(idata, design, panel, random_seed)
         info = self.fit_info(random_seed=random_seed, draws=draws, tune=tune, chains=chains,
                              sampler=use, compiled_density=use == "nutpie",
                              n_units=len(design.fm.units),
                              n_treated=len(design.fm.treated_rows),
                              treated_units=[str(u) for u in design.fm.units[design.fm.treated_rows]],
-                             sampled_vars=["sigma", "sd_unit", "time_effect"],
+                             sampled_vars=["sigma", "sd_unit", "time_effect",
+                                           *(["beta"] if design.n_cov else []),
+                                           *(["cell_sd"] if design.pooled else [])],
+                             covariates=list(design.covariates.names),
                              convergence_on="identified quantities (sigma, sd_unit, "
                                             "time_effect, effects); F and tau are not "
                                             "rotation/sign identified",
-                             pooling="none (cell effects unpooled)")
+                             effects=self.effects,
+                             pooling="none (cell effects unpooled)" if self.effects == "imputation"
+                             else "cells partially pooled (cohort, groups, event time)")
         info["ppc"] = factor_residual_checks(design, idata, b, self.priors.treated_scale,
-                                             seed=random_seed)
+                                             seed=random_seed, beta=beta)
         result = BayesResult.from_fit(idata, method="bayes_factor", info=info)
         from ..did.ppc import warn_misfit
         warn_misfit(info["ppc"], type(self).__name__)
@@ -219,15 +257,33 @@ class BayesianFactorDiD(BayesianModel):
         sigma = _flat(ds["sigma"].values)
         L = self._loadings(ds)
         rng = np.random.default_rng([seed, 3571])
+        pooled = design.pooled
+        effect_sd = (None if pooled is None else effect_prior_sd(
+            pooled, self.priors.effect_mean_sd, _flat(ds["cell_sd"].values)))
         m, V, _, _ = time_effect_posterior(design.groups, L, sigma, self.priors.time_sd,
-                                           self.priors.treated_scale)
-        b = m + np.einsum("sij,sj->si", np.linalg.cholesky(V), rng.standard_normal(m.shape))
-        y0 = counterfactual_draws(design, b, L * self.priors.treated_scale, sigma, rng)
+                                           self.priors.treated_scale, self.priors.covariate_sd,
+                                           effect_sd)
+        theta = m + np.einsum("sij,sj->si", np.linalg.cholesky(V), rng.standard_normal(m.shape))
+        T, k = design.n_periods, design.n_cov
+        b, beta = theta[:, :T], theta[:, T:T + k]
         fm = design.fm
-        y0_orig = design.y_loc + design.y_scale * y0  # (S, n_treated, T)
+        # per draw and treated unit: b_t + x_it' beta (standardised)
+        mean0 = b[:, None, :] + np.einsum("ntk,sk->snt", design.covariates.X[fm.treated_rows],
+                                          beta)
         rows = np.searchsorted(fm.treated_rows, design.cells["unit_row"].to_numpy())
         t = design.cells["t"].to_numpy()
-        gap = fm.Y[fm.treated_rows][rows, t][None, :] - y0_orig[:, rows, t]  # (S, cells)
+        cell_effect = None
+        if pooled is not None:  # (S, cell-table rows), standardised
+            cell_effect = theta[:, T + k:] @ pooled.M.T
+            offset = np.zeros_like(mean0)
+            offset[:, rows, t] = cell_effect[:, design.cell_of]
+        y0 = counterfactual_draws(design, mean0, L * self.priors.treated_scale, sigma, rng,
+                                  None if pooled is None else offset)
+        y0_orig = design.y_loc + design.y_scale * y0  # (S, n_treated, T)
+        if pooled is None:  # realised effects y - y(0) of each treated (unit, period)
+            gap = fm.Y[fm.treated_rows][rows, t][None, :] - y0_orig[:, rows, t]
+        else:  # the pooled expected effect of each (unit, period)'s cell
+            gap = design.y_scale * cell_effect[:, design.cell_of]
         W, estimand, group, n_obs = _effect_matrix(design, panel)
         eff = gap @ W.T
         shape = (n_chain, n_draw)
@@ -241,9 +297,15 @@ class BayesianFactorDiD(BayesianModel):
                             (design.y_loc + design.y_scale * b).reshape(*shape, -1)),
             "noise_sd": (("chain", "draw"), (design.y_scale * sigma).reshape(shape)),
         }
+        if design.n_cov:
+            cube = design.covariates
+            new["beta"] = (("chain", "draw", "covariate"),
+                           (design.y_scale * beta / cube.scale).reshape(*shape, -1))
         ds = ds.assign(new).assign_coords(effect_id=labels, treated_unit=treated,
                                           estimand=("effect_id", estimand),
                                           group=("effect_id", group))
+        if design.n_cov:
+            ds = ds.assign_coords(covariate=list(design.covariates.names))
         const = xr.Dataset(
             {"effect_n_obs": ("effect_id", n_obs),
              "observed": (("treated_unit", "time"), fm.Y[fm.treated_rows]),
@@ -253,7 +315,7 @@ class BayesianFactorDiD(BayesianModel):
                     "time": ds["time"].values})
         idata["posterior"] = xr.DataTree(ds)
         idata["constant_data"] = xr.DataTree(const)
-        return idata, b
+        return idata, b, beta
 
     def _loadings(self, ds) -> np.ndarray:
         """(S, T, K+1) draws of ``L = [sd_unit 1, tau_k F_k]``."""
@@ -264,40 +326,62 @@ class BayesianFactorDiD(BayesianModel):
         return np.concatenate([ones, F * tau[:, None, :]], axis=2)
 
 
-def _loglik_graph(design: FactorDesign, L, sigma, time_sd: float, treated_scale: float):
-    """The exact marginal log-likelihood, period effects integrated out (see
-    :func:`~.bayes_factor_design.marginal_loglik_np`, its NumPy twin)."""
-    T = design.n_periods
+def _loglik_graph(design: FactorDesign, L, sigma, priors: FactorPriors, cell_sd=None):
+    """The exact marginal log-likelihood, period effects, covariate coefficients and (pooled)
+    effect coefficients integrated out (see :func:`~.bayes_factor_design.marginal_loglik_np`,
+    its NumPy twin)."""
+    T, k = design.n_periods, design.n_cov
+    sds = [pt.as_tensor(np.r_[np.full(T, priors.time_sd), np.full(k, priors.covariate_sd)])]
+    if design.pooled is not None:
+        n_add = design.pooled.n_additive
+        sds += [pt.as_tensor(np.full(n_add, priors.effect_mean_sd)),
+                pt.ones(len(design.pooled.names) - n_add) * cell_sd]
+    prior_sd = pt.concatenate(sds)
+    P = pt.diag(prior_sd ** -2)
+    h = pt.zeros(prior_sd.shape[0])
+    total = -pt.log(prior_sd).sum()
     s2 = sigma ** 2
-    P = pt.eye(T) / time_sd ** 2
-    h = pt.zeros(T)
-    total = -T * np.log(time_sd)
     parts = []
     for g in design.groups:
-        Lg = L[: g.length] * (treated_scale if g.treated else 1.0)
-        C = pt.linalg.cholesky(Lg @ Lg.T + s2 * pt.eye(g.length))
-        Si = pt.linalg.cho_solve((C, True), pt.eye(g.length))
-        P = pt.set_subtensor(P[: g.length, : g.length], P[: g.length, : g.length] + g.n * Si)
-        h = pt.set_subtensor(h[: g.length], h[: g.length] + g.n * (Si @ g.mean))
-        total = total - 0.5 * (g.n * (g.length * np.log(2 * np.pi)
-                                      + 2 * pt.log(pt.diag(C)).sum())
-                               + pt.trace(Si @ g.scatter))
-        parts.append((g, Si))
+        s = g.length
+        Lg = L[:s] * (priors.treated_scale if g.treated else 1.0)
+        C = pt.linalg.cholesky(Lg @ Lg.T + s2 * pt.eye(s))
+        Si = pt.linalg.cho_solve((C, True), pt.eye(s))
+        A = pt.as_tensor(g.design_rows(T))
+        P = P + g.n * (A.T @ Si @ A)
+        h = h + g.n * (A.T @ (Si @ g.mean))
+        if k:
+            xx = pt.stack([pt.stack([(Si * pt.as_tensor(g.xx[j, l])).sum()
+                                     for l in range(k)]) for j in range(k)])
+            P = pt.set_subtensor(P[T:T + k, T:T + k], P[T:T + k, T:T + k] + xx)
+            h = pt.set_subtensor(h[T:T + k], h[T:T + k] + pt.stack(
+                [(Si * pt.as_tensor(g.xy[j])).sum() for j in range(k)]))
+        total = total - 0.5 * g.n * (s * np.log(2 * np.pi) + 2 * pt.log(pt.diag(C)).sum())
+        parts.append((g, Si, A))
     CP = pt.linalg.cholesky(P)
     m = pt.linalg.cho_solve((CP, True), h)
-    total = total - 0.5 * (m @ m) / time_sd ** 2 - pt.log(pt.diag(CP)).sum()
-    for g, Si in parts:
-        d = pt.as_tensor(g.mean) - m[: g.length]
-        total = total - 0.5 * g.n * (d @ Si @ d)
+    beta = m[T:T + k]
+    total = total - 0.5 * ((m / prior_sd) ** 2).sum() - pt.log(pt.diag(CP)).sum()
+    for g, Si, A in parts:
+        W = pt.as_tensor(g.scatter)
+        for j in range(k):
+            W = W - beta[j] * pt.as_tensor(g.xy[j] + g.xy[j].T)
+            for l in range(k):
+                W = W + beta[j] * beta[l] * pt.as_tensor(g.xx[j, l])
+        d = pt.as_tensor(g.mean) - A @ m
+        total = total - 0.5 * ((Si * W).sum() + g.n * (d @ Si @ d))
     return total
 
 
-def counterfactual_draws(design: FactorDesign, b: np.ndarray, L: np.ndarray,
-                         sigma: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(S, n_treated, T) standardised ``y(0)`` draws of the treated units (``L``: their
-    loadings' scale, treated_scale included): per draw, the
-    unit effect and loadings from their exact conditional given the unit's untreated
-    periods; fitted mean before adoption, mean + noise from adoption on."""
+def counterfactual_draws(design: FactorDesign, mean0: np.ndarray, L: np.ndarray,
+                         sigma: np.ndarray, rng: np.random.Generator,
+                         effect: np.ndarray | None = None) -> np.ndarray:
+    """(S, n_treated, T) standardised ``y(0)`` draws of the treated units (``mean0``
+    (S, n_treated, T): their ``b_t + x_it' beta``; ``L``: their loadings' scale,
+    treated_scale included): per draw, the unit effect and loadings from their exact
+    conditional given the unit's untreated periods (with pooled effects, given every
+    period's ``y - effect``, ``effect`` (S, n_treated, T) zero before adoption); fitted
+    mean before adoption, mean + noise from adoption on."""
     fm = design.fm
     S, T, r = L.shape
     out = np.empty((S, len(fm.treated_rows), T))
@@ -305,17 +389,20 @@ def counterfactual_draws(design: FactorDesign, b: np.ndarray, L: np.ndarray,
     for pos_start in np.unique(fm.start[fm.treated_rows]):
         pos = np.flatnonzero(fm.start[fm.treated_rows] == pos_start)
         s = int(pos_start)
-        y = design.Y[fm.treated_rows[pos], :s]  # (n, s)
-        Lp = L[:, :s]  # (S, s, r)
+        n_cond = s if effect is None else T  # periods the loadings are conditioned on
+        y = design.Y[fm.treated_rows[pos], :n_cond]  # (n, n_cond)
+        Lp = L[:, :n_cond]  # (S, n_cond, r)
         M = np.eye(r)[None] + np.einsum("zsi,zsj->zij", Lp, Lp) / s2[:, None, None]
         C = np.linalg.cholesky(M)
-        d = y[None] - b[:, None, :s]  # (S, n, s)
+        d = y[None] - mean0[:, pos, :n_cond]  # (S, n, n_cond)
+        if effect is not None:
+            d = d - effect[:, pos]
         rhs = np.einsum("zsi,zns->zin", Lp, d) / s2[:, None, None]  # (S, r, n)
         mean = np.linalg.solve(M, rhs)
         # z = mean + C^{-T} eps has covariance M^{-1}
         eps = rng.standard_normal(mean.shape)
         z = mean + np.linalg.solve(np.swapaxes(C, 1, 2), eps)
-        fitted = b[:, None, :] + np.einsum("zti,zin->znt", L, z)
+        fitted = mean0[:, pos] + np.einsum("zti,zin->znt", L, z)
         noise = rng.standard_normal(fitted.shape) * sigma[:, None, None]
         noise[:, :, :s] = 0.0
         out[:, pos] = fitted + noise

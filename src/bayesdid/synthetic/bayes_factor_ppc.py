@@ -37,9 +37,11 @@ def _remedy(check: str) -> str:
 
 def factor_residual_checks(design: FactorDesign, idata, b: np.ndarray,
                            treated_scale: float = 1.0, *, n_draws: int = 100,
-                           alpha: float = 0.01, seed: int = 0) -> list[dict]:
+                           alpha: float = 0.01, seed: int = 0,
+                           beta: np.ndarray | None = None) -> list[dict]:
     """Records (``PPC_COLUMNS``) of the checks on ``n_draws`` posterior draws; ``b``
-    (draws x T, standardised) are the period effects drawn with them."""
+    (draws x T, standardised) are the period effects drawn with them, ``beta`` (draws x k,
+    standardised) the covariate coefficients (None: no covariates)."""
     rng = np.random.default_rng([seed, 4242])
     fm = design.fm
     ds = idata.posterior.to_dataset()
@@ -75,8 +77,10 @@ def factor_residual_checks(design: FactorDesign, idata, b: np.ndarray,
             Ls = L[:s] * (treated_scale if s < design.n_periods else 1.0)
             cov = Ls @ Ls.T + sigma[z] ** 2 * np.eye(s)
             C = np.linalg.cholesky(cov)
-            col.append(solve_triangular(C, (design.Y[rows, :s] - b[z, :s]).T, lower=True)
-                       .T.reshape(-1))
+            resid = design.Y[rows, :s] - b[z, :s]
+            if beta is not None and beta.shape[1]:
+                resid = resid - design.covariates.X[rows, :s] @ beta[z]
+            col.append(solve_triangular(C, resid.T, lower=True).T.reshape(-1))
         u[:, j] = np.concatenate(col)
     layout = _Layout(unit_idx, prev, groups, time_idx)
     observed = layout.statistics(u)
