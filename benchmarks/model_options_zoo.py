@@ -1,14 +1,15 @@
-"""Calibration of HierarchicalDiD's opt-in model terms on zoo panels (``bayesdid.calibration``).
+"""Calibration of HierarchicalDiD's model terms on zoo panels (``bayesdid.calibration``).
 
 On LCCP-shaped zoo panels (278 x 19, :func:`bayesdid.calibration.zoo_panel`) fits, per panel,
 the methods asked for (``--methods``, default: all):
 
-* ``hierarchical_did[ar1]``: the default model;
+* ``hierarchical_did[ar1]``: the default model (``random_effects="auto"``);
+* ``hierarchical_did[ar1,none]``: ``random_effects=None``, the default before 2026-12-04;
 * ``hierarchical_did[ar1,classes]``: ``unit_variance="classes"`` (variance classes of units);
 * ``hierarchical_did[ar1,region^year]``: ``random_effects="region^year"`` (Gaussian
   region x year effects with their own sd, integrated out);
-* ``hierarchical_did[ar1,auto]``: ``random_effects="auto"`` (region x year effects only
-  where the default fit's region x period residual check flags; the records'
+* ``hierarchical_did[ar1,auto]``: ``random_effects="auto"`` named (region x year effects
+  only where the first fit's region x period residual check flags; the records'
   ``random_effects`` column says which term the returned fit used);
 
 and prints coverage of the 95% interval of the overall ATT (binomial se), mean width, bias,
@@ -38,7 +39,10 @@ from bayesdid.calibration import ZOO_DGPS, coverage_table, zoo_panel
 from bayesdid.did.hierarchical import HierarchicalDiD
 from bayesdid.parallel import run_replications
 
+# the default is random_effects="auto" (since 2026-12-04): [ar1] and [ar1,auto] are the same
+# model; [ar1,none] is the default before then
 METHODS = {"hierarchical_did[ar1]": {},
+           "hierarchical_did[ar1,none]": {"random_effects": None},
            "hierarchical_did[ar1,classes]": {"unit_variance": "classes"},
            "hierarchical_did[ar1,region^year]": {"random_effects": "region^year"},
            "hierarchical_did[ar1,auto]": {"random_effects": "auto"}}

@@ -3,11 +3,12 @@ random effects exactly where the default fit's ``<group>_x_period`` residual che
 
 * the choice from the check records: flagged groups only, joined terms, a group already a
   fixed effect of ``fe=`` not added again, no group columns -> none;
-* the option's validation (marginal form only) and config ("auto" in the config hash,
-  the default's config unchanged), and ``prepare`` gives the first fit's design;
+* the default; "auto" in the config hash (``None`` keeps the hash of the model without),
+  the dense forms add nothing, and ``prepare`` gives the first fit's design;
 * on a zoo panel with region x year shocks the returned fit is, draw for draw, the
   ``random_effects="region^year"`` fit with the same seed; on one without, the default
-  fit; ``info["random_effects"]`` records the p-value and the term.
+  ``random_effects=None`` fit; ``info["random_effects"]`` records the p-value and the term,
+  and the refit is announced with a ModelCheckWarning.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 from bayesdid.calibration import zoo_panel
 from bayesdid.did.auto_random_effects import group_period_terms
 from bayesdid.did.hierarchical import HierarchicalDiD
-from bayesdid.errors import BayesDidError
+from bayesdid.errors import ModelCheckWarning
 
 
 def _records(**p_values):
@@ -62,11 +63,12 @@ def test_several_groups_and_none(monkeypatch):
 
 @pytest.mark.unit
 def test_validation_config_and_design(trimmed_panel):
-    for kw in (dict(errors="student_t"), dict(likelihood="dense")):
-        with pytest.raises(BayesDidError, match="auto"):
-            HierarchicalDiD(random_effects="auto", **kw)
-    assert HierarchicalDiD(random_effects="auto").config()["random_effects"] == "auto"
-    assert "random_effects" not in HierarchicalDiD().config()
+    # the default; the dense forms have no residual checks, so "auto" adds nothing there
+    assert HierarchicalDiD().random_effects == "auto"
+    dense = HierarchicalDiD(likelihood="dense").prepare(trimmed_panel)
+    assert not dense.random_terms
+    assert HierarchicalDiD().config()["random_effects"] == "auto"
+    assert "random_effects" not in HierarchicalDiD(random_effects=None).config()
     auto = HierarchicalDiD(random_effects="auto").prepare(trimmed_panel)
     plain = HierarchicalDiD().prepare(trimmed_panel)
     assert [b.name for b in auto.blocks] == [b.name for b in plain.blocks]
@@ -83,7 +85,9 @@ def _fit(panel, **kw):
 @pytest.mark.sampling
 def test_region_shocks_get_region_year_effects_and_others_do_not():
     shocked, _ = zoo_panel("region_shocks", 0)
-    auto = _fit(shocked, random_effects="auto")
+    with pytest.warns(ModelCheckWarning, match=r"refitting with random_effects='region\^year'"):
+        auto = HierarchicalDiD().fit(shocked, draws=150, tune=200, chains=2, cores=1,
+                                     random_seed=3, progress=False)
     info = auto.info["random_effects"]
     assert info["used"] == "region^year" and info["group_x_period_p"]["region"] < 0.01
     assert auto.info["config"]["random_effects"] == "auto"
@@ -96,7 +100,7 @@ def test_region_shocks_get_region_year_effects_and_others_do_not():
     auto = _fit(clean, random_effects="auto")
     assert auto.info["random_effects"]["used"] is None
     assert auto.info["random_effects"]["group_x_period_p"]["region"] >= 0.01
-    default = _fit(clean)
+    without = _fit(clean, random_effects=None)
     np.testing.assert_array_equal(auto.idata.posterior["effect"].values,
-                                  default.idata.posterior["effect"].values)
-    assert auto.info["config_hash"] != default.info["config_hash"]
+                                  without.idata.posterior["effect"].values)
+    assert auto.info["config_hash"] != without.info["config_hash"]

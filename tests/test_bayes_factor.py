@@ -143,6 +143,7 @@ def test_covariate_confounder_is_adjusted_for():
     assert res.info["covariates"] == ["x"] and "beta" in res.info["sampled_vars"]
 
 
+@pytest.mark.slow  # two full fits, one on PyMC's own NUTS: about 50 s
 def test_samplers_agree_with_covariates():
     # the numba density (nutpie) and PyMC's own graph give the same posterior, x' beta
     # included in the counterfactuals

@@ -183,7 +183,8 @@ def test_typed_errors_and_config(trimmed_panel):
     for bad in (["region", "year"], "", "  "):
         with pytest.raises(BayesDidError, match="random_effects"):
             HierarchicalDiD(random_effects=bad)
-    assert "random_effects" not in HierarchicalDiD().config()  # default config hash kept
+    # random_effects=None keeps the hash of the model before "auto" became the default
+    assert "random_effects" not in HierarchicalDiD(random_effects=None).config()
     assert HierarchicalDiD(random_effects=RE).config()["random_effects"] == RE
     before = trimmed_panel.data.copy()
     HierarchicalDiD(random_effects=RE).prepare(trimmed_panel)

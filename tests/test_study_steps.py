@@ -727,3 +727,22 @@ def test_augment_shifts_the_truth_by_a_times_b():
     assert "m" not in sim.data.columns  # the input is not modified
     with pytest.raises(SpecError, match="already a column"):
         augment(sim, flags={"x1": 0.5})
+
+
+@pytest.mark.unit
+def test_hierarchical_did_random_effects_option_reaches_the_model(monkeypatch):
+    from types import SimpleNamespace
+
+    from bayesdid.did.hierarchical import HierarchicalDiD
+    from bayesdid.study.steps_bayes import _hdid
+
+    monkeypatch.setattr(HierarchicalDiD, "fit", lambda self, panel, **kw: self)
+    ctx = SimpleNamespace(progress=False)
+    assert _hdid(None, {}, ctx).random_effects == "auto"  # the model's default
+    assert _hdid(None, {"random_effects": "none"}, ctx).random_effects is None
+    assert _hdid(None, {"random_effects": "region^year"}, ctx).random_effects == "region^year"
+    study = loads_study(textwrap.dedent(HEAD + '[[steps]]\nkind = "hierarchical_did"\n'
+                                        'random_effects = "none"\n'))
+    assert study.steps[0].options["random_effects"] == "none"
+    assert spec_error(HEAD + '[[steps]]\nkind = "hierarchical_did"\nrandom_effects = 1\n'
+                      ).startswith("steps[0].random_effects: expected str")

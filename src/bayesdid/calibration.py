@@ -163,13 +163,17 @@ def robust_redraw(result, panel: Panel, min_treated_clusters: int | None = None)
     from .bayes.result import BayesResult
 
     kw = {} if min_treated_clusters is None else {"min_treated_clusters": min_treated_clusters}
-    model = HierarchicalDiD(robust="cluster", **kw)
     if result.info.get("config", {}).get("errors") != "ar1" or result.info.get("robust") not in (
             None, "model-based"):
         raise ValueError("robust_redraw takes a default HierarchicalDiD (errors='ar1') result")
-    design = model.prepare(panel)
-    idata, _, robust = model._add_effects(result.idata.copy(deep=True), design, panel,
-                                          int(result.info["random_seed"]))
+    model = HierarchicalDiD(robust="cluster", **kw)
+    # the model whose hyperparameters were sampled: with random_effects="auto" (the
+    # default), the terms its residual check added
+    used = (result.info.get("random_effects") or {}).get("used")
+    sampled = HierarchicalDiD(robust="cluster", random_effects=used, **kw)
+    design = sampled.prepare(panel)
+    idata, _, robust = sampled._add_effects(result.idata.copy(deep=True), design, panel,
+                                            int(result.info["random_seed"]))
     info = {**result.info, "config": model.config(), "robust": robust}
     return BayesResult.from_idata(idata, method=result.method, info=info)
 

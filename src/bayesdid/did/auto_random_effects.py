@@ -1,12 +1,13 @@
-"""``HierarchicalDiD(random_effects="auto")``: group x period random effects when the data
-ask for them.
+"""``HierarchicalDiD(random_effects="auto")`` (the default): group x period random effects
+when the data ask for them.
 
 The model is first fitted without random effects; its posterior predictive check
 ``<group>_x_period`` (:mod:`bayesdid.did.ppc`: residuals summed within group x period
 cells, against their permutation distribution, flagged at p < 0.01) then decides, for each
 of the panel's group columns, whether shocks shared within group x period are in the data.
-If any is flagged, the model is fitted again with ``random_effects="<group>^<time>"`` for
-the flagged groups (same seed) and that fit is returned; otherwise the first fit is. This
+If any is flagged, the fit warns (:class:`~bayesdid.errors.ModelCheckWarning`), the model
+is fitted again with ``random_effects="<group>^<time>"`` for the flagged groups (same seed)
+and that fit is returned; otherwise the first fit is. This
 is model expansion driven by a posterior predictive check (Gelman et al. 2020, "Bayesian
 workflow", sec. 6-7): the cost of the term (about 3.5x the default fit on the LCCP panel,
 ``benchmarks/bench_event_study.py --group-time``) is paid only where the check finds the
@@ -35,6 +36,7 @@ import copy
 import warnings
 
 from ..bayes.result import config_hash
+from ..errors import ModelCheckWarning
 from ..bayes.sampling import resolve_seed
 from ..fixed_effects import parse_fe
 from ..panel import Panel
@@ -73,6 +75,12 @@ def fit_auto(model, panel: Panel, **fit_kwargs):
         for w in caught:  # the first fit is the answer: its notices stand
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     else:
+        shown = ", ".join(f"{g} x period p={p:.3g}" for g, p in p_values.items()
+                          if f"{g}^{panel.time}" in terms.split(" + "))
+        warnings.warn(
+            f"{type(model).__name__}: shocks shared within group x period ({shown}); "
+            f"refitting with random_effects={terms!r} (random_effects=None keeps the "
+            "model without them)", ModelCheckWarning, stacklevel=3)
         expanded = copy.copy(model)
         expanded.random_effects = terms
         result = expanded.fit(panel, **fit_kwargs)

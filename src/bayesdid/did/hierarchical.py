@@ -103,17 +103,22 @@ class HierarchicalDiD(BayesianModel):
         (``unit_sd_ratio``: class sd / lowest class's sd, LogNormal(0, 1) prior); exact in
         the marginal form (each unit's cross-products scaled by its precision).
     variance_classes : number of classes for ``unit_variance="classes"`` (default 4).
-    random_effects : ``None`` (default) or Gaussian random effects in pyfixest syntax, e.g.
-        ``"region^year"`` (region x year shocks; several terms joined by ``+``; a unit-level
-        group column interacted with time, or any column that varies over time). Each
-        term gets one effect per level with its own sampled sd ``sd_re_<columns>``
-        (Gamma(2, 2 / effect_sd), in outcome sds, as the cell interactions' sd), integrated
-        out exactly in the marginal form. A term may not also be in ``fe=`` nor contain
-        the unit column. ``"auto"``: fit without, and if the posterior predictive check
-        ``<group>_x_period`` flags a group column's shocks, fit again with
-        ``"<group>^<time>"`` for the flagged groups and return that fit (see
-        :mod:`bayesdid.did.auto_random_effects`; marginal form only). On the calibration
-        zoo's region x year shocks it covers 0.94 where ``None`` covers 0.86.
+    random_effects : ``"auto"`` (default), ``None``, or Gaussian random effects in pyfixest
+        syntax, e.g. ``"region^year"`` (region x year shocks; several terms joined by ``+``;
+        a unit-level group column interacted with time, or any column that varies over
+        time). Each term gets one effect per level with its own sampled sd
+        ``sd_re_<columns>`` (Gamma(2, 2 / effect_sd), in outcome sds, as the cell
+        interactions' sd), integrated out exactly in the marginal form. A term may not also
+        be in ``fe=`` nor contain the unit column. ``"auto"``: fit without random effects;
+        if the posterior predictive check ``<group>_x_period`` flags shocks shared within a
+        group column x period (p < 0.01), warn (:class:`ModelCheckWarning`) and fit again
+        with ``"<group>^<time>"`` for the flagged groups, returning that fit
+        (:mod:`bayesdid.did.auto_random_effects`; ``result.info["random_effects"]`` records
+        the p-values and the term used). The refit costs about 3.5x the first fit on an
+        LCCP-shaped panel; on the calibration zoo it moves coverage under region x year
+        shocks from 0.86 to 0.94 and adds the term on none of 800 panels without such
+        shocks. The dense forms (Student-t errors, ``likelihood="dense"``) have no residual
+        checks: there ``"auto"`` means no random effects. ``None`` never adds them.
 
     robust : ``None`` (default, model-based posterior) or ``"cluster"``: a sandwich-adjusted
         posterior of the coefficients given each hyperparameter draw (Mueller 2013; see
@@ -155,7 +160,7 @@ class HierarchicalDiD(BayesianModel):
                  unit_variance: Literal["equal", "classes"] = "equal",
                  variance_classes: int = 4, robust: Literal["cluster"] | None = None,
                  min_treated_clusters: int = MIN_TREATED_CLUSTERS,
-                 random_effects: str | None = None):
+                 random_effects: str | None = AUTO):
         if unit_variance not in UNIT_VARIANCES:
             raise BayesDidError(f"unit_variance must be one of {UNIT_VARIANCES}, "
                                 f"got {unit_variance!r}")
@@ -214,10 +219,6 @@ class HierarchicalDiD(BayesianModel):
                                            or not random_effects.strip()):
             raise BayesDidError(f"random_effects takes a pyfixest-style string such as "
                                 f"'region^year', 'auto' or None, got {random_effects!r}")
-        if random_effects == AUTO and self.form() != "marginal":
-            raise BayesDidError("random_effects='auto' decides from the marginal form's "
-                                "residual checks; use Gaussian errors ('ar1' or 'iid') and "
-                                "likelihood 'auto' or 'marginal', or name the terms")
         self.random_effects = random_effects
 
     def config(self) -> dict:
@@ -329,7 +330,7 @@ class HierarchicalDiD(BayesianModel):
         is the marginal form, else PyMC's NUTS; ``"nutpie"`` / ``"pymc"`` force one
         (``result.info['sampler']`` records which ran). Both sample the same posterior.
         """
-        if self.random_effects == AUTO:
+        if self.random_effects == AUTO and self.form() == "marginal":
             return fit_auto(self, panel, draws=draws, tune=tune, chains=chains, cores=cores,
                             random_seed=random_seed, progress=progress,
                             target_accept=target_accept, sampler=sampler)

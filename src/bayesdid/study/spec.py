@@ -63,7 +63,8 @@ key is an option of that kind, mapped to the estimator's keyword arguments, e.g.
 - ``event_study``: as ``twfe`` plus ``leads`` (6), ``lags`` (8), ``bin_ends`` (true),
   ``ref`` (-1).
 - ``hierarchical_did``: model options ``pool``, ``event_time``, ``leads``, ``errors`` (``"ar1"``,
-  ``"iid"``, ``"student_t"``), ``covariates``, ``likelihood`` and a ``priors`` table
+  ``"iid"``, ``"student_t"``), ``covariates``, ``likelihood``, ``fe``, ``random_effects``
+  (``"auto"``, the default, ``"none"`` or terms such as ``"region^year"``) and a ``priors`` table
   (:class:`~bayesdid.did.priors.DiDPriors` fields); sampler options ``draws``, ``tune``,
   ``chains``, ``cores``, ``random_seed`` (omitted: one is drawn and recorded in the
   posterior file and the log), ``target_accept``; ``interval`` (``"hdi"`` or ``"eti"``).

@@ -79,6 +79,8 @@ def _hdid(panel, opts, ctx):
     model_opts = {k: opts[k] for k in _HDID_MODEL_KEYS if k in opts}
     if "fe" in model_opts:
         model_opts["fe"] = fe_value(model_opts["fe"])
+    if "random_effects" in opts:  # "auto" (the model's default), "none", or terms
+        model_opts["random_effects"] = fe_value(opts["random_effects"])
     if "priors" in opts:
         model_opts["priors"] = DiDPriors(**opts["priors"])
     fits = fit_kwargs(opts)
@@ -199,10 +201,13 @@ KINDS: dict[str, StepKind] = {
         {"pool": STR_LIST, "event_time": check_bool, "leads": check_int(0),
          "errors": check_str(("ar1", "iid", "student_t")), "covariates": STR_LIST,
          "likelihood": check_str(("auto", "marginal", "dense")), "priors": _priors,
-         "median_split": check_str(), "fe": check_str(empty=True), **SAMPLER},
+         "median_split": check_str(), "fe": check_str(empty=True),
+         "random_effects": check_str(empty=True), **SAMPLER},
         _hdid, simple_output, bayesian=True, propagate=True, check=_check_hdid,
         columns=lambda o: [o.get("median_split"), *(o.get("covariates") or []),
-                           *fe_columns(o.get("fe"))],
+                           *fe_columns(o.get("fe")),
+                           *fe_columns(None if o.get("random_effects") == "auto"
+                                       else o.get("random_effects"))],
         groups=_hdid_groups,
         description="hierarchical Bayesian DID / event study (clean comparison)"),
     "bayes_sensitivity": StepKind(
