@@ -82,6 +82,9 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--panels", type=int, default=50)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first-seed .. first-seed + panels - 1 (more seeds to add "
+                             "to an earlier run's CSV)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--tune", type=int, default=500)
@@ -97,7 +100,8 @@ def main() -> None:
     t0 = time.perf_counter()
     out = run_replications(one_panel, [(s, args.draws, args.tune, args.noise_rho, args.pooling,
                                         args.noise, args.rho_concentration)
-                                       for s in range(args.panels)],
+                                       for s in range(args.first_seed,
+                                                      args.first_seed + args.panels)],
                            workers=args.workers, desc="panels")
     wall = time.perf_counter() - t0
     frame = pd.DataFrame([r for rows in out for r in rows])
@@ -106,7 +110,8 @@ def main() -> None:
     per_fit = frame.drop_duplicates(["seed", "method"]).groupby("method")["seconds"].mean()
     text = "\n".join([
         f"Coverage of 95% ATT intervals on {args.panels} simulated pilot-zone panels "
-        f"(simulate_pilot_zones seeds 0..{args.panels - 1}: 29 provinces, 2004-2020, 3 "
+        f"(simulate_pilot_zones seeds {args.first_seed}.."
+        f"{args.first_seed + args.panels - 1}: 29 provinces, 2004-2020, 3 "
         f"treated from 2017, effects 0.25/0.15/0.10, noise sd 0.03, noise_rho "
         f"{args.noise_rho}).",
         "",
@@ -125,7 +130,8 @@ def main() -> None:
         "(timings inflated by other jobs).",
         "",
         "Run: `.venv/bin/python benchmarks/synth_coverage.py --panels "
-        f"{args.panels} --workers {args.workers} --noise-rho {args.noise_rho} "
+        f"{args.panels} --first-seed {args.first_seed} --workers {args.workers} "
+        f"--noise-rho {args.noise_rho} "
         f"--noise {args.noise} --pooling {args.pooling}"
         + (f" --rho-concentration {args.rho_concentration}" if args.rho_concentration else "")
         + "`",
