@@ -9,7 +9,6 @@ Student-t(3) innovations (100-panel zoo, benchmarks/results/calibration_zoo.md: 
 (``random_effects="auto"``) detects with its region x period check and refits with
 region x year random effects (0.94 over 100 panels; the model without them covered 0.86).
 """
-"""
 
 import warnings
 
