@@ -121,9 +121,11 @@ def _shock_panel(seed: int = 3) -> Panel:
 @pytest.mark.sampling
 def test_fit_warns_and_records_region_by_period_shocks():
     panel = _shock_panel()
+    # random_effects=None: the model without region x year effects, whose check this is
+    # (the default, "auto", would refit with them; tests/test_auto_random_effects.py)
     with pytest.warns(ModelCheckWarning, match="region_x_period"):
-        res = HierarchicalDiD(pool=("cohort",)).fit(panel, draws=500, tune=500, chains=2,
-                                                    random_seed=1, progress=False)
+        res = HierarchicalDiD(pool=("cohort",), random_effects=None).fit(
+            panel, draws=500, tune=500, chains=2, random_seed=1, progress=False)
     table = res.ppc().set_index("check")
     assert table.loc["region_x_period", "flagged"]
     assert "region^year" in table.loc["region_x_period", "remedy"]
