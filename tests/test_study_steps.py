@@ -746,3 +746,29 @@ def test_hierarchical_did_random_effects_option_reaches_the_model(monkeypatch):
     assert study.steps[0].options["random_effects"] == "none"
     assert spec_error(HEAD + '[[steps]]\nkind = "hierarchical_did"\nrandom_effects = 1\n'
                       ).startswith("steps[0].random_effects: expected str")
+
+
+@pytest.mark.unit
+def test_report_line_says_which_random_effects_auto_added():
+    from types import SimpleNamespace
+
+    from bayesdid.results import EffectResult
+    from bayesdid.study.narrative import step_line
+
+    # a hierarchical DID's overall row (no posterior draws here, so no P(effect > 0))
+    table = pd.DataFrame([dict(estimand="att", group="overall", estimate=0.1, se_or_sd=0.02,
+                               lower=0.06, upper=0.14, level=0.95, interval="hdi",
+                               method="hierarchical_did", n_obs=500)])
+    step = SimpleNamespace(name="bayes", kind="hierarchical_did", options={})
+
+    def line(random_effects):
+        result = EffectResult(table=table, method="hierarchical_did",
+                              info={"random_effects": random_effects})
+        return step_line(step, SimpleNamespace(table=table, result=result))
+
+    added = line({"requested": "auto", "used": "region^year",
+                  "group_x_period_p": {"region": 0.0}})
+    assert ("random effects region^year added (the first fit's residual check: region x "
+            "period p < 0.001)") in added
+    assert "random effects" not in line({"requested": "auto", "used": None,
+                                          "group_x_period_p": {"region": 0.4}})

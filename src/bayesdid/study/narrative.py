@@ -12,7 +12,9 @@ interval and
   a permutation p, else the test of estimate / SE, as the regression table's stars), and for
   a placebo test its placebo p;
 
-then any failed diagnostic: the convergence checks of a Bayesian step (the table the report
+then, for a hierarchical DID whose default (``random_effects="auto"``) added group x period
+random effects, which term and the residual check that asked for it, then any failed
+diagnostic: the convergence checks of a Bayesian step (the table the report
 lists below, computed when the step was fitted), and what a classical estimator recorded as
 failed (infeasible LPs, failed placebo or bootstrap draws, unmatched treated rows, skipped
 group-time cells). Efficiency levels get no p-value or P(> 0): they are not effects.
@@ -121,6 +123,18 @@ def _placebo_p(table: pd.DataFrame) -> str | None:
     return f"placebo {_p_text(p) if p else 'p = 0'}{bound} over {int(row['n_obs'])} draws"
 
 
+def _random_effects_text(result: Any) -> str | None:
+    """The group x period random effects ``HierarchicalDiD(random_effects="auto")`` added,
+    and the first fit's check that asked for them (None when it added none)."""
+    chosen = (getattr(result, "info", None) or {}).get("random_effects") or {}
+    if not chosen.get("used"):
+        return None
+    checks = ", ".join(f"{group} x period {_p_text(p)}"
+                       for group, p in chosen.get("group_x_period_p", {}).items())
+    return (f"random effects {chosen['used']} added (the first fit's residual check: "
+            f"{checks})")
+
+
 def failed_diagnostics(result: Any, diagnostics: pd.DataFrame | None) -> list[str]:
     """What failed, in words: convergence checks (Bayesian) or recorded failures."""
     out = []
@@ -177,7 +191,7 @@ def step_line(step: Any, output: Any, *, diagnostics: pd.DataFrame | None = None
     more = len(table) - min(len(rows), _MAX_ROWS)
     line = f"{head}: " + "; ".join(parts)
     for extra in (_placebo_p(table), _leads_text(table) if rows["estimand"].iloc[0]
-                  == "event_time" else None):
+                  == "event_time" else None, _random_effects_text(output.result)):
         if extra:
             line += f"; {extra}"
     line += f" (and {more} more rows)." if more > 0 else "."
