@@ -125,7 +125,7 @@ def test_noise_paths_continue_the_last_residual():
 def test_options_config_and_errors(pilot):
     ar1, iid = BayesianSyntheticControl(), BayesianSyntheticControl(noise="iid")
     assert ar1.config()["noise"] == "ar1" and iid.config()["noise"] == "iid"
-    assert ar1.config()["priors"]["rho_concentration"] == 1.0
+    assert ar1.config()["priors"]["rho_concentration"] == 0.5  # Jeffreys
     assert [v.name for v in iid.build(pilot).free_RVs] == ["w_gamma"]
     assert "noise_rho" in ar1.build(pilot).named_vars
     with pytest.raises(BayesDidError, match="noise must be one of"):

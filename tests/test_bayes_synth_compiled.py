@@ -63,8 +63,8 @@ def _check_against_pymc(est, design, points):
 @pytest.mark.parametrize("noise", ["ar1", "iid"])
 @pytest.mark.parametrize("intercept", [False, True])
 def test_compiled_density_equals_the_pymc_model(panel, intercept, noise):
-    # the default flat prior on rho, and Beta(2, 2) on (rho + 1) / 2 with the intercept
-    priors = SynthPriors(rho_concentration=2.0 if intercept else 1.0)
+    # the default Jeffreys prior on rho, and Beta(2, 2) on (rho + 1) / 2 with the intercept
+    priors = SynthPriors(rho_concentration=2.0 if intercept else 0.5)
     est = BayesianSyntheticControl(intercept=intercept, noise=noise, priors=priors)
     design = est.prepare(panel)
     rng = np.random.default_rng(0)

@@ -13,12 +13,20 @@ sigma^2)`` integrated out (``c = P 1``, ``m = c'c + 1 / kappa2``)::
     Q = e'e [- (c'e)^2 / m]                                    ([...]: with intercept)
 
 ``rho = 2 u - 1`` with ``u ~ Beta(rho_concentration, rho_concentration)`` per target:
-symmetric about 0, so it includes "no persistence" and favours no sign; the default 1 is
-flat on (-1, 1). A concentration of 2 (``p(rho) ~ 1 - rho^2``, mass kept off the unit root)
+symmetric about 0, so it includes "no persistence" and favours no sign; the default 0.5 is
+the Jeffreys prior ``p(rho) ~ (1 - rho^2)^(-1/2)`` (1: flat on (-1, 1), the default
+before). A concentration of 2 (``p(rho) ~ 1 - rho^2``, mass kept off the unit root)
 shrank rho toward 0 on 13 pre-periods (posterior mean 0.38 for a true 0.5) and calibrated
-worse (benchmarks/results/synth_coverage.md). The conditional continuation below keeps
-the post-period variance finite as rho -> 1. ``sigma`` is the innovation sd (the noise sd
-when ``rho = 0``).
+worse (benchmarks/results/synth_coverage.md). Why rho's posterior matters so much here:
+the donor weights absorb the slowly varying part of the pre-period noise, so in a panel
+whose residuals happen to look white the posterior puts rho near 0 and the post-period
+interval is narrow while the true noise is still persistent; averaged over rho drawn from
+the prior the model is calibrated, at a fixed persistent rho it under-covers
+(benchmarks/results/synth_coverage_h_bsc.md). In ``logit(u)`` coordinates the prior times
+the likelihood's ``sqrt(1 - rho^2)`` is ``(u (1 - u))^(c + 1/2)``, which decays in both
+tails for any ``c > 0``. The conditional continuation below keeps the post-period
+variance finite as rho -> 1. ``sigma`` is the innovation sd (the noise sd when
+``rho = 0``).
 
 Post-period noise is drawn from the AR(1) continuation of the last pre-period residual
 (the posterior predictive of the untreated outcome given the pre-period data), so the
