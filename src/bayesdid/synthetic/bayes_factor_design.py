@@ -50,10 +50,10 @@ from scipy import stats
 from ..errors import DesignError
 from ..panel import Panel
 from .bayes_factor_covariates import CovariateCube, covariate_cube, pattern_covariate_stats
-from .bayes_factor_pooled import EffectDesign, effect_design, pooled_groups
+from .bayes_factor_pooled import EffectDesign, effect_design
 from .factor_panel import FactorMatrix, factor_matrix
 
-__all__ = ["FactorDesign", "PatternGroup", "prepare_factor", "pattern_groups",
+__all__ = ["FactorDesign", "PatternGroup", "prepare_factor", "pattern_groups", "pooled_groups",
            "marginal_loglik_np", "dense_loglik_np", "time_effect_posterior",
            "covariate_scatter"]
 
@@ -98,22 +98,47 @@ class PatternGroup:
         return A
 
 
+def _pattern_group(Y: np.ndarray, X: np.ndarray, rows: np.ndarray, length: int,
+                   treated: bool, effect_map: np.ndarray | None = None) -> PatternGroup:
+    """The :class:`PatternGroup` of units ``rows`` over their first ``length`` periods."""
+    data = Y[rows, :length]
+    mean = data.mean(axis=0)
+    dev = data - mean
+    xmean, xy, xx = pattern_covariate_stats(X, Y, rows, length)
+    return PatternGroup(length=length, n=len(rows), mean=mean, scatter=dev.T @ dev,
+                        treated=treated, xmean=xmean, xy=xy, xx=xx, effect_map=effect_map)
+
+
 def pattern_groups(Y: np.ndarray, start: np.ndarray,
                    X: np.ndarray | None = None) -> list[PatternGroup]:
     """Sufficient statistics of every untreated-prefix pattern (units with ``start > 0``);
     ``X`` (N x T x k): covariates."""
     if X is None:
         X = np.zeros((*Y.shape, 0))
+    return [_pattern_group(Y, X, np.flatnonzero(start == s), int(s), bool(s < Y.shape[1]))
+            for s in np.unique(start) if s > 0]
+
+
+def pooled_groups(Y: np.ndarray, X: np.ndarray, start: np.ndarray, unit_keys: list[tuple],
+                  cell_index: dict[tuple, int], ed: EffectDesign) -> list[PatternGroup]:
+    """Pattern groups when every row is modelled (``effects="pooled"``,
+    :mod:`.bayes_factor_pooled`): the never-treated (one group), then one group per
+    (cohort, pooling-group levels) of treated units (``unit_keys[i]``: unit i's levels),
+    each of length T with its ``effect_map`` (T x E; zero before adoption)."""
+    N, T = Y.shape
+    keys = {}
+    for i in range(N):
+        keys.setdefault((int(start[i]), *unit_keys[i]) if start[i] < T else ("never",),
+                        []).append(i)
     out = []
-    for s in np.unique(start):
-        if s == 0:
-            continue
-        rows = Y[start == s, :s]
-        mean = rows.mean(axis=0)
-        dev = rows - mean
-        xmean, xy, xx = pattern_covariate_stats(X, Y, np.flatnonzero(start == s), int(s))
-        out.append(PatternGroup(length=int(s), n=len(rows), mean=mean, scatter=dev.T @ dev,
-                                treated=bool(s < Y.shape[1]), xmean=xmean, xy=xy, xx=xx))
+    for key, rows in sorted(keys.items(), key=lambda kv: (kv[0][0] != "never", str(kv[0]))):
+        emap = np.zeros((T, len(ed.names)))
+        treated = key[0] != "never"
+        if treated:
+            s = key[0]
+            for t in range(s, T):
+                emap[t] = ed.M[cell_index[(s, *key[1:], t - s)]]
+        out.append(_pattern_group(Y, X, np.asarray(rows), T, treated, emap))
     return out
 
 
@@ -203,7 +228,7 @@ def prepare_factor(panel: Panel, groups: tuple[str, ...],
         unit_keys = [tuple(unit_groups[g][i] for g in groups) for i in range(len(fm.units))]
         index = {(int(fm.start[j]), *unit_keys[j], int(k)): int(c)
                  for j, k, c in zip(cells["unit_row"], cells["k"], cell_of)}
-        pattern = pooled_groups(Ys, cube.X, fm.start, unit_keys, index, effects, PatternGroup)
+        pattern = pooled_groups(Ys, cube.X, fm.start, unit_keys, index, effects)
     else:
         pattern = pattern_groups(Ys, fm.start, cube.X)
     return FactorDesign(fm=fm, Y=Ys, y_loc=loc, y_scale=scale, groups=pattern, cells=cells,

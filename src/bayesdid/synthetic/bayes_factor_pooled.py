@@ -31,9 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .bayes_factor_covariates import pattern_covariate_stats
-
-__all__ = ["EffectDesign", "effect_design", "pooled_groups", "effect_prior_sd"]
+__all__ = ["EffectDesign", "effect_design", "effect_prior_sd"]
 
 
 @dataclass(frozen=True)
@@ -71,33 +69,4 @@ def effect_prior_sd(ed: EffectDesign, effect_mean_sd: float, cell_sd) -> np.ndar
     out = np.empty((*cell_sd.shape, len(ed.names)))
     out[..., : ed.n_additive] = effect_mean_sd
     out[..., ed.n_additive:] = cell_sd[..., None]
-    return out
-
-
-def pooled_groups(Y: np.ndarray, X: np.ndarray, start: np.ndarray, unit_keys: list[tuple],
-                  cell_index: dict[tuple, int], ed: EffectDesign, group_cls) -> list:
-    """Pattern groups when every row is modelled: the never-treated (one group), then one
-    group per (cohort, pooling-group levels) of treated units (``unit_keys[i]``: unit i's
-    levels), each of length T with its ``effect_map`` (T x E; zero before adoption)."""
-    N, T = Y.shape
-    E = len(ed.names)
-    keys = {}
-    for i in range(N):
-        keys.setdefault((int(start[i]), *unit_keys[i]) if start[i] < T else ("never",),
-                        []).append(i)
-    out = []
-    for key, rows in sorted(keys.items(), key=lambda kv: (kv[0][0] != "never", str(kv[0]))):
-        rows = np.asarray(rows)
-        data = Y[rows]
-        mean = data.mean(axis=0)
-        dev = data - mean
-        xmean, xy, xx = pattern_covariate_stats(X, Y, rows, T)
-        emap = np.zeros((T, E))
-        treated = key[0] != "never"
-        if treated:
-            s = key[0]
-            for t in range(s, T):
-                emap[t] = ed.M[cell_index[(s, *key[1:], t - s)]]
-        out.append(group_cls(length=T, n=len(rows), mean=mean, scatter=dev.T @ dev,
-                             treated=treated, xmean=xmean, xy=xy, xx=xx, effect_map=emap))
     return out
