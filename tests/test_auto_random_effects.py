@@ -104,3 +104,22 @@ def test_region_shocks_get_region_year_effects_and_others_do_not():
     np.testing.assert_array_equal(auto.idata.posterior["effect"].values,
                                   without.idata.posterior["effect"].values)
     assert auto.info["config_hash"] != without.info["config_hash"]
+
+
+@pytest.mark.sampling
+def test_zoo_robust_redraw_follows_the_added_terms():
+    # calibration.robust_redraw rebuilds the design the hyperparameters were sampled on:
+    # with region x year effects added by "auto", the redraw must equal the direct fit
+    from bayesdid.calibration import robust_redraw
+
+    shocked, _ = zoo_panel("region_shocks", 0)
+    kw = dict(draws=100, tune=150, chains=2, cores=1, random_seed=5, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        default = HierarchicalDiD().fit(shocked, **kw)
+        robust = HierarchicalDiD(robust="cluster").fit(shocked, **kw)
+    assert default.info["random_effects"]["used"] == "region^year"
+    assert robust.info["random_effects"]["used"] == "region^year"
+    redrawn = robust_redraw(default, shocked)
+    np.testing.assert_array_equal(redrawn.draws(), robust.draws())
+    assert redrawn.info["config"] == robust.info["config"]
