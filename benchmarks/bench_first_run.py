@@ -1,20 +1,22 @@
 """``bayesdid demo`` on its first run after install vs a warm run, and where the first
-run's extra time goes.
+run's extra time goes; with the block-arrow kernel built in C (the default) and, as the
+like-for-like baseline in the same process, compiled by numba (``BAYESDID_NATIVE=0``).
 
 Each run is a fresh ``python -m bayesdid.cli demo`` subprocess writing to a new folder (so
 the study's own result cache never answers). The cold runs get an empty
-``NUMBA_CACHE_DIR`` and an empty PyTensor ``base_compiledir``, which is what a fresh
-install has; the warm runs then reuse those folders. Printed per run: wall seconds and
-the subprocess's user + system CPU seconds (the compile is single-threaded, so CPU
-seconds travel between loaded and idle machines, wall seconds do not), and the cold /
-warm ratios.
+``NUMBA_CACHE_DIR``, an empty PyTensor ``base_compiledir`` and an empty
+``BAYESDID_CACHE_DIR`` (the C kernels), which is what a fresh install has; the warm runs
+then reuse those folders. Printed per run: wall seconds and the subprocess's user + system
+CPU seconds (the compile is single-threaded, so CPU seconds travel between loaded and
+idle machines, wall seconds do not), the cold / warm ratios, and C / numba.
 
-The compile profile (``--profile``; also run by default) compiles, in a fresh subprocess
-with an empty numba cache, exactly what the demo's Bayesian step needs: the nutpie C
-callback of the DID density on the demo's kernel (LCCP 278 x 19, event time, AR(1): the
-block-arrow kernel) and the exact conditional draws of the coefficients after NUTS. Every
-``numba:compile`` event (numba's public event API) is timed in thread CPU seconds,
-inclusive and self (minus the nested compiles).
+The compile profile (also run by default) builds, in a fresh subprocess with empty caches,
+exactly what the demo's Bayesian step needs: the nutpie callback of the DID density on the
+demo's kernel (LCCP 278 x 19, event time, AR(1): the block-arrow kernel), once in C (the
+system compiler) and once with numba, and the exact conditional draws of the coefficients
+after NUTS (numba). Every ``numba:compile`` event (numba's public event API) is timed in
+thread CPU seconds, inclusive and self (minus the nested compiles); the C build is a
+compiler subprocess, timed in wall seconds.
 
     .venv/bin/python benchmarks/bench_first_run.py [--cold 1] [--warm 1] [--top 25]
     .venv/bin/python benchmarks/bench_first_run.py --profile-only
@@ -40,17 +42,18 @@ def _children_cpu() -> float:
 def _env(cache: Path) -> dict:
     env = dict(os.environ)
     env["NUMBA_CACHE_DIR"] = str(cache / "numba")
+    env["BAYESDID_CACHE_DIR"] = str(cache / "native")
     flags = env.get("PYTENSOR_FLAGS", "")
     env["PYTENSOR_FLAGS"] = ",".join(
         f for f in (flags, f"base_compiledir={cache / 'pytensor'}") if f)
     return env
 
 
-def run_demo(cache: Path, out: Path) -> dict:
+def run_demo(cache: Path, out: Path, extra_env: dict) -> dict:
     """One ``bayesdid demo`` subprocess: wall and CPU (user + sys) seconds."""
     cpu0, t0 = _children_cpu(), time.perf_counter()
     subprocess.run([sys.executable, "-m", "bayesdid.cli", "demo", "--out", str(out),
-                    "--quiet"], env=_env(cache), check=True, stdout=subprocess.DEVNULL,
+                    "--quiet"], env={**_env(cache), **extra_env}, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     return {"wall": time.perf_counter() - t0, "cpu": _children_cpu() - cpu0}
 
@@ -80,6 +83,7 @@ def profile_child(top: int) -> None:
     event.register("numba:compile", rec)
     warnings.simplefilter("ignore")
     from bayesdid import Panel
+    from bayesdid.bayes import native
     from bayesdid.bayes.nutpie_compiled import LOGP_SIG, lazy_cfunc
     from bayesdid.datasets import simulate_staggered
     from bayesdid.did import nutpie_density as nd
@@ -92,6 +96,11 @@ def profile_child(top: int) -> None:
     design = model.prepare(panel)
     buf = nd.pack_user_data(design, model.priors, True)
     kernel = nd.kernel_of(buf)
+    t0 = time.perf_counter()
+    built = nd.native_callbacks()
+    t_native = time.perf_counter() - t0
+    print(f"C build of the block kernel's callbacks (cc {' '.join(native.CFLAGS)}): "
+          f"{t_native:.2f} s wall" + ("" if built else " -- FAILED, no native kernel"))
     c0 = time.thread_time()
     lazy_cfunc(nd.KERNELS[kernel], LOGP_SIG)
     c1 = time.thread_time()
@@ -101,7 +110,7 @@ def profile_child(top: int) -> None:
     c2 = time.thread_time()
     events = sorted(rec.done)
     in_callback = sum(d for start, d, depth, _, _ in events if depth == 0 and start < c1)
-    print(f"kernel {kernel}, p = {design.n_phi}: log-density callback {c1 - c0:.2f} s CPU (of "
+    print(f"kernel {kernel}, p = {design.n_phi}: numba log-density callback {c1 - c0:.2f} s CPU (of "
           f"which the cfunc itself, outside the functions it calls: {c1 - c0 - in_callback:.2f}"
           f" s), conditional draws {c2 - c1:.2f} s CPU; together {c2 - c0:.2f} s\n")
     rows = []
@@ -137,22 +146,31 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_first_run_") as tmp:
         root = Path(tmp)
         if not args.profile_only:
-            cold, warm = [], []
-            for i in range(args.cold):
-                cache = root / f"cache{i}"
-                cold.append(run_demo(cache, root / f"cold{i}"))
-                warm += [run_demo(cache, root / f"warm{i}_{j}") for j in range(args.warm)]
-            print("| run | wall s | user+sys CPU s |")
-            print("|---|---:|---:|")
-            for name, runs in (("first run (empty caches)", cold), ("warm", warm)):
-                for r in runs:
-                    print(f"| {name} | {r['wall']:.1f} | {r['cpu']:.1f} |")
-            best_cold = min(cold, key=lambda r: r["cpu"])
-            best_warm = min(warm, key=lambda r: r["cpu"])
-            c, w = best_cold, best_warm
-            print(f"\ncold / warm (best of each): wall {c['wall'] / w['wall']:.2f}x, CPU "
-                  f"{c['cpu'] / w['cpu']:.2f}x; the first run's extra CPU: "
-                  f"{c['cpu'] - w['cpu']:.1f} s\n", flush=True)
+            best = {}
+            print("| kernel | run | wall s | user+sys CPU s |")
+            print("|---|---|---:|---:|")
+            for label, extra in (("C", {}), ("numba", {"BAYESDID_NATIVE": "0"})):
+                cold, warm = [], []
+                for i in range(args.cold):
+                    cache = root / f"{label}{i}"
+                    cold.append(run_demo(cache, root / f"{label}_cold{i}", extra))
+                    warm += [run_demo(cache, root / f"{label}_warm{i}_{j}", extra)
+                             for j in range(args.warm)]
+                for name, runs in (("first run (empty caches)", cold), ("warm", warm)):
+                    for r in runs:
+                        print(f"| {label} | {name} | {r['wall']:.1f} | {r['cpu']:.1f} |",
+                              flush=True)
+                best[label] = (min(cold, key=lambda r: r["cpu"]),
+                               min(warm, key=lambda r: r["cpu"]))
+            print()
+            for label, (c, w) in best.items():
+                print(f"{label}: cold / warm (best of each): wall {c['wall'] / w['wall']:.2f}x, "
+                      f"CPU {c['cpu'] / w['cpu']:.2f}x; the first run's extra CPU: "
+                      f"{c['cpu'] - w['cpu']:.1f} s")
+            (cc, wc), (cn, wn) = best["C"], best["numba"]
+            print(f"first run, C / numba kernel: wall {cc['wall'] / cn['wall']:.2f}x, CPU "
+                  f"{cc['cpu'] / cn['cpu']:.2f}x; warm: wall {wc['wall'] / wn['wall']:.2f}x\n",
+                  flush=True)
         env = _env(root / "profile")
         subprocess.run([sys.executable, __file__, "--profile-child", "--top", str(args.top)],
                        env=env, check=True)

@@ -25,6 +25,7 @@ from bayesdid.datasets import simulate_staggered
 from bayesdid.did.hierarchical import HierarchicalDiD
 from bayesdid.did.nutpie_density import (
     KERNELS,
+    callbacks_for,
     compile_did_nutpie,
     did_logp_grad,
     kernel_of,
@@ -85,7 +86,11 @@ def test_each_kernel_has_its_own_callback_equal_to_did_logp_grad(kernel):
     cfunc = lazy_cfunc(KERNELS[kernel], LOGP_SIG)
     assert lazy_cfunc(KERNELS[kernel], LOGP_SIG) is cfunc  # compiled once per process
     compiled = compile_did_nutpie(model_.build(panel), design, model_.priors, "ar1")
-    assert compiled.compiled_logp_func is cfunc
+    # the fit samples with this kernel's callback (the block kernel's C one where it builds)
+    assert compiled.compiled_logp_func is callbacks_for(kernel)[0]
+    fallback = compile_did_nutpie(model_.build(panel), design, model_.priors, "ar1",
+                                  use_native=False)
+    assert fallback.compiled_logp_func is cfunc
     n_dim = compiled.n_dim
     rng = np.random.default_rng(7)
     for _ in range(3):

@@ -50,7 +50,9 @@ True
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
+from functools import cache
 from itertools import combinations
 
 import numba
@@ -59,6 +61,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 from threadpoolctl import threadpool_limits
 
+from ..bayes import native
 from ..bayes.small_linalg import small_spd_inverse
 from .marginal_likelihood_numba import (
     _cholesky_in_place,
@@ -70,7 +73,7 @@ from .marginal_likelihood_numba import (
 
 __all__ = ["BlockLayout", "block_layout", "layout_cost", "layout_from_groups",
            "layout_arrays", "block_loglik_grad_nb", "block_draw_batch_nb", "draw_phi_block",
-           "MAX_GROUP", "MIN_P"]
+           "MAX_GROUP", "MIN_P", "NATIVE_BLOCK_SOURCE", "native_block_draws"]
 
 #: largest diagonal block considered for the tail (a bigger connected group of pooled
 #: columns joins the head); below it :func:`layout_cost` decides
@@ -78,6 +81,9 @@ MAX_GROUP = 128
 #: fewest coefficients for the block layout: below, the dense kernel is as fast or faster
 #: (castle, p = 51: equal; a 20 x 2 DiD, p = 11: dense 2x faster, per-call overheads)
 MIN_P = 64
+#: the C twin of this module's log density and draws (relative to the package), built by
+#: :func:`bayesdid.bayes.native.load`; the numba functions here are its fallback
+NATIVE_BLOCK_SOURCE = "did/block_density.c"
 #: the (a <= b) pairs of the unit projection's Q_L(a, b) rows kept in the compact basis
 _PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 
@@ -401,11 +407,44 @@ def block_draw_batch_nb(basis, head, tail, starts, run_lengths, lam_a, sigma, rh
     return out
 
 
+@cache
+def native_block_draws():
+    """``bayesdid_block_draws`` of :data:`NATIVE_BLOCK_SOURCE` (the C twin of
+    :func:`block_draw_batch_nb`), or ``None`` where it cannot be built."""
+    lib = native.load(NATIVE_BLOCK_SOURCE)
+    if lib is None:
+        return None
+    fn = lib.handle.bayesdid_block_draws
+    fn.restype = ctypes.c_int64
+    fn.argtypes = ([ctypes.c_int64] * 6 + [ctypes.c_void_p] * 5 + [ctypes.c_double,
+                   ctypes.c_int64] + [ctypes.c_void_p] * 5)
+    return fn
+
+
+def _block_draws_c(fn, basis, head, tail, starts, run_lengths, lam_a, sigma, rho, lam_phi, z):
+    """:func:`block_draw_batch_nb` through its C twin ``fn`` (same arguments)."""
+    arrays = [np.ascontiguousarray(a, dtype=dt) for a, dt in (
+        (basis, float), (head, np.int64), (tail, np.int64), (starts, np.int64),
+        (run_lengths, float), (sigma, float), (rho, float), (lam_phi, float), (z, float))]
+    basis, head, tail, starts, run_lengths, sigma, rho, lam_phi, z = arrays
+    out = np.empty(lam_phi.shape)
+    status = fn(lam_phi.shape[1], len(head), len(starts) - 1, basis.shape[0],
+                len(run_lengths), basis.shape[1], *(a.ctypes.data for a in arrays[:5]),
+                float(lam_a), lam_phi.shape[0],
+                *(a.ctypes.data for a in (sigma, rho, lam_phi, z, out)))
+    if status != 0:
+        raise MemoryError("bayesdid_block_draws could not allocate its workspace")
+    return out
+
+
 def draw_phi_block(design, sigma: np.ndarray, rho: np.ndarray, lam_a: float,
-                   lam_phi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+                   lam_phi: np.ndarray, rng: np.random.Generator,
+                   use_native: bool = True) -> np.ndarray:
     """Exact conditional draws of phi (rows: hyperparameter draws) on the block-arrow
     layout when ``design`` has it, else :func:`.marginal_likelihood_numba.draw_phi_nb`;
     one standard normal (draws x p) array from ``rng`` either way (same seed, same draws).
+    On the layout, the C twin (:func:`native_block_draws`) draws where it builds (and
+    ``use_native``), else :func:`block_draw_batch_nb` (same draws to rounding).
     BLAS runs single-threaded: the matrices are small, and threads only contend."""
     layout = block_layout(design)
     if layout is None:
@@ -413,8 +452,11 @@ def draw_phi_block(design, sigma: np.ndarray, rho: np.ndarray, lam_a: float,
             return draw_phi_nb(design.stats, sigma, rho, lam_a, lam_phi, rng)
     lam_phi = np.ascontiguousarray(lam_phi, dtype=float)
     z = rng.standard_normal(lam_phi.shape)
-    with threadpool_limits(1):
-        return block_draw_batch_nb(
-            *layout_arrays(layout), np.asarray(design.stats["run_lengths"], dtype=float),
+    args = (*layout_arrays(layout), np.asarray(design.stats["run_lengths"], dtype=float),
             float(lam_a), np.asarray(sigma, dtype=float), np.asarray(rho, dtype=float),
             lam_phi, z)
+    fn = native_block_draws() if use_native else None
+    with threadpool_limits(1):
+        if fn is not None:
+            return _block_draws_c(fn, *args)
+        return block_draw_batch_nb(*args)

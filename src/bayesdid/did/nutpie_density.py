@@ -8,7 +8,10 @@ marginal likelihood of :mod:`.marginal_likelihood_numba`. Here that log-density,
 transforms (log for sigma and the sds, interval for rho) and their Jacobians, is a numba C
 callback cached on disk (``cache=True``), one per likelihood kernel (:data:`KERNELS`: dense,
 block-arrow, per-unit scaled), each compiled only when a fit first needs it (nothing
-compiles at import); every panel-specific number (cross-products, prior precisions, prior
+compiles at import). The block-arrow kernel, the one large panels and the demo sample on,
+also exists in C (``block_density.c``, :func:`native_callbacks`): built by the system
+compiler in under a second where numba takes about 8, it is what fits use when it builds,
+and the numba callback is the fallback (tests hold the two to 1e-10). Every panel-specific number (cross-products, prior precisions, prior
 scales) reaches it through nutpie's user-data pointer as one float64 buffer. The PyMC model still provides names, coords, initial
 points and the fallback sampler; tests check this density against PyMC's own.
 
@@ -21,11 +24,13 @@ Written by hand because nutpie offers no way to reuse a compiled callback across
 from __future__ import annotations
 
 import math
+from functools import cache
 
 import numba
 import numpy as np
 import pymc as pm
 
+from ..bayes import native
 from ..bayes.nutpie_compiled import (
     EXPAND_SIG,
     LOGP_SIG,
@@ -34,7 +39,7 @@ from ..bayes.nutpie_compiled import (
     sample_compiled,
 )
 from .hierarchical_model import _precision_parts, unit_precision
-from .block_marginal import block_layout, block_loglik_grad_nb
+from .block_marginal import NATIVE_BLOCK_SOURCE, block_layout, block_loglik_grad_nb
 from .marginal_likelihood_numba import marginal_loglik_grad_nb, scaled_loglik_grad_nb
 
 _HEADER = 16
@@ -293,12 +298,34 @@ def _expand_cfunc(dim, expanded, x_, out_, user_data_):
 #: the expand callback (EXPAND_SIG), the same for every kernel
 EXPAND = _expand_cfunc
 
+@cache
+def native_callbacks():
+    """(logp, expand) C callbacks of the block-arrow kernel built from
+    :data:`NATIVE_BLOCK_SOURCE` (objects with the ``address`` nutpie calls), or ``None``
+    where it cannot be built (see :func:`bayesdid.bayes.native.load`): then the numba
+    callbacks of :data:`KERNELS` serve."""
+    lib = native.load(NATIVE_BLOCK_SOURCE)
+    if lib is None:
+        return None
+    return lib.symbol("bayesdid_block_logp"), lib.symbol("bayesdid_expand")
 
-def compile_did_nutpie(model: pm.Model, design, priors, errors: str, block: bool = True):
+
+def callbacks_for(kernel: str, use_native: bool = True):
+    """The (logp, expand) callbacks a fit on ``kernel`` samples with: the C ones for the
+    block-arrow kernel when they build (and ``use_native``), else numba's, compiled on
+    first use."""
+    if use_native and kernel == "block" and (built := native_callbacks()) is not None:
+        return built
+    return lazy_cfunc(KERNELS[kernel], LOGP_SIG), lazy_cfunc(EXPAND, EXPAND_SIG)
+
+
+def compile_did_nutpie(model: pm.Model, design, priors, errors: str, block: bool = True,
+                       use_native: bool = True):
     """A ``nutpie`` compiled model for the marginal HierarchicalDiD ``model`` (built by
     :func:`bayesdid.did.hierarchical_model.build_marginal`), without any per-model compilation.
     ``block=False`` keeps the dense cross-products even where the block-arrow layout
-    applies (the benchmarks' like-for-like baseline).
+    applies (the benchmarks' like-for-like baseline); ``use_native=False`` samples the
+    block-arrow kernel with numba's callback instead of the C one (:func:`callbacks_for`).
 
     Raises :class:`UnsupportedModel` if the model's free variables are not the ones this
     density is written for (then use ``pm.sample``)."""
@@ -330,8 +357,7 @@ def compile_did_nutpie(model: pm.Model, design, priors, errors: str, block: bool
                   shapes + shapes)
     user_data = pack_user_data(design, priors, has_rho, block=block)
     user_data.flags.writeable = False
-    logp_cfunc = lazy_cfunc(KERNELS[kernel_of(user_data)], LOGP_SIG)  # compiles only this one
-    expand_cfunc = lazy_cfunc(EXPAND, EXPAND_SIG)
+    logp_cfunc, expand_cfunc = callbacks_for(kernel_of(user_data), use_native)
     point_fn = _wrap_with_lock(make_initial_point_fn(
         model=model, default_strategy="support_point", jitter_rvs=set(model.free_RVs),
         return_transformed=True))
@@ -357,6 +383,7 @@ def sample_did_nutpie(model: pm.Model, design, priors, errors: str, *, draws: in
         progress=progress, target_accept=target_accept)
 
 
-__all__ = ["EXPAND", "KERNELS", "UnsupportedModel", "block_logp_grad", "compile_did_nutpie",
-           "dense_logp_grad", "did_logp_grad", "kernel_of", "pack_user_data",
-           "sample_did_nutpie", "scaled_logp_grad"]
+__all__ = ["EXPAND", "KERNELS", "NATIVE_BLOCK_SOURCE", "UnsupportedModel", "block_logp_grad",
+           "callbacks_for", "compile_did_nutpie", "dense_logp_grad", "did_logp_grad",
+           "kernel_of", "native_callbacks", "pack_user_data", "sample_did_nutpie",
+           "scaled_logp_grad"]
