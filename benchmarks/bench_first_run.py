@@ -5,7 +5,8 @@ like-for-like baseline in the same process, compiled by numba (``BAYESDID_NATIVE
 Each run is a fresh ``python -m bayesdid.cli demo`` subprocess writing to a new folder (so
 the study's own result cache never answers). The cold runs get an empty
 ``NUMBA_CACHE_DIR``, an empty PyTensor ``base_compiledir`` and an empty
-``BAYESDID_CACHE_DIR`` (the C kernels), which is what a fresh install has; the warm runs
+``BAYESDID_CACHE_DIR`` (the C kernels) and an empty ``MPLCONFIGDIR`` (matplotlib's font
+cache), which is what a fresh install on a new machine has; the warm runs
 then reuse those folders. Printed per run: wall seconds and the subprocess's user + system
 CPU seconds (the compile is single-threaded, so CPU seconds travel between loaded and
 idle machines, wall seconds do not), the cold / warm ratios, and C / numba.
@@ -43,6 +44,7 @@ def _env(cache: Path) -> dict:
     env = dict(os.environ)
     env["NUMBA_CACHE_DIR"] = str(cache / "numba")
     env["BAYESDID_CACHE_DIR"] = str(cache / "native")
+    env["MPLCONFIGDIR"] = str(cache / "matplotlib")  # a new machine builds its font cache
     flags = env.get("PYTENSOR_FLAGS", "")
     env["PYTENSOR_FLAGS"] = ",".join(
         f for f in (flags, f"base_compiledir={cache / 'pytensor'}") if f)

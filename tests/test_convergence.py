@@ -244,7 +244,9 @@ def test_well_sampled_mediation_does_not_warn(sim):
     assert plain.cluster is None and plain.weights is None
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        res = BayesianMediation(mediators=["x1"]).fit(plain, draws=600, tune=500, chains=2,
+        # 2 x 1000 draws: at 2 x 600 an R-hat of 1.011 turned up by chance (seed 3 on an
+        # AMD host; max R-hat 1.002-1.004 over seeds 3-6 at 2 x 1000)
+        res = BayesianMediation(mediators=["x1"]).fit(plain, draws=1000, tune=1000, chains=2,
                                                        random_seed=3, progress=False)
     assert _convergence_warnings(seen) == [], _convergence_warnings(seen)
     assert not [w for w in seen if issubclass(w.category, DesignIgnoredWarning)]

@@ -96,7 +96,7 @@ def load(source: str) -> NativeLibrary | None:
         handle = ctypes.CDLL(str(target))
         _link_lapack(handle)
         return NativeLibrary(target, handle)
-    except (OSError, subprocess.SubprocessError) as exc:
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:  # ValueError: no LAPACK
         _LOG.info("bayesdid: no native build of %s (%s); using the numba kernel", source, exc)
         return None
 

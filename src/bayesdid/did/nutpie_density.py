@@ -10,10 +10,12 @@ callback cached on disk (``cache=True``), one per likelihood kernel (:data:`KERN
 block-arrow, per-unit scaled), each compiled only when a fit first needs it (nothing
 compiles at import). The block-arrow kernel, the one large panels and the demo sample on,
 also exists in C (``block_density.c``, :func:`native_callbacks`): built by the system
-compiler in under a second where numba takes about 8, it is what fits use when it builds,
-and the numba callback is the fallback (tests hold the two to 1e-10). Every panel-specific number (cross-products, prior precisions, prior
-scales) reaches it through nutpie's user-data pointer as one float64 buffer. The PyMC model still provides names, coords, initial
-points and the fallback sampler; tests check this density against PyMC's own.
+compiler in under a second where numba takes 8-16 s, it is what fits use when it builds,
+and the numba callback is the fallback (tests hold the two to 1e-10). Every
+panel-specific number (cross-products, prior precisions, prior scales) reaches the
+callback through nutpie's user-data pointer as one float64 buffer. The PyMC model still
+provides names, coords, initial points and the fallback sampler; tests check this density
+against PyMC's own.
 
 Written by hand because nutpie offers no way to reuse a compiled callback across models.
 
@@ -297,6 +299,7 @@ def _expand_cfunc(dim, expanded, x_, out_, user_data_):
 
 #: the expand callback (EXPAND_SIG), the same for every kernel
 EXPAND = _expand_cfunc
+
 
 @cache
 def native_callbacks():
