@@ -1,4 +1,4 @@
-"""The block-arrow DID kernel in C (``did/block_density.c``) against its numba twin, like
+"""The block-arrow DID kernel in C (``did/marginal_density.c``) against its numba twin, like
 for like in one process: the same model, data, seed and work, only the callback differs.
 
 For the LCCP-shaped panel (278 x 19; event time, and with six leads) and region x year
@@ -56,7 +56,7 @@ def per_call_us(design, priors) -> tuple[float, float]:
     out, logp = np.empty(n), np.empty(1)
     args = (n, x.ctypes.data_as(_P), out.ctypes.data_as(_P), logp.ctypes.data_as(_P),
             buf.ctypes.data_as(ctypes.c_void_p))
-    fns = [_LOGP(native_callbacks()[0].address),
+    fns = [_LOGP(native_callbacks()["block"][0].address),
            _LOGP(lazy_cfunc(KERNELS["block"], LOGP_SIG).address)]
     best = [np.inf, np.inf]
     with threadpool_limits(1):

@@ -1,12 +1,14 @@
-"""The block-arrow kernel in C (did/block_density.c, built by bayes/native.py).
+"""The DID kernels in C (did/marginal_density.c, built by bayes/native.py): block-arrow
+and dense.
 
 * it builds with the system compiler (skipped where there is none), into a cache named
   by the source's hash: a second load reuses the file, an edited source builds a new one;
 * without a compiler, or with ``BAYESDID_NATIVE=0``, :func:`load` gives ``None`` (never
   raises) and fits fall back to numba's callback;
 * its log density and gradient equal numba's :func:`did_logp_grad` (1e-10) on the block
-  layouts of the LCCP-shaped designs (event time, six leads, region x year effects), with
-  and without AR(1), and its status codes match (-inf far in the tails: 4);
+  layouts of the LCCP-shaped designs (event time, six leads, region x year effects) and on
+  dense buffers (a small panel; the LCCP event study packed dense), with and without
+  AR(1), and its status codes match (-inf far in the tails: 4);
 * its expand callback gives nutpie's trace layout, as numba's does;
 * its exact conditional draws of the coefficients equal numba's (same normals);
 * a fit sampled on it and one sampled on numba's callback give the same posterior within
@@ -27,7 +29,7 @@ from bayesdid import Panel
 from bayesdid.bayes import native
 from bayesdid.bayes.nutpie_compiled import EXPAND_SIG, LOGP_SIG, lazy_cfunc
 from bayesdid.datasets import simulate_staggered
-from bayesdid.did.block_marginal import draw_phi_block
+from bayesdid.did.block_marginal import block_layout, draw_phi_block
 from bayesdid.did.hierarchical import HierarchicalDiD
 from bayesdid.did.nutpie_density import (
     EXPAND,
@@ -98,19 +100,34 @@ def test_no_compiler_or_opt_out_gives_none(tmp_path, monkeypatch, caplog):
     assert native.load.__wrapped__(str(src)) is None
 
 
+def _small() -> Panel:
+    sim = simulate_staggered(n_units=30, years=(2005, 2013), batches={2008: 6, 2010: 6},
+                             n_covariates=1, random_seed=4)
+    return Panel.from_frame(sim.data, **sim.panel_kwargs)
+
+
+# (kernel, panel, model options, block layout allowed)
+KERNEL_CASES = {
+    "block-event_time": ("block", "lccp", dict(event_time=True), True),
+    "block-leads6": ("block", "lccp", dict(event_time=True, leads=6), True),
+    "block-region_year": ("block", "lccp", dict(random_effects="region^year"), True),
+    "dense-small": ("dense", "small", dict(), True),
+    "dense-lccp": ("dense", "lccp", dict(event_time=True), False),  # p = 124, dense basis
+}
+
+
 @pytest.mark.model
 @needs_cc
-@pytest.mark.parametrize("kwargs", [dict(event_time=True), dict(event_time=True, leads=6),
-                                    dict(random_effects="region^year")],
-                         ids=["event_time", "leads6", "region_year"])
+@pytest.mark.parametrize("case", list(KERNEL_CASES))
 @pytest.mark.parametrize("has_rho", [True, False], ids=["ar1", "iid"])
-def test_c_kernel_equals_the_numba_kernel(lccp, kwargs, has_rho):
+def test_c_kernel_equals_the_numba_kernel(lccp, case, has_rho):
+    kernel, panel_name, kwargs, block = KERNEL_CASES[case]
     model_ = HierarchicalDiD(errors="ar1" if has_rho else "iid",
                              **{"random_effects": None, **kwargs})
-    design = model_.prepare(lccp)
-    buf = pack_user_data(design, model_.priors, has_rho)
-    assert kernel_of(buf) == "block"
-    logp, expand = native_callbacks()
+    design = model_.prepare(lccp if panel_name == "lccp" else _small())
+    buf = pack_user_data(design, model_.priors, has_rho, block=block)
+    assert kernel_of(buf) == kernel
+    logp, expand = native_callbacks()[kernel]
     numba_expand = lazy_cfunc(EXPAND, EXPAND_SIG)
     n_dim = 1 + has_rho + len(design.random_blocks)
     rng = np.random.default_rng(11)
@@ -140,11 +157,13 @@ def test_c_kernel_equals_the_numba_kernel(lccp, kwargs, has_rho):
 
 @pytest.mark.model
 @needs_cc
-@pytest.mark.parametrize("kwargs", [dict(event_time=True), dict(event_time=True, leads=6),
-                                    dict(random_effects="region^year")],
-                         ids=["event_time", "leads6", "region_year"])
-def test_c_draws_equal_the_numba_draws(lccp, kwargs):
-    design = HierarchicalDiD(**{"random_effects": None, **kwargs}).prepare(lccp)
+@pytest.mark.parametrize("case", ["block-event_time", "block-leads6", "block-region_year",
+                                  "dense-small"])
+def test_c_draws_equal_the_numba_draws(lccp, case):
+    kernel, panel_name, kwargs, _ = KERNEL_CASES[case]
+    design = HierarchicalDiD(**{"random_effects": None, **kwargs}).prepare(
+        lccp if panel_name == "lccp" else _small())
+    assert (block_layout(design) is None) == (kernel == "dense")
     rng = np.random.default_rng(5)
     n = 6
     sigma, rho = rng.uniform(0.01, 0.1, n), rng.uniform(-0.6, 0.9, n)
@@ -159,6 +178,7 @@ def test_c_draws_equal_the_numba_draws(lccp, kwargs):
 
 @pytest.mark.sampling
 @pytest.mark.filterwarnings("ignore:HierarchicalDiD ignores panel.cluster")
+@pytest.mark.filterwarnings("ignore:HierarchicalDiD. the sampler may not have converged")
 @needs_cc
 def test_c_and_numba_callbacks_sample_the_same_posterior(lccp, monkeypatch):
     model_ = HierarchicalDiD(event_time=True, random_effects=None)

@@ -11,7 +11,7 @@ keep their numba kernel: same posterior, slower first fit.
 Written by hand because numba offers no ahead-of-time build that survives an install
 (``numba.pycc`` is deprecated) and PyTensor's C cache is for PyTensor Ops.
 
->>> lib = load("did/block_density.c")
+>>> lib = load("did/marginal_density.c")
 >>> lib is None or lib.symbol("bayesdid_expand").address > 0
 True
 """

@@ -73,7 +73,7 @@ from .marginal_likelihood_numba import (
 
 __all__ = ["BlockLayout", "block_layout", "layout_cost", "layout_from_groups",
            "layout_arrays", "block_loglik_grad_nb", "block_draw_batch_nb", "draw_phi_block",
-           "MAX_GROUP", "MIN_P", "NATIVE_BLOCK_SOURCE", "native_block_draws"]
+           "MAX_GROUP", "MIN_P", "NATIVE_SOURCE", "native_draws"]
 
 #: largest diagonal block considered for the tail (a bigger connected group of pooled
 #: columns joins the head); below it :func:`layout_cost` decides
@@ -83,7 +83,7 @@ MAX_GROUP = 128
 MIN_P = 64
 #: the C twin of this module's log density and draws (relative to the package), built by
 #: :func:`bayesdid.bayes.native.load`; the numba functions here are its fallback
-NATIVE_BLOCK_SOURCE = "did/block_density.c"
+NATIVE_SOURCE = "did/marginal_density.c"
 #: the (a <= b) pairs of the unit projection's Q_L(a, b) rows kept in the compact basis
 _PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 
@@ -408,32 +408,34 @@ def block_draw_batch_nb(basis, head, tail, starts, run_lengths, lam_a, sigma, rh
 
 
 @cache
-def native_block_draws():
-    """``bayesdid_block_draws`` of :data:`NATIVE_BLOCK_SOURCE` (the C twin of
-    :func:`block_draw_batch_nb`), or ``None`` where it cannot be built."""
-    lib = native.load(NATIVE_BLOCK_SOURCE)
+def native_draws():
+    """``(block, dense)``: ``bayesdid_block_draws`` and ``bayesdid_dense_draws`` of
+    :data:`NATIVE_SOURCE`, the C twins of :func:`block_draw_batch_nb` and
+    :func:`.marginal_likelihood_numba.conditional_factor_batch_nb`, or ``None`` where they
+    cannot be built."""
+    lib = native.load(NATIVE_SOURCE)
     if lib is None:
         return None
-    fn = lib.handle.bayesdid_block_draws
-    fn.restype = ctypes.c_int64
-    fn.argtypes = ([ctypes.c_int64] * 6 + [ctypes.c_void_p] * 5 + [ctypes.c_double,
-                   ctypes.c_int64] + [ctypes.c_void_p] * 5)
-    return fn
+    block, dense = lib.handle.bayesdid_block_draws, lib.handle.bayesdid_dense_draws
+    i64, ptr, dbl = ctypes.c_int64, ctypes.c_void_p, ctypes.c_double
+    block.argtypes = [i64] * 6 + [ptr] * 5 + [dbl, i64] + [ptr] * 5
+    dense.argtypes = [i64] * 3 + [ptr] * 2 + [dbl, i64] + [ptr] * 5
+    block.restype = dense.restype = i64
+    return block, dense
 
 
-def _block_draws_c(fn, basis, head, tail, starts, run_lengths, lam_a, sigma, rho, lam_phi, z):
-    """:func:`block_draw_batch_nb` through its C twin ``fn`` (same arguments)."""
-    arrays = [np.ascontiguousarray(a, dtype=dt) for a, dt in (
-        (basis, float), (head, np.int64), (tail, np.int64), (starts, np.int64),
-        (run_lengths, float), (sigma, float), (rho, float), (lam_phi, float), (z, float))]
-    basis, head, tail, starts, run_lengths, sigma, rho, lam_phi, z = arrays
-    out = np.empty(lam_phi.shape)
-    status = fn(lam_phi.shape[1], len(head), len(starts) - 1, basis.shape[0],
-                len(run_lengths), basis.shape[1], *(a.ctypes.data for a in arrays[:5]),
-                float(lam_a), lam_phi.shape[0],
-                *(a.ctypes.data for a in (sigma, rho, lam_phi, z, out)))
+def _contiguous(*arrays):
+    return [np.ascontiguousarray(a, dtype=np.int64 if np.asarray(a).dtype.kind in "iu"
+                                 else float) for a in arrays]
+
+
+def _draws_c(fn, leading: tuple, arrays: list, lam_a: float, hyper: list) -> np.ndarray:
+    """Call a C draws kernel: ``fn(*leading, *arrays, lam_a, n_draws, *hyper, out)``."""
+    out = np.empty(hyper[2].shape)
+    status = fn(*leading, *(a.ctypes.data for a in arrays), float(lam_a), hyper[2].shape[0],
+                *(a.ctypes.data for a in (*hyper, out)))
     if status != 0:
-        raise MemoryError("bayesdid_block_draws could not allocate its workspace")
+        raise MemoryError("the C draws kernel could not allocate its workspace")
     return out
 
 
@@ -441,22 +443,28 @@ def draw_phi_block(design, sigma: np.ndarray, rho: np.ndarray, lam_a: float,
                    lam_phi: np.ndarray, rng: np.random.Generator,
                    use_native: bool = True) -> np.ndarray:
     """Exact conditional draws of phi (rows: hyperparameter draws) on the block-arrow
-    layout when ``design`` has it, else :func:`.marginal_likelihood_numba.draw_phi_nb`;
-    one standard normal (draws x p) array from ``rng`` either way (same seed, same draws).
-    On the layout, the C twin (:func:`native_block_draws`) draws where it builds (and
-    ``use_native``), else :func:`block_draw_batch_nb` (same draws to rounding).
-    BLAS runs single-threaded: the matrices are small, and threads only contend."""
+    layout when ``design`` has it (:func:`block_draw_batch_nb`), else on the dense
+    cross-products (:func:`.marginal_likelihood_numba.draw_phi_nb`); one standard normal
+    (draws x p) array from ``rng`` either way (same seed, same draws). Their C twins
+    (:func:`native_draws`) draw where they build (and ``use_native``): same draws to
+    rounding. BLAS runs single-threaded: the matrices are small, and threads only contend."""
     layout = block_layout(design)
-    if layout is None:
+    fns = native_draws() if use_native else None
+    lam_phi = np.ascontiguousarray(lam_phi, dtype=float)
+    run_lengths = np.asarray(design.stats["run_lengths"], dtype=float)
+    if layout is None and fns is None:
         with threadpool_limits(1):
             return draw_phi_nb(design.stats, sigma, rho, lam_a, lam_phi, rng)
-    lam_phi = np.ascontiguousarray(lam_phi, dtype=float)
     z = rng.standard_normal(lam_phi.shape)
-    args = (*layout_arrays(layout), np.asarray(design.stats["run_lengths"], dtype=float),
-            float(lam_a), np.asarray(sigma, dtype=float), np.asarray(rho, dtype=float),
-            lam_phi, z)
-    fn = native_block_draws() if use_native else None
+    hyper = _contiguous(sigma, rho) + [lam_phi, z]
     with threadpool_limits(1):
-        if fn is not None:
-            return _block_draws_c(fn, *args)
-        return block_draw_batch_nb(*args)
+        if layout is None:
+            basis, rl = _contiguous(design.stats["basis"], run_lengths)
+            return _draws_c(fns[1], (lam_phi.shape[1], basis.shape[0], len(rl)), [basis, rl],
+                            lam_a, hyper)
+        arrays = _contiguous(*layout_arrays(layout), run_lengths)
+        if fns is None:
+            return block_draw_batch_nb(*arrays, float(lam_a), *hyper)
+        basis, head, _, starts, rl = arrays
+        return _draws_c(fns[0], (lam_phi.shape[1], len(head), len(starts) - 1, basis.shape[0],
+                                 len(rl), basis.shape[1]), arrays, lam_a, hyper)

@@ -8,10 +8,11 @@ marginal likelihood of :mod:`.marginal_likelihood_numba`. Here that log-density,
 transforms (log for sigma and the sds, interval for rho) and their Jacobians, is a numba C
 callback cached on disk (``cache=True``), one per likelihood kernel (:data:`KERNELS`: dense,
 block-arrow, per-unit scaled), each compiled only when a fit first needs it (nothing
-compiles at import). The block-arrow kernel, the one large panels and the demo sample on,
-also exists in C (``block_density.c``, :func:`native_callbacks`): built by the system
-compiler in under a second where numba takes 8-16 s, it is what fits use when it builds,
-and the numba callback is the fallback (tests hold the two to 1e-10). Every
+compiles at import). The block-arrow and dense kernels (the ones large panels, the demo
+and small panels sample on) also exist in C (``marginal_density.c``,
+:func:`native_callbacks`): built by the system compiler in under a second where numba takes
+5-16 s per kernel, they are what fits use when they build, and the numba callbacks are the
+fallback (tests hold the two to 1e-10). Every
 panel-specific number (cross-products, prior precisions, prior scales) reaches the
 callback through nutpie's user-data pointer as one float64 buffer. The PyMC model still
 provides names, coords, initial points and the fallback sampler; tests check this density
@@ -41,7 +42,7 @@ from ..bayes.nutpie_compiled import (
     sample_compiled,
 )
 from .hierarchical_model import _precision_parts, unit_precision
-from .block_marginal import NATIVE_BLOCK_SOURCE, block_layout, block_loglik_grad_nb
+from .block_marginal import NATIVE_SOURCE, block_layout, block_loglik_grad_nb
 from .marginal_likelihood_numba import marginal_loglik_grad_nb, scaled_loglik_grad_nb
 
 _HEADER = 16
@@ -301,24 +302,29 @@ def _expand_cfunc(dim, expanded, x_, out_, user_data_):
 EXPAND = _expand_cfunc
 
 
+#: the kernels that also exist in C (:data:`NATIVE_SOURCE`), by their callback's symbol
+NATIVE_KERNELS = {"block": "bayesdid_block_logp", "dense": "bayesdid_dense_logp"}
+
+
 @cache
 def native_callbacks():
-    """(logp, expand) C callbacks of the block-arrow kernel built from
-    :data:`NATIVE_BLOCK_SOURCE` (objects with the ``address`` nutpie calls), or ``None``
-    where it cannot be built (see :func:`bayesdid.bayes.native.load`): then the numba
-    callbacks of :data:`KERNELS` serve."""
-    lib = native.load(NATIVE_BLOCK_SOURCE)
+    """``{kernel: (logp, expand)}``: the C callbacks built from :data:`NATIVE_SOURCE` for
+    :data:`NATIVE_KERNELS` (objects with the ``address`` nutpie calls), or ``None`` where
+    it cannot be built (see :func:`bayesdid.bayes.native.load`): then the numba callbacks
+    of :data:`KERNELS` serve."""
+    lib = native.load(NATIVE_SOURCE)
     if lib is None:
         return None
-    return lib.symbol("bayesdid_block_logp"), lib.symbol("bayesdid_expand")
+    expand = lib.symbol("bayesdid_expand")
+    return {kernel: (lib.symbol(name), expand) for kernel, name in NATIVE_KERNELS.items()}
 
 
 def callbacks_for(kernel: str, use_native: bool = True):
-    """The (logp, expand) callbacks a fit on ``kernel`` samples with: the C ones for the
-    block-arrow kernel when they build (and ``use_native``), else numba's, compiled on
-    first use."""
-    if use_native and kernel == "block" and (built := native_callbacks()) is not None:
-        return built
+    """The (logp, expand) callbacks a fit on ``kernel`` samples with: the C ones where the
+    kernel has them and they build (and ``use_native``), else numba's, compiled on first
+    use."""
+    if use_native and (built := native_callbacks()) is not None and kernel in built:
+        return built[kernel]
     return lazy_cfunc(KERNELS[kernel], LOGP_SIG), lazy_cfunc(EXPAND, EXPAND_SIG)
 
 
@@ -327,8 +333,8 @@ def compile_did_nutpie(model: pm.Model, design, priors, errors: str, block: bool
     """A ``nutpie`` compiled model for the marginal HierarchicalDiD ``model`` (built by
     :func:`bayesdid.did.hierarchical_model.build_marginal`), without any per-model compilation.
     ``block=False`` keeps the dense cross-products even where the block-arrow layout
-    applies (the benchmarks' like-for-like baseline); ``use_native=False`` samples the
-    block-arrow kernel with numba's callback instead of the C one (:func:`callbacks_for`).
+    applies (the benchmarks' like-for-like baseline); ``use_native=False`` samples with
+    numba's callback instead of the C one (:func:`callbacks_for`).
 
     Raises :class:`UnsupportedModel` if the model's free variables are not the ones this
     density is written for (then use ``pm.sample``)."""
@@ -386,7 +392,7 @@ def sample_did_nutpie(model: pm.Model, design, priors, errors: str, *, draws: in
         progress=progress, target_accept=target_accept)
 
 
-__all__ = ["EXPAND", "KERNELS", "NATIVE_BLOCK_SOURCE", "UnsupportedModel", "block_logp_grad",
+__all__ = ["EXPAND", "KERNELS", "NATIVE_KERNELS", "NATIVE_SOURCE", "UnsupportedModel", "block_logp_grad",
            "callbacks_for", "compile_did_nutpie", "dense_logp_grad", "did_logp_grad",
            "kernel_of", "native_callbacks", "pack_user_data", "sample_did_nutpie",
            "scaled_logp_grad"]

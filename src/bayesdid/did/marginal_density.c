@@ -103,11 +103,13 @@ static int spd_inverse(double *C, int n, double *work, double *half_logdet, doub
     return 1;
 }
 
-/* Weights of S, dS/drho and dS/ds on the compact basis rows (first four, then per run
- * length the six pairs a <= b), and D_L(rho), dD_L/drho. w: 3 x (4 + 6 nL). */
-static void merged_weights(const double *run_lengths, int nL, double lam_a, double s,
-                           double rho, double *w, double *D, double *dD) {
-    int K = 4 + 6 * nL;
+/* marginal_likelihood_numba._weights: weights of S, dS/drho and dS/ds on the basis rows
+ * (w: 3 x K) and D_L(rho), dD_L/drho. Rows: the first four, then per run length the nine
+ * Q_L(a, b) (dense basis, K = 4 + 9 nL) or, merged, the six pairs a <= b (block_marginal.
+ * _merged_weights, K = 4 + 6 nL). */
+static void weights(const double *run_lengths, int nL, double lam_a, double s, double rho,
+                    int merged, double *w, double *D, double *dD) {
+    int per_run = merged ? 6 : 9, K = 4 + per_run * nL;
     int no_unit = isinf(lam_a);
     double c[3] = {1 - rho * rho, 1 - rho, -rho * (1 - rho)};
     double dc[3] = {-2 * rho, -1.0, -(1 - 2 * rho)};
@@ -121,8 +123,8 @@ static void merged_weights(const double *run_lengths, int nL, double lam_a, doub
         double kappa = no_unit ? 0.0 : 1.0 / (D[li] + lam_a * s);
         int j = 0;
         for (int a = 0; a < 3; a++) {
-            for (int b = a; b < 3; b++) {
-                int k = 4 + 6 * li + j;
+            for (int b = merged ? a : 0; b < 3; b++) {
+                int k = 4 + per_run * li + j;
                 double cc = c[a] * c[b];
                 double dcc = dc[a] * c[b] + c[a] * dc[b];
                 w[k] = -kappa * cc;
@@ -160,8 +162,8 @@ static void read_layout(const double *buf, Layout *L, int *idx) {
     L->n_obs = buf[1]; L->lam_a = buf[2]; L->sigma_sd = buf[3];
     L->g_alpha = buf[4]; L->g_beta = buf[5];
     L->has_rho = buf[6] > 0; L->R = (int)buf[7]; L->p = (int)buf[8]; L->K = (int)buf[9];
-    L->nL = (int)buf[10]; L->n_compact = (int)buf[13]; L->pa = (int)buf[14];
-    L->n_groups = (int)buf[15];
+    L->nL = (int)buf[10]; L->pa = (int)buf[14]; L->n_groups = (int)buf[15];
+    L->n_compact = buf[13] > 0 ? (int)buf[13] : (L->p + 1) * (L->p + 1); /* 0: dense */
     L->pc = L->p - L->pa;
     size_t at = HEADER;
     L->cnst = buf + at; at += L->p;
@@ -169,8 +171,53 @@ static void read_layout(const double *buf, Layout *L, int *idx) {
     L->basis = buf + at; at += (size_t)L->K * L->n_compact;
     L->run_lengths = buf + at; at += L->nL;
     L->upl = buf + at; at += L->nL;
-    L->head = idx; L->tail = idx + L->pa; L->starts = idx + L->p;
-    for (int i = 0; i < L->p + L->n_groups + 1; i++) idx[i] = (int)buf[at + i];
+    if (buf[13] > 0) { /* the block layout's index sets follow */
+        L->head = idx; L->tail = idx + L->pa; L->starts = idx + L->p;
+        for (int i = 0; i < L->p + L->n_groups + 1; i++) idx[i] = (int)buf[at + i];
+    }
+}
+
+/* marginal_likelihood_numba._loglik_and_scalar_grad: the log-likelihood and its sigma / rho
+ * derivatives from half log|H|, y'y, b'H^-1 b and the traces of the weighted basis against V.
+ * Returns 1. */
+static int scalar_terms(const Layout *L, double s, double sigma, double rho,
+                        const double *lam_phi, const double *D, const double *dD,
+                        double half_logdet, double yy, double quad, double tr_S, double tr_rho,
+                        double tr_s, double *logp, double *g_sigma, double *g_rho) {
+    double lam_a = L->lam_a, n_units = 0.0, unit_log = 0.0, sum_s = 0.0, sum_rho = 0.0;
+    for (int li = 0; li < L->nL; li++) {
+        n_units += L->upl[li];
+        if (!isinf(lam_a)) unit_log += L->upl[li] * log(D[li] / s + lam_a);
+        sum_s += L->upl[li] * D[li] / (s * (D[li] + lam_a * s));
+        sum_rho += L->upl[li] * dD[li] / (D[li] + lam_a * s);
+    }
+    double unit_terms = isinf(lam_a) ? 0.0 : 0.5 * n_units * log(lam_a) - 0.5 * unit_log;
+    double log_lam = 0.0;
+    for (int i = 0; i < L->p; i++) log_lam += log(lam_phi[i]);
+    *logp = (-0.5 * L->n_obs * (LOG_2PI + log(s)) + 0.5 * n_units * log(1 - rho * rho)
+             + unit_terms + 0.5 * log_lam - half_logdet - 0.5 * yy / s + 0.5 * quad);
+    double g_s = (-0.5 * L->n_obs / s + 0.5 * sum_s - 0.5 * tr_s / s + 0.5 * tr_S / (s * s));
+    *g_sigma = g_s * 2 * sigma;
+    *g_rho = -n_units * rho / (1 - rho * rho) - 0.5 * sum_rho - 0.5 * tr_rho / s;
+    return 1;
+}
+
+/* LAPACK Cholesky of a symmetric row-major P (n x n), adding 1/2 log|P| to *half_logdet;
+ * then, with invert, its full inverse in place. LAPACK sees the C buffer as P' = P: 'L'
+ * there fills the C view's upper triangle with L' (= U, U'U = P), where dpotri leaves the
+ * inverse. Returns 0 if P is not positive definite. */
+static int spd_factor_inverse(double *P, int n, double *half_logdet, int invert) {
+    int info = 0;
+    const char lower = 'L';
+    dpotrf_(&lower, &n, P, &n, &info);
+    if (info != 0) return 0;
+    for (int i = 0; i < n; i++) *half_logdet += log(P[i * n + i]);
+    if (!invert) return 1;
+    dpotri_(&lower, &n, P, &n, &info);
+    if (info != 0) return 0;
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++) P[j * n + i] = P[i * n + j];
+    return 1;
 }
 
 /* Scratch of one factorisation (pointers into one workspace; see workspace_size). */
@@ -241,20 +288,7 @@ static int factor(const Layout *L, double s, const double *lam_phi, Work *W, dou
         P[i * pa + i] += lam_phi[head[i]];
         W->r[i] = Sc[i * a1 + pa] / s - G[i * a1 + pa];
     }
-    if (pa > 0) {
-        /* LAPACK sees the C buffer as P' = P: 'L' there fills the C view's upper triangle
-         * with L', and dpotri leaves the inverse there */
-        int info = 0;
-        const char lower = 'L';
-        dpotrf_(&lower, &pa, P, &pa, &info);
-        if (info != 0) return 0;
-        for (int i = 0; i < pa; i++) *half_logdet += log(P[i * pa + i]);
-        if (cfac) return 1;
-        dpotri_(&lower, &pa, P, &pa, &info);
-        if (info != 0) return 0;
-        for (int i = 0; i < pa; i++)
-            for (int j = i + 1; j < pa; j++) P[j * pa + i] = P[i * pa + j];
-    }
+    if (pa > 0 && !spd_factor_inverse(P, pa, half_logdet, cfac == NULL)) return 0;
     return 1;
 }
 
@@ -277,7 +311,7 @@ static int block_loglik_grad(const Layout *L, double sigma, double rho, const do
     double *w = W.w, *D = W.D, *dD = W.dD, *Sc = W.Sc, *V = W.V, *X = W.X, *cinv = W.cinv;
     double *G = W.G, *P = W.P, *r = W.r, *m_a = W.m_a, *m_c = W.m_c, *Y = W.Y, *u = W.u;
     double *work = W.work;
-    merged_weights(L->run_lengths, nL, L->lam_a, s, rho, w, D, dD);
+    weights(L->run_lengths, nL, L->lam_a, s, rho, 1, w, D, dD);
     gemv_basis('N', L->basis, K, nc, w, Sc);
     double half_logdet;
     if (!factor(L, s, lam_phi, &W, NULL, &half_logdet)) return 0;
@@ -326,39 +360,73 @@ static int block_loglik_grad(const Layout *L, double sigma, double rho, const do
     }
     gemv_basis('T', L->basis, K, nc, V, u);
 
-    /* _loglik_and_scalar_grad */
-    double tr_S = dot(w, u, K), tr_rho = dot(w + K, u, K), tr_s = dot(w + 2 * K, u, K);
-    double quad = quad_c + dot(r, m_a, pa), yy = Sc[n_hh - 1];
-    double lam_a = L->lam_a, n_units = 0.0, unit_log = 0.0, sum_s = 0.0, sum_rho = 0.0;
-    for (int li = 0; li < nL; li++) {
-        n_units += L->upl[li];
-        if (!isinf(lam_a)) unit_log += L->upl[li] * log(D[li] / s + lam_a);
-        sum_s += L->upl[li] * D[li] / (s * (D[li] + lam_a * s));
-        sum_rho += L->upl[li] * dD[li] / (D[li] + lam_a * s);
-    }
-    double unit_terms = isinf(lam_a) ? 0.0 : 0.5 * n_units * log(lam_a) - 0.5 * unit_log;
-    double log_lam = 0.0;
-    for (int i = 0; i < p; i++) log_lam += log(lam_phi[i]);
-    *logp = (-0.5 * L->n_obs * (LOG_2PI + log(s)) + 0.5 * n_units * log(1 - rho * rho)
-             + unit_terms + 0.5 * log_lam - half_logdet - 0.5 * yy / s + 0.5 * quad);
-    double g_s = (-0.5 * L->n_obs / s + 0.5 * sum_s - 0.5 * tr_s / s + 0.5 * tr_S / (s * s));
-    *g_sigma = g_s * 2 * sigma;
-    *g_rho = -n_units * rho / (1 - rho * rho) - 0.5 * sum_rho - 0.5 * tr_rho / s;
-    return 1;
+    return scalar_terms(L, s, sigma, rho, lam_phi, D, dD, half_logdet, Sc[n_hh - 1],
+                        quad_c + dot(r, m_a, pa), dot(w, u, K), dot(w + K, u, K),
+                        dot(w + 2 * K, u, K), logp, g_sigma, g_rho);
 }
 
-/* nutpie's logp callback: x = [log sigma, (logit rho'), log sd_1, ...]; status 0 ok,
+/* marginal_likelihood_numba.marginal_loglik_grad_nb: the same on the dense (p+1)^2 basis */
+static int dense_loglik_grad(const Layout *L, double sigma, double rho, const double *lam_phi,
+                             double *logp, double *g_sigma, double *g_rho, double *g_lam,
+                             double *ws) {
+    int p = L->p, m1 = p + 1, K = L->K, nL = L->nL;
+    memset(g_lam, 0, sizeof(double) * p);
+    *logp = -INFINITY; *g_sigma = 0.0; *g_rho = 0.0;
+    double s = sigma * sigma;
+    if (!(fabs(rho) < 1.0 && s > 0.0 && s < INFINITY)) return 0;
+    for (int i = 0; i < p; i++) if (!isfinite(lam_phi[i])) return 0;
+    double *w = ws; ws += 3 * K;
+    double *D = ws; ws += nL;
+    double *dD = ws; ws += nL;
+    double *S = ws; ws += (size_t)m1 * m1;
+    double *V = ws; ws += (size_t)m1 * m1;
+    double *P = ws; ws += (size_t)p * p;
+    double *b = ws; ws += p;
+    double *mean = ws; ws += p;
+    double *u = ws;
+    weights(L->run_lengths, nL, L->lam_a, s, rho, 0, w, D, dD);
+    gemv_basis('N', L->basis, K, m1 * m1, w, S);
+    for (int i = 0; i < p; i++) {
+        for (int j = 0; j < p; j++) P[i * p + j] = S[i * m1 + j] / s;
+        P[i * p + i] += lam_phi[i];
+        b[i] = S[i * m1 + p] / s;
+    }
+    double half_logdet = 0.0;
+    if (!spd_factor_inverse(P, p, &half_logdet, 1)) return 0;
+    for (int i = 0; i < p; i++) mean[i] = dot(P + (size_t)i * p, b, p);
+    for (int i = 0; i < p; i++) {
+        for (int j = 0; j < p; j++) V[i * m1 + j] = P[i * p + j] + mean[i] * mean[j];
+        V[i * m1 + p] = -mean[i];
+        V[p * m1 + i] = -mean[i];
+        g_lam[i] = 0.5 / lam_phi[i] - 0.5 * P[i * p + i] - 0.5 * mean[i] * mean[i];
+    }
+    V[p * m1 + p] = 1.0;
+    gemv_basis('T', L->basis, K, m1 * m1, V, u);
+    return scalar_terms(L, s, sigma, rho, lam_phi, D, dD, half_logdet, S[p * m1 + p],
+                        dot(b, mean, p), dot(w, u, K), dot(w + K, u, K), dot(w + 2 * K, u, K),
+                        logp, g_sigma, g_rho);
+}
+
+static size_t dense_workspace_size(const Layout *L) {
+    size_t m1 = L->p + 1;
+    return 3 * (size_t)L->K + 2 * (size_t)L->nL + 2 * m1 * m1 + (size_t)L->p * L->p
+           + 2 * (size_t)L->p + L->K + 16;
+}
+
+/* nutpie's logp callback on the kernel the buffer is packed for (block-arrow if header
+ * slot 13 > 0, else dense): x = [log sigma, (logit rho'), log sd_1, ...]; status 0 ok,
  * 3 gradient not finite, 4 value not finite, 5 out of memory. */
-int64_t bayesdid_block_logp(uint64_t dim, const double *x, double *out, double *logp_out,
-                            const void *user_data) {
-    const double *buf = (const double *)user_data;
+static int64_t logp_callback(uint64_t dim, const double *x, double *out, double *logp_out,
+                             const double *buf) {
     Layout L;
-    int n_idx = (int)buf[8] + (int)buf[15] + 1;
+    int block = buf[13] > 0;
+    int n_idx = block ? (int)buf[8] + (int)buf[15] + 1 : 1;
     int *idx = malloc(sizeof(int) * n_idx);
     if (!idx) return 5;
     read_layout(buf, &L, idx);
     int R = L.R, p = L.p;
-    double *lam_phi = malloc(sizeof(double) * (p + R + p + workspace_size(&L)));
+    size_t n_ws = block ? workspace_size(&L) : dense_workspace_size(&L);
+    double *lam_phi = malloc(sizeof(double) * (p + R + p + n_ws));
     if (!lam_phi) { free(idx); return 5; }
     double *sds = lam_phi + p, *g_lam = sds + R, *ws = g_lam + p;
     double *grad = out;
@@ -390,7 +458,10 @@ int64_t bayesdid_block_logp(uint64_t dim, const double *x, double *out, double *
     }
 
     double ll, g_sig, g_rho;
-    block_loglik_grad(&L, sigma, rho, lam_phi, &ll, &g_sig, &g_rho, g_lam, ws);
+    if (block)
+        block_loglik_grad(&L, sigma, rho, lam_phi, &ll, &g_sig, &g_rho, g_lam, ws);
+    else
+        dense_loglik_grad(&L, sigma, rho, lam_phi, &ll, &g_sig, &g_rho, g_lam, ws);
 
     /* _chain_rule */
     logp += ll;
@@ -409,6 +480,17 @@ int64_t bayesdid_block_logp(uint64_t dim, const double *x, double *out, double *
     for (uint64_t i = 0; i < dim; i++) if (!isfinite(grad[i])) return 3;
     if (!isfinite(logp)) return 4;
     return 0;
+}
+
+/* the nutpie callbacks of the two kernels (the same function: the buffer says which) */
+int64_t bayesdid_block_logp(uint64_t dim, const double *x, double *out, double *logp_out,
+                            const void *user_data) {
+    return logp_callback(dim, x, out, logp_out, (const double *)user_data);
+}
+
+int64_t bayesdid_dense_logp(uint64_t dim, const double *x, double *out, double *logp_out,
+                            const void *user_data) {
+    return logp_callback(dim, x, out, logp_out, (const double *)user_data);
 }
 
 /* nutpie's expand callback: [x..., sigma, (rho), sd_1, ...] (the trace layout) */
@@ -463,7 +545,7 @@ int64_t bayesdid_block_draws(int64_t p, int64_t pa, int64_t n_groups, int64_t K,
         const double *lam = lam_phi + d * p, *zd = z + d * p;
         double *od = out + d * p;
         double s = sigma[d] * sigma[d], half;
-        merged_weights(run_lengths, L.nL, lam_a, s, rho[d], W.w, W.D, W.dD);
+        weights(run_lengths, L.nL, lam_a, s, rho[d], 1, W.w, W.D, W.dD);
         gemv_basis('N', basis, L.K, L.n_compact, W.w, W.Sc);
         if (!factor(&L, s, lam, &W, cfac, &half)) {
             for (int i = 0; i < p; i++) od[i] = NAN;
@@ -496,5 +578,42 @@ int64_t bayesdid_block_draws(int64_t p, int64_t pa, int64_t n_groups, int64_t K,
     }
     free(ws);
     free(idx);
+    return 0;
+}
+
+/* marginal_likelihood_numba.conditional_factor_batch_nb: exact draws of phi on the dense
+ * basis, phi = H^-1 b + U^-1 z with U'U = H (rows of out: n_draws x p; NaN where H is not
+ * positive definite). Returns 0, or 5 if out of memory. */
+int64_t bayesdid_dense_draws(int64_t p, int64_t K, int64_t nL, const double *basis,
+                             const double *run_lengths, double lam_a, int64_t n_draws,
+                             const double *sigma, const double *rho, const double *lam_phi,
+                             const double *z, double *out) {
+    int64_t m1 = p + 1;
+    double *ws = malloc(sizeof(double) * (3 * K + 2 * nL + m1 * m1 + p * p + p + 16));
+    if (!ws) return 5;
+    double *w = ws, *D = w + 3 * K, *dD = D + nL, *S = dD + nL, *U = S + m1 * m1, *y = U + p * p;
+    for (int64_t d = 0; d < n_draws; d++) {
+        const double *lam = lam_phi + d * p, *zd = z + d * p;
+        double *od = out + d * p;
+        double s = sigma[d] * sigma[d], half = 0.0;
+        weights(run_lengths, (int)nL, lam_a, s, rho[d], 0, w, D, dD);
+        gemv_basis('N', basis, (int)K, (int)(m1 * m1), w, S);
+        for (int i = 0; i < p; i++) {
+            for (int j = 0; j < p; j++) U[i * p + j] = S[i * m1 + j] / s;
+            U[i * p + i] += lam[i];
+        }
+        if (!spd_factor_inverse(U, (int)p, &half, 0)) {
+            for (int i = 0; i < p; i++) od[i] = NAN;
+            continue;
+        }
+        for (int i = 0; i < p; i++) { /* U'y = b, then U phi = y + z */
+            double acc = S[i * m1 + p] / s;
+            for (int k = 0; k < i; k++) acc -= U[k * p + i] * y[k];
+            y[i] = acc / U[i * p + i];
+        }
+        for (int i = 0; i < p; i++) y[i] += zd[i];
+        upper_solve(U, (int)p, y, od);
+    }
+    free(ws);
     return 0;
 }
