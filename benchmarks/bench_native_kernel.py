@@ -31,6 +31,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from bayesdid import Panel
+from bayesdid.bayes.native import DOUBLE_P, LOGP_PROTOTYPE
 from bayesdid.bayes.nutpie_compiled import LOGP_SIG, lazy_cfunc, sample_compiled
 from bayesdid.datasets import simulate_staggered
 from bayesdid.did.block_marginal import draw_phi_block
@@ -43,8 +44,7 @@ from bayesdid.did.nutpie_density import (
     pack_user_data,
 )
 
-_P = ctypes.POINTER(ctypes.c_double)
-_LOGP = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, _P, _P, _P, ctypes.c_void_p)
+_P, _LOGP = DOUBLE_P, LOGP_PROTOTYPE
 DESIGNS = {"event time": dict(event_time=True), "leads=6": dict(leads=6),
            "region^year": dict(random_effects="region^year")}
 

@@ -39,10 +39,7 @@ from bayesdid.did.nutpie_density import (
     pack_user_data,
 )
 
-_P = ctypes.POINTER(ctypes.c_double)
-_LOGP = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, _P, _P, _P, ctypes.c_void_p)
-_EXPAND = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint64, _P, _P,
-                           ctypes.c_void_p)
+_P, _LOGP, _EXPAND = native.DOUBLE_P, native.LOGP_PROTOTYPE, native.EXPAND_PROTOTYPE
 HAS_CC = shutil.which((os.environ.get("CC") or "cc").split()[0]) is not None
 needs_cc = pytest.mark.skipif(not HAS_CC, reason="no C compiler: the numba kernel serves")
 

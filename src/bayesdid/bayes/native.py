@@ -31,12 +31,20 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-__all__ = ["LAPACK_ROUTINES", "NativeFunction", "NativeLibrary", "cache_dir", "load"]
+__all__ = ["DOUBLE_P", "EXPAND_PROTOTYPE", "LAPACK_ROUTINES", "LOGP_PROTOTYPE", "NativeFunction",
+           "NativeLibrary", "cache_dir", "load"]
 
 _LOG = logging.getLogger(__name__)
 _PACKAGE = Path(__file__).resolve().parents[1]
 #: flags for every kernel: no -march=native, so a cache shared between machines stays valid
 CFLAGS = ("-O3", "-std=c99", "-fPIC", "-shared", "-fno-math-errno")
+DOUBLE_P = ctypes.POINTER(ctypes.c_double)
+#: ctypes prototypes of nutpie's callbacks (to call one through its address, as nutpie does):
+#: logp (dim, x, grad out, logp out, user data) and expand (dim, expanded, x, out, user data)
+LOGP_PROTOTYPE = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, DOUBLE_P, DOUBLE_P,
+                                  DOUBLE_P, ctypes.c_void_p)
+EXPAND_PROTOTYPE = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint64,
+                                    DOUBLE_P, DOUBLE_P, ctypes.c_void_p)
 #: scipy's BLAS / LAPACK routines handed to a library exporting ``bayesdid_set_lapack``
 #: (the ones numba's kernels call: same library, same threads, same results)
 LAPACK_ROUTINES = (("scipy.linalg.cython_blas", "dgemm"), ("scipy.linalg.cython_blas", "dgemv"),
