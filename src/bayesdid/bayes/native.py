@@ -1,8 +1,8 @@
 """C kernels built with the system C compiler on first use and cached by content hash.
 
-numba takes about 8 s to compile the DID's block-arrow log-density (most of a fresh
-install's first ``bayesdid demo``); ``cc -O3`` builds the same kernel, written in C, in well
-under a second. The shared library is cached under :func:`cache_dir`, named by a hash of the
+numba takes 8-13 s to compile the DID's block-arrow log-density (most of a fresh install's
+first ``bayesdid demo``); ``cc -O3`` builds the same kernels, written in C
+(``did/marginal_density.c``), in well under a second. The shared library is cached under :func:`cache_dir`, named by a hash of the
 source, the compile command and the platform, so an edited source or another compiler
 builds anew and nothing goes stale (numba's own cache is keyed to file times). Without a
 working compiler, or with ``BAYESDID_NATIVE=0``, :func:`load` returns ``None`` and callers

@@ -1,17 +1,21 @@
-/* The marginal HierarchicalDiD log-density on the block-arrow layout, as a nutpie C
- * callback: the same arithmetic as the numba path
- *   did/nutpie_density.py            _hyper_prior, block_logp_grad, _chain_rule, _store
- *   did/block_marginal.py            _merged_weights, _factor, block_loglik_grad_nb
- *   did/marginal_likelihood_numba.py _weights, _loglik_and_scalar_grad
+/* The marginal HierarchicalDiD log-density on its dense and block-arrow kernels, as nutpie
+ * C callbacks, and the exact conditional draws of the coefficients after NUTS: the same
+ * arithmetic as the numba path
+ *   did/nutpie_density.py            _hyper_prior, *_logp_grad, _chain_rule, _store
+ *   did/block_marginal.py            _merged_weights, _factor, block_loglik_grad_nb,
+ *                                    block_draw_batch_nb
+ *   did/marginal_likelihood_numba.py _weights, _loglik_and_scalar_grad,
+ *                                    marginal_loglik_grad_nb, conditional_factor_batch_nb
  *   bayes/small_linalg.py            small_spd_inverse
  * on the float64 buffer of did/nutpie_density.pack_user_data (header slots listed there).
  * Compiled by bayes/native.py with the system C compiler (well under a second, against
- * about 8 s for numba to compile the same kernel); tests hold it to the numba kernel at
- * 1e-10. Keep the two in step: a change to either is a change to both.
+ * 8-13 s for numba to compile the block kernel); tests hold it to the numba kernels at
+ * 1e-10. Keep the two in step: a change to either is a change to both. One file, because
+ * native.py names the build by the hash of this file's text alone.
  *
- * The products and the head's Cholesky go to the BLAS / LAPACK numba's kernel calls (scipy's,
- * whose pointers bayesdid_set_lapack receives once per process); the small group inverses
- * are written out, as in small_linalg.py. */
+ * The products and the Cholesky factorisations go to the BLAS / LAPACK numba's kernels call
+ * (scipy's, whose pointers bayesdid_set_lapack receives once per process); the small group
+ * inverses are written out, as in small_linalg.py. */
 
 #include <math.h>
 #include <stdint.h>
