@@ -187,6 +187,7 @@ def test_c_and_numba_callbacks_sample_the_same_posterior(lccp, monkeypatch):
                                   two.idata.posterior["effect"].values)
     c_fit = model_.fit(lccp, random_seed=1, **kw)
     monkeypatch.setattr("bayesdid.did.nutpie_density.native_callbacks", lambda: None)
+    monkeypatch.setattr("bayesdid.did.block_marginal.native_draws", lambda: None)
     numba_fit = model_.fit(lccp, random_seed=2, **kw)
     for name in ("sigma", "rho"):
         x, y = c_fit.idata.posterior[name], numba_fit.idata.posterior[name]
