@@ -36,7 +36,7 @@ static dgemm_t dgemm_;
 static dgemv_t dgemv_;
 static dpotr_t dpotrf_, dpotri_;
 
-/* Set the BLAS / LAPACK entry points (before any call of bayesdid_block_logp). */
+/* Set the BLAS / LAPACK entry points (before any call of bayesdid_logp). */
 void bayesdid_set_lapack(void *dgemm, void *dgemv, void *dpotrf, void *dpotri) {
     dgemm_ = (dgemm_t)dgemm;
     dgemv_ = (dgemv_t)dgemv;
@@ -486,14 +486,9 @@ static int64_t logp_callback(uint64_t dim, const double *x, double *out, double 
     return 0;
 }
 
-/* the nutpie callbacks of the two kernels (the same function: the buffer says which) */
-int64_t bayesdid_block_logp(uint64_t dim, const double *x, double *out, double *logp_out,
-                            const void *user_data) {
-    return logp_callback(dim, x, out, logp_out, (const double *)user_data);
-}
-
-int64_t bayesdid_dense_logp(uint64_t dim, const double *x, double *out, double *logp_out,
-                            const void *user_data) {
+/* the nutpie callback of both kernels: the buffer says which (header slot 13) */
+int64_t bayesdid_logp(uint64_t dim, const double *x, double *out, double *logp_out,
+                      const void *user_data) {
     return logp_callback(dim, x, out, logp_out, (const double *)user_data);
 }
 

@@ -302,8 +302,9 @@ def _expand_cfunc(dim, expanded, x_, out_, user_data_):
 EXPAND = _expand_cfunc
 
 
-#: the kernels that also exist in C (:data:`NATIVE_SOURCE`), by their callback's symbol
-NATIVE_KERNELS = {"block": "bayesdid_block_logp", "dense": "bayesdid_dense_logp"}
+#: the kernels that also exist in C (:data:`NATIVE_SOURCE`; one callback serves both: the
+#: buffer says which)
+NATIVE_KERNELS = ("block", "dense")
 
 
 @cache
@@ -315,8 +316,8 @@ def native_callbacks():
     lib = native.load(NATIVE_SOURCE)
     if lib is None:
         return None
-    expand = lib.symbol("bayesdid_expand")
-    return {kernel: (lib.symbol(name), expand) for kernel, name in NATIVE_KERNELS.items()}
+    callbacks = lib.symbol("bayesdid_logp"), lib.symbol("bayesdid_expand")
+    return dict.fromkeys(NATIVE_KERNELS, callbacks)
 
 
 def callbacks_for(kernel: str, use_native: bool = True):
@@ -392,7 +393,7 @@ def sample_did_nutpie(model: pm.Model, design, priors, errors: str, *, draws: in
         progress=progress, target_accept=target_accept)
 
 
-__all__ = ["EXPAND", "KERNELS", "NATIVE_KERNELS", "NATIVE_SOURCE", "UnsupportedModel", "block_logp_grad",
-           "callbacks_for", "compile_did_nutpie", "dense_logp_grad", "did_logp_grad",
+__all__ = ["EXPAND", "KERNELS", "NATIVE_KERNELS", "NATIVE_SOURCE", "UnsupportedModel",
+           "block_logp_grad", "callbacks_for", "compile_did_nutpie", "dense_logp_grad", "did_logp_grad",
            "kernel_of", "native_callbacks", "pack_user_data", "sample_did_nutpie",
            "scaled_logp_grad"]
