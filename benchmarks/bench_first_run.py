@@ -1,6 +1,14 @@
 """``bayesdid demo`` on its first run after install vs a warm run, and where the first
-run's extra time goes; with the block-arrow kernel built in C (the default) and, as the
-like-for-like baseline in the same process, compiled by numba (``BAYESDID_NATIVE=0``).
+run's extra time goes; with the block-arrow kernel built in C (the default) and, as
+like-for-like baselines in the same process (the same demo, the same work):
+
+- ``C, stop 24``: the C kernel with the command line as it was before stop 25, i.e. with
+  CPython's default garbage-collector thresholds (no ``cli._batch_gc``) and the C kernel
+  built when the first fit needs it (no ``native.prebuild`` in the background);
+- ``numba``: the kernel compiled by numba (``BAYESDID_NATIVE=0``).
+
+The variants take turns (cold run and warm runs of each, then the next round), so a
+drifting machine load hits them alike.
 
 Each run is a fresh ``python -m bayesdid.cli demo`` subprocess writing to a new folder (so
 the study's own result cache never answers). The cold runs get an empty
@@ -51,11 +59,24 @@ def _env(cache: Path) -> dict:
     return env
 
 
-def run_demo(cache: Path, out: Path, extra_env: dict) -> dict:
+#: ``python -c`` driver of the stop-24 baseline: the same ``main`` without the two changes
+_STOP24 = ("import contextlib, sys; from bayesdid import cli; from bayesdid.bayes import native; "
+           "cli._batch_gc = contextlib.nullcontext; native.prebuild = lambda source: None; "
+           "sys.exit(cli.main(sys.argv[1:]))")
+#: label -> (command before the demo's arguments, extra environment)
+VARIANTS = {
+    "C": (["-m", "bayesdid.cli"], {}),
+    "C, stop 24": (["-c", _STOP24], {}),
+    "numba": (["-m", "bayesdid.cli"], {"BAYESDID_NATIVE": "0"}),
+}
+
+
+def run_demo(cache: Path, out: Path, variant: str) -> dict:
     """One ``bayesdid demo`` subprocess: wall and CPU (user + sys) seconds."""
+    command, extra_env = VARIANTS[variant]
     cpu0, t0 = _children_cpu(), time.perf_counter()
-    subprocess.run([sys.executable, "-m", "bayesdid.cli", "demo", "--out", str(out),
-                    "--quiet"], env={**_env(cache), **extra_env}, check=True, stdout=subprocess.DEVNULL,
+    subprocess.run([sys.executable, *command, "demo", "--out", str(out), "--quiet"],
+                   env={**_env(cache), **extra_env}, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     return {"wall": time.perf_counter() - t0, "cpu": _children_cpu() - cpu0}
 
@@ -148,31 +169,34 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_first_run_") as tmp:
         root = Path(tmp)
         if not args.profile_only:
-            best = {}
+            runs = {label: {"cold": [], "warm": []} for label in VARIANTS}
+            for i in range(args.cold):
+                for label in VARIANTS:
+                    cache = root / f"{i}{label}"
+                    runs[label]["cold"].append(run_demo(cache, root / f"{label}_cold{i}", label))
+                    runs[label]["warm"] += [run_demo(cache, root / f"{label}_warm{i}_{j}", label)
+                                            for j in range(args.warm)]
             print("| kernel | run | wall s | user+sys CPU s |")
             print("|---|---|---:|---:|")
-            for label, extra in (("C", {}), ("numba", {"BAYESDID_NATIVE": "0"})):
-                cold, warm = [], []
-                for i in range(args.cold):
-                    cache = root / f"{label}{i}"
-                    cold.append(run_demo(cache, root / f"{label}_cold{i}", extra))
-                    warm += [run_demo(cache, root / f"{label}_warm{i}_{j}", extra)
-                             for j in range(args.warm)]
-                for name, runs in (("first run (empty caches)", cold), ("warm", warm)):
-                    for r in runs:
-                        print(f"| {label} | {name} | {r['wall']:.1f} | {r['cpu']:.1f} |",
-                              flush=True)
-                best[label] = (min(cold, key=lambda r: r["cpu"]),
-                               min(warm, key=lambda r: r["cpu"]))
-            print()
+            best = {}
+            for label, both in runs.items():
+                for key, name in (("cold", "first run (empty caches)"), ("warm", "warm")):
+                    for r in both[key]:
+                        print(f"| {label} | {name} | {r['wall']:.1f} | {r['cpu']:.1f} |")
+                best[label] = tuple(min(both[key], key=lambda r: r["wall"])
+                                    for key in ("cold", "warm"))
+            print("\nbest of each (wall):")
             for label, (c, w) in best.items():
-                print(f"{label}: cold / warm (best of each): wall {c['wall'] / w['wall']:.2f}x, "
-                      f"CPU {c['cpu'] / w['cpu']:.2f}x; the first run's extra CPU: "
-                      f"{c['cpu'] - w['cpu']:.1f} s")
-            (cc, wc), (cn, wn) = best["C"], best["numba"]
-            print(f"first run, C / numba kernel: wall {cc['wall'] / cn['wall']:.2f}x, CPU "
-                  f"{cc['cpu'] / cn['cpu']:.2f}x; warm: wall {wc['wall'] / wn['wall']:.2f}x\n",
-                  flush=True)
+                print(f"{label}: first run {c['wall']:.1f} s, warm {w['wall']:.1f} s; cold / warm: "
+                      f"wall {c['wall'] / w['wall']:.2f}x, CPU {c['cpu'] / w['cpu']:.2f}x; the "
+                      f"first run's extra CPU: {c['cpu'] - w['cpu']:.1f} s")
+            (cc, wc) = best["C"]
+            for base in ("C, stop 24", "numba"):
+                cb, wb = best[base]
+                print(f"C / {base}: first run wall {cc['wall'] / cb['wall']:.2f}x, CPU "
+                      f"{cc['cpu'] / cb['cpu']:.2f}x; warm wall {wc['wall'] / wb['wall']:.2f}x, "
+                      f"CPU {wc['cpu'] / wb['cpu']:.2f}x")
+            print(flush=True)
         env = _env(root / "profile")
         subprocess.run([sys.executable, __file__, "--profile-child", "--top", str(args.top)],
                        env=env, check=True)

@@ -309,6 +309,50 @@ def test_datasets_command(capsys):
 
 
 @pytest.mark.unit
+def test_batch_gc_settings_apply_inside_main_only(capsys, monkeypatch):
+    import gc
+
+    from bayesdid import cli
+
+    before = gc.get_threshold(), gc.get_freeze_count()
+    seen = []
+    monkeypatch.setattr(cli, "_datasets", lambda: seen.append(
+        (gc.get_threshold(), gc.get_freeze_count())) or 0)
+    assert main(["datasets"]) == 0
+    assert seen[0][0] == (20_000, 10, 10) and seen[0][1] > before[1]  # imports frozen
+    # restored on exit: the thresholds, and the frozen objects are scanned again (CPython
+    # 3.12 starts with a few hundred frozen; unfreeze releases those too, harmlessly)
+    assert gc.get_threshold() == before[0] and gc.get_freeze_count() <= before[1]
+
+
+@pytest.mark.unit
+def test_console_script_exits_fast_but_runs_exit_handlers_threads_and_flushes(tmp_path):
+    import subprocess
+    import sys
+
+    code = textwrap.dedent("""
+        import atexit, sys, threading, time
+        atexit.register(lambda: print("exit handler ran", flush=False))
+        threading.Thread(target=lambda: (time.sleep(0.3), print("thread done"))).start()
+        sys.argv = ["bayesdid", *sys.argv[1:]]
+        from bayesdid.cli import console
+        print("buffered output", end="")  # unflushed: console() must flush it
+        console()
+        print("never printed: console() does not return")
+    """)
+    done = subprocess.run([sys.executable, "-c", code, "--version"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "buffered output" in done.stdout
+    assert f"bayesdid {bayesdid.__version__}" in done.stdout
+    assert "thread done" in done.stdout and "exit handler ran" in done.stdout
+    assert "never printed" not in done.stdout
+    done = subprocess.run([sys.executable, "-c", code, "run", str(tmp_path / "nope.toml")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "no such study file" in done.stderr
+
+
+@pytest.mark.unit
 def test_usage_errors_exit_2(capsys):
     assert main([]) == 2
     assert main(["frobnicate"]) == 2

@@ -3,6 +3,10 @@ and dense.
 
 * it builds with the system compiler (skipped where there is none), into a cache named
   by the source's hash: a second load reuses the file, an edited source builds a new one;
+* :func:`prebuild` builds in a background thread that the next :func:`load` waits for; it
+  is a no-op when the library is cached or ``BAYESDID_NATIVE=0``, and a failed background
+  build leaves :func:`load` to retry and report it;
+* a study with a ``hierarchical_did`` step starts that build before its first step;
 * without a compiler, or with ``BAYESDID_NATIVE=0``, :func:`load` gives ``None`` (never
   raises) and fits fall back to numba's callback;
 * its log density and gradient equal numba's :func:`did_logp_grad` (1e-10) on the block
@@ -95,6 +99,80 @@ def test_no_compiler_or_opt_out_gives_none(tmp_path, monkeypatch, caplog):
     monkeypatch.delenv("CC")
     monkeypatch.setenv("BAYESDID_NATIVE", "0")
     assert native.load.__wrapped__(str(src)) is None
+
+
+@pytest.mark.unit
+@needs_cc
+def test_prebuild_builds_in_the_background_and_load_waits_for_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("BAYESDID_CACHE_DIR", str(tmp_path / "cache"))
+    src = tmp_path / "k.c"
+    src.write_text("int bayesdid_k(void) { return 3; }\n")
+    native.prebuild(str(src))
+    thread = native._PENDING[str(src)]
+    assert thread.is_alive() or not thread.daemon  # started; the interpreter waits for it
+    native.prebuild(str(src))  # a second call while it runs starts nothing more
+    assert native._PENDING[str(src)] is thread
+    lib = native.load.__wrapped__(str(src))  # joins the build, then loads its library
+    assert str(src) not in native._PENDING and not thread.is_alive()
+    assert lib is not None and lib.handle.bayesdid_k() == 3
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [lib.path.name]  # no temp files
+    native.prebuild(str(src))  # cached: nothing to start
+    assert str(src) not in native._PENDING
+
+
+@pytest.mark.unit
+def test_prebuild_opt_out_and_failed_builds_leave_load_to_report(tmp_path, monkeypatch,
+                                                                 caplog):
+    monkeypatch.setenv("BAYESDID_CACHE_DIR", str(tmp_path))
+    src = tmp_path / "k.c"
+    src.write_text("int bayesdid_k(void) { return 1; }\n")
+    monkeypatch.setenv("BAYESDID_NATIVE", "0")
+    native.prebuild(str(src))
+    assert str(src) not in native._PENDING
+    monkeypatch.delenv("BAYESDID_NATIVE")
+    monkeypatch.setenv("CC", "false")  # a compiler that fails, in the background too
+    native.prebuild(str(src))
+    native.prebuild(str(tmp_path / "missing.c"))  # an unreadable source: load says why
+    assert str(tmp_path / "missing.c") not in native._PENDING
+    with caplog.at_level("INFO", logger="bayesdid.bayes.native"):
+        assert native.load.__wrapped__(str(src)) is None
+    assert "numba kernel" in caplog.text and str(src) not in native._PENDING
+    assert not list(tmp_path.glob("*.so"))
+
+
+@pytest.mark.unit
+def test_a_study_with_a_bayesian_did_step_prebuilds_the_kernel(tmp_path, monkeypatch):
+    import dataclasses
+
+    from bayesdid.study import loads_study, run_study
+    from bayesdid.study.steps import STEPS
+
+    calls = []
+    monkeypatch.setattr(native, "prebuild", calls.append)
+    STEPS["hierarchical_did"].prepare()
+    assert calls == [native.DID_SOURCE]
+    # run_study calls each kind's prepare once, before the first step (here on a twfe)
+    calls.clear()
+    monkeypatch.setitem(STEPS, "twfe", dataclasses.replace(
+        STEPS["twfe"], prepare=lambda: calls.append(sorted(tmp_path.iterdir()))))
+    study = loads_study('''
+[study]
+name = "prepare"
+[data]
+simulate = "staggered"
+[data.simulate_args]
+n_units = 40
+years = [2005, 2014]
+batches = { "2008" = 5, "2010" = 6 }
+random_seed = 0
+[[steps]]
+kind = "twfe"
+[[steps]]
+kind = "twfe"
+name = "twfe_again"
+''')
+    run_study(study, tmp_path / "out", progress=False)
+    assert calls == [[]]  # once, before the results folder existed
 
 
 def _small() -> Panel:

@@ -15,15 +15,20 @@ input problem (bad arguments, a malformed spec, invalid data: any ``BayesDidErro
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import logging
+import os
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import __version__
 from .errors import BayesDidError
 
-__all__ = ["main"]
+__all__ = ["console", "main"]
 
 DEMO = "lccp_demo"
 
@@ -139,8 +144,35 @@ def _one_line(err: BaseException) -> str:
     return text
 
 
+@contextmanager
+def _batch_gc():
+    """Garbage-collect as a batch job does, not as CPython's defaults (tuned for long-lived
+    interactive processes) do. A study imports several hundred thousand long-lived objects
+    (pandas, SciPy, PyMC, pyfixest, ...); with the default thresholds (700, 10, 10) the
+    collector rescans them in about six full collections, 0.6-0.9 s of a 7-9 s demo
+    (``benchmarks/bench_first_run.py``). Inside, what was imported before is frozen
+    (module-level objects live as long as the process) and the youngest generation is
+    collected every 20 000 allocations instead of 700: cycles are still collected, full
+    collections are rare. The thresholds come back on exit and everything frozen is
+    scanned again (``main`` may be called in-process, as the tests do); importing bayesdid
+    changes nothing."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bayesdid`` console script; returns the exit code."""
+    with _batch_gc():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -173,5 +205,28 @@ def main(argv: list[str] | None = None) -> int:
             _restore_logging(saved)
 
 
+def console() -> None:
+    """The ``bayesdid`` console script (and ``python -m bayesdid.cli``): :func:`main`, then
+    a quick exit. A study leaves about 400 000 objects imported (pandas, SciPy, PyMC,
+    pyfixest, ...), and tearing the interpreter down frees them one by one: 1-1.5 s of an
+    8 s demo (``benchmarks/bench_first_run.py``) that nothing a user sees depends on. So
+    after :func:`main` returns, what a normal exit does that matters is done by hand:
+    non-daemon threads are joined (a compiler still building a kernel), the exit handlers
+    run (logging flushes its handlers, temporary folders go, weakref finalizers), and
+    the standard streams are flushed; then the process ends with :func:`os._exit`. An
+    exception escaping :func:`main` exits the normal way, with its traceback."""
+    code = main()
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()  # CPython's own exit handlers; os._exit would skip them
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed pipe (`bayesdid demo | head`)
+        code = code or 120  # what CPython's exit returns when the flush fails
+    os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console()

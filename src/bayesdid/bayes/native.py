@@ -6,12 +6,14 @@ first ``bayesdid demo``); ``cc -O3`` builds the same kernels, written in C
 source, the compile command and the platform, so an edited source or another compiler
 builds anew and nothing goes stale (numba's own cache is keyed to file times). Without a
 working compiler, or with ``BAYESDID_NATIVE=0``, :func:`load` returns ``None`` and callers
-keep their numba kernel: same posterior, slower first fit.
+keep their numba kernel: same posterior, slower first fit. :func:`prebuild` starts a build
+in a background thread (a study does so before its first step), so the compiler runs on
+another core while Python imports and fits; :func:`load` then waits for it.
 
 Written by hand because numba offers no ahead-of-time build that survives an install
 (``numba.pycc`` is deprecated) and PyTensor's C cache is for PyTensor Ops.
 
->>> lib = load("did/marginal_density.c")
+>>> lib = load(DID_SOURCE)
 >>> lib is None or lib.symbol("bayesdid_expand").address > 0
 True
 """
@@ -27,15 +29,19 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-__all__ = ["DOUBLE_P", "EXPAND_PROTOTYPE", "LAPACK_ROUTINES", "LOGP_PROTOTYPE", "NativeFunction",
-           "NativeLibrary", "cache_dir", "load"]
+__all__ = ["DID_SOURCE", "DOUBLE_P", "EXPAND_PROTOTYPE", "LAPACK_ROUTINES", "LOGP_PROTOTYPE",
+           "NativeFunction", "NativeLibrary", "cache_dir", "load", "prebuild"]
 
 _LOG = logging.getLogger(__name__)
 _PACKAGE = Path(__file__).resolve().parents[1]
+#: the DID's dense and block-arrow kernels (the C twin of ``did/block_marginal.py`` and
+#: ``did/nutpie_density.py``), relative to the package
+DID_SOURCE = "did/marginal_density.c"
 #: flags for every kernel: no -march=native, so a cache shared between machines stays valid
 CFLAGS = ("-O3", "-std=c99", "-fPIC", "-shared", "-fno-math-errno")
 DOUBLE_P = ctypes.POINTER(ctypes.c_double)
@@ -84,21 +90,68 @@ def _compiler() -> list[str]:
     return shlex.split(os.environ.get("CC") or "cc")
 
 
+def _disabled() -> bool:
+    return os.environ.get("BAYESDID_NATIVE", "1") == "0"
+
+
+def _target(source: str) -> tuple[Path, list[str], Path]:
+    """The source file, the compile command and the cached library they build."""
+    src = _PACKAGE / source
+    command = [*_compiler(), *CFLAGS]
+    key = hashlib.sha256(b"\0".join([
+        src.read_bytes(), " ".join(command).encode(), platform.machine().encode(),
+        sys.platform.encode()])).hexdigest()[:20]
+    return src, command, cache_dir() / f"{src.stem}-{key}.so"
+
+
+_PENDING: dict[str, threading.Thread] = {}
+_PENDING_LOCK = threading.Lock()
+
+
+def prebuild(source: str) -> None:
+    """Start building ``source`` in a background thread unless its library is cached (or
+    ``BAYESDID_NATIVE=0``); returns at once. The compiler is a separate process, so on a
+    machine with two cores or more the build overlaps whatever runs meanwhile, and the
+    first :func:`load` of ``source`` waits for it. A failed build is reported by that
+    :func:`load` (which retries it). Never raises."""
+    if _disabled():
+        return
+    try:
+        src, command, target = _target(source)
+    except OSError:
+        return  # load() reports it
+    if target.exists():
+        return
+
+    def build() -> None:
+        try:
+            _build(command, src, target)
+        except (OSError, subprocess.SubprocessError):
+            pass  # load() tries again and says why
+
+    with _PENDING_LOCK:
+        if source in _PENDING:
+            return
+        # not a daemon: the interpreter waits for it at exit, so no half-built file stays
+        thread = threading.Thread(target=build, name=f"bayesdid-build-{src.stem}")
+        _PENDING[source] = thread
+        thread.start()
+
+
 @cache
 def load(source: str) -> NativeLibrary | None:
     """The shared library built from ``source`` (a path relative to the bayesdid package),
     compiled on the first call on this machine and cached; ``None`` if it cannot be built
-    (no compiler, a failed build) or ``BAYESDID_NATIVE=0``. Never raises."""
-    if os.environ.get("BAYESDID_NATIVE", "1") == "0":
+    (no compiler, a failed build) or ``BAYESDID_NATIVE=0``. Waits for a :func:`prebuild`
+    of it still running. Never raises."""
+    if _disabled():
         return None
-    src = _PACKAGE / source
+    with _PENDING_LOCK:
+        pending = _PENDING.pop(source, None)
+    if pending is not None:
+        pending.join()
     try:
-        text = src.read_bytes()
-        command = [*_compiler(), *CFLAGS]
-        key = hashlib.sha256(b"\0".join([
-            text, " ".join(command).encode(), platform.machine().encode(),
-            sys.platform.encode()])).hexdigest()[:20]
-        target = cache_dir() / f"{src.stem}-{key}.so"
+        src, command, target = _target(source)
         if not target.exists():
             _build(command, src, target)
         handle = ctypes.CDLL(str(target))

@@ -83,7 +83,7 @@ MAX_GROUP = 128
 MIN_P = 64
 #: the C twin of this module's log density and draws (relative to the package), built by
 #: :func:`bayesdid.bayes.native.load`; the numba functions here are its fallback
-NATIVE_SOURCE = "did/marginal_density.c"
+NATIVE_SOURCE = native.DID_SOURCE
 #: the (a <= b) pairs of the unit projection's Q_L(a, b) rows kept in the compact basis
 _PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 

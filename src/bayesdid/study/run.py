@@ -287,6 +287,9 @@ def run_study(study: Study, out_dir: str | Path, progress: bool = True, *,
         raise SpecError(f"run_study expects a Study (from load_study), got "
                         f"{type(study).__name__}")
     t0 = time.perf_counter()
+    for kind in {step.kind: STEPS[step.kind] for step in study.steps}.values():
+        if kind.prepare is not None:
+            kind.prepare()  # e.g. the C compiler builds a kernel while the first steps run
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}

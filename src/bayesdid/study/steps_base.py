@@ -112,7 +112,9 @@ class StepKind:
     :class:`~bayesdid.errors.SpecError` naming the key's path). ``refs`` are the option
     keys whose values name earlier steps (whose results the runner reads from
     ``StepContext.earlier``); ``check_refs(options, path, kinds)`` validates what they
-    refer to (``kinds`` maps each earlier step's name to its kind and options)."""
+    refer to (``kinds`` maps each earlier step's name to its kind and options).
+    ``prepare()``, called when a study holding this kind starts, may start background work
+    the runner will need (building a compiled kernel); it must return at once."""
 
     name: str
     schema: Mapping[str, Check]
@@ -122,6 +124,7 @@ class StepKind:
     description: str = ""
     refs: tuple[str, ...] = ()
     check_refs: RefCheck | None = None
+    prepare: Callable[[], None] | None = None
 
     def refs_of(self, options: Mapping[str, Any]) -> list[str]:
         """Names of the earlier steps that ``options`` refer to (through ``refs`` keys)."""
@@ -388,14 +391,15 @@ def _data_checks(*more):
 def did_kind(name: str, schema: dict[str, Check], fit, output=simple_output, *,
              columns=None, groups=None, check=None, propagate: bool = False,
              description: str = "", bayesian: bool = False,
-             refs: tuple[str, ...] = ()) -> StepKind:
+             refs: tuple[str, ...] = (), prepare=None) -> StepKind:
     """A DID-type step kind (its runner prepares the panel with :func:`did_runner`)."""
     full = {**COMMON, **DATA_OPTIONS, **(PROPAGATE if propagate else {}), **schema}
     runner = did_runner(fit, output, columns=columns or (lambda o: []),
                         groups=groups or (lambda o: []))
     return StepKind(name, full, runner, bayesian=bayesian,
                     check=_data_checks(*([check] if check else [])), description=description,
-                    refs=("outcome_from", *refs), check_refs=check_outcome_from)
+                    refs=("outcome_from", *refs), check_refs=check_outcome_from,
+                    prepare=prepare)
 
 
 def covariate_columns(opts: dict[str, Any]) -> list[str]:

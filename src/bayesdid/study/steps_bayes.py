@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from ..bayes import native
 from ..results import EffectResult
 from .checks import (
     STR_LIST,
@@ -204,6 +205,7 @@ KINDS: dict[str, StepKind] = {
          "median_split": check_str(), "fe": check_str(empty=True),
          "random_effects": check_str(empty=True), **SAMPLER},
         _hdid, simple_output, bayesian=True, propagate=True, check=_check_hdid,
+        prepare=lambda: native.prebuild(native.DID_SOURCE),
         columns=lambda o: [o.get("median_split"), *(o.get("covariates") or []),
                            *fe_columns(o.get("fe")),
                            *fe_columns(None if o.get("random_effects") == "auto"
