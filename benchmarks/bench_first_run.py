@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -185,17 +186,21 @@ def main() -> None:
                         print(f"| {label} | {name} | {r['wall']:.1f} | {r['cpu']:.1f} |")
                 best[label] = tuple(min(both[key], key=lambda r: r["wall"])
                                     for key in ("cold", "warm"))
-            print("\nbest of each (wall):")
-            for label, (c, w) in best.items():
-                print(f"{label}: first run {c['wall']:.1f} s, warm {w['wall']:.1f} s; cold / warm: "
-                      f"wall {c['wall'] / w['wall']:.2f}x, CPU {c['cpu'] / w['cpu']:.2f}x; the "
-                      f"first run's extra CPU: {c['cpu'] - w['cpu']:.1f} s")
-            (cc, wc) = best["C"]
-            for base in ("C, stop 24", "numba"):
-                cb, wb = best[base]
-                print(f"C / {base}: first run wall {cc['wall'] / cb['wall']:.2f}x, CPU "
-                      f"{cc['cpu'] / cb['cpu']:.2f}x; warm wall {wc['wall'] / wb['wall']:.2f}x, "
-                      f"CPU {wc['cpu'] / wb['cpu']:.2f}x")
+            med = {label: tuple({k: statistics.median(r[k] for r in both[key])
+                                 for k in ("wall", "cpu")} for key in ("cold", "warm"))
+                   for label, both in runs.items()}
+            for title, stat in (("best of each (wall)", best), ("median of each", med)):
+                print(f"\n{title}:")
+                for label, (c, w) in stat.items():
+                    print(f"{label}: first run {c['wall']:.1f} s, warm {w['wall']:.1f} s; cold / "
+                          f"warm: wall {c['wall'] / w['wall']:.2f}x, CPU {c['cpu'] / w['cpu']:.2f}x;"
+                          f" the first run's extra CPU: {c['cpu'] - w['cpu']:.1f} s")
+                (cc, wc) = stat["C"]
+                for base in ("C, stop 24", "numba"):
+                    cb, wb = stat[base]
+                    print(f"C / {base}: first run wall {cc['wall'] / cb['wall']:.2f}x, CPU "
+                          f"{cc['cpu'] / cb['cpu']:.2f}x; warm wall {wc['wall'] / wb['wall']:.2f}x,"
+                          f" CPU {wc['cpu'] / wb['cpu']:.2f}x")
             print(flush=True)
         env = _env(root / "profile")
         subprocess.run([sys.executable, __file__, "--profile-child", "--top", str(args.top)],
