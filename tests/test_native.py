@@ -1,5 +1,6 @@
-"""The DID kernels in C (did/marginal_density.c, built by bayes/native.py): block-arrow
-and dense.
+"""The DID kernels in C (did/marginal_density.c, built by bayes/native.py): block-arrow,
+dense and per-unit scaled (panel weights, variance classes; projections grouped or per unit;
+with and without the unit effect).
 
 * it builds with the system compiler (skipped where there is none), into a cache named
   by the source's hash: a second load reuses the file, an edited source builds a new one;
@@ -22,6 +23,7 @@ and dense.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import os
 import shutil
 
@@ -33,7 +35,8 @@ from bayesdid import Panel
 from bayesdid.bayes import native
 from bayesdid.bayes.nutpie_compiled import EXPAND_SIG, LOGP_SIG, lazy_cfunc
 from bayesdid.datasets import simulate_staggered
-from bayesdid.did.block_marginal import block_layout, draw_phi_block
+from bayesdid.did.block_marginal import block_layout, draw_phi_block, draw_phi_scaled
+from bayesdid.did.crossproducts import scaled_stats
 from bayesdid.did.hierarchical import HierarchicalDiD
 from bayesdid.did.nutpie_density import (
     EXPAND,
@@ -142,7 +145,6 @@ def test_prebuild_opt_out_and_failed_builds_leave_load_to_report(tmp_path, monke
 
 @pytest.mark.unit
 def test_a_study_with_a_bayesian_did_step_prebuilds_the_kernel(tmp_path, monkeypatch):
-    import dataclasses
 
     from bayesdid.study import loads_study, run_study
     from bayesdid.study.steps import STEPS
@@ -181,14 +183,45 @@ def _small() -> Panel:
     return Panel.from_frame(sim.data, **sim.panel_kwargs)
 
 
-# (kernel, panel, model options, block layout allowed)
+def _weighted() -> Panel:
+    """The small panel with a log-normal population weight per city (continuous weights)."""
+    sim = simulate_staggered(n_units=30, years=(2005, 2013), batches={2008: 6, 2010: 6},
+                             n_covariates=1, random_seed=4)
+    df = sim.data.copy()
+    cities = df["city"].unique()
+    pop = np.exp(np.random.default_rng(3).normal(0.0, 0.8, len(cities)))
+    df["pop"] = df["city"].map(dict(zip(cities, pop)))
+    return Panel.from_frame(df, **sim.panel_kwargs, weights="pop")
+
+
+_CLASSES = dict(unit_variance="classes", variance_classes=3)
+# (kernel, panel, model options, block layout allowed, scaled projections grouped (Q) or
+# per unit (G); None: the design's own choice)
 KERNEL_CASES = {
-    "block-event_time": ("block", "lccp", dict(event_time=True), True),
-    "block-leads6": ("block", "lccp", dict(event_time=True, leads=6), True),
-    "block-region_year": ("block", "lccp", dict(random_effects="region^year"), True),
-    "dense-small": ("dense", "small", dict(), True),
-    "dense-lccp": ("dense", "lccp", dict(event_time=True), False),  # p = 124, dense basis
+    "block-event_time": ("block", "lccp", dict(event_time=True), True, None),
+    "block-leads6": ("block", "lccp", dict(event_time=True, leads=6), True, None),
+    "block-region_year": ("block", "lccp", dict(random_effects="region^year"), True, None),
+    "dense-small": ("dense", "small", dict(), True, None),
+    "dense-lccp": ("dense", "lccp", dict(event_time=True), False, None),  # p = 124, dense
+    "scaled-grouped": ("scaled", "weighted", _CLASSES, True, True),
+    "scaled-per_unit": ("scaled", "weighted", dict(event_time=True, **_CLASSES), True, False),
+    "scaled-fe_year": ("scaled", "weighted", dict(fe="year", **_CLASSES), True, False),
+    "scaled-weights_only": ("scaled", "weighted", dict(), True, None),  # one class
 }
+
+
+def _design(case: str, lccp: Panel, **model_kwargs):
+    """The model and design of a :data:`KERNEL_CASES` case."""
+    _, panel_name, kwargs, _, grouped = KERNEL_CASES[case]
+    model_ = HierarchicalDiD(**{"random_effects": None, **kwargs, **model_kwargs})
+    panel = {"lccp": lambda: lccp, "small": _small, "weighted": _weighted}[panel_name]()
+    design = model_.prepare(panel)
+    if grouped is not None:
+        sc = design.scaled
+        design = dataclasses.replace(design, scaled=scaled_stats(
+            design, sc["unit_w"], sc["unit_cls"], sc["n_classes"], grouped=grouped))
+        assert (len(design.scaled["Q"]) > 0) == grouped
+    return model_, design
 
 
 @pytest.mark.model
@@ -196,15 +229,14 @@ KERNEL_CASES = {
 @pytest.mark.parametrize("case", list(KERNEL_CASES))
 @pytest.mark.parametrize("has_rho", [True, False], ids=["ar1", "iid"])
 def test_c_kernel_equals_the_numba_kernel(lccp, case, has_rho):
-    kernel, panel_name, kwargs, block = KERNEL_CASES[case]
-    model_ = HierarchicalDiD(errors="ar1" if has_rho else "iid",
-                             **{"random_effects": None, **kwargs})
-    design = model_.prepare(lccp if panel_name == "lccp" else _small())
+    kernel, _, _, block, _ = KERNEL_CASES[case]
+    model_, design = _design(case, lccp, errors="ar1" if has_rho else "iid")
     buf = pack_user_data(design, model_.priors, has_rho, block=block)
     assert kernel_of(buf) == kernel
     logp, expand = native_callbacks()[kernel]
     numba_expand = lazy_cfunc(EXPAND, EXPAND_SIG)
-    n_dim = 1 + has_rho + len(design.random_blocks)
+    n_classes = design.scaled["n_classes"] if design.scaled is not None else 1
+    n_dim = 1 + has_rho + len(design.random_blocks) + n_classes - 1
     rng = np.random.default_rng(11)
     for _ in range(8):
         x = rng.normal(0.0, 0.8, n_dim)
@@ -233,20 +265,26 @@ def test_c_kernel_equals_the_numba_kernel(lccp, case, has_rho):
 @pytest.mark.model
 @needs_cc
 @pytest.mark.parametrize("case", ["block-event_time", "block-leads6", "block-region_year",
-                                  "dense-small"])
+                                  "dense-small", "scaled-grouped", "scaled-per_unit",
+                                  "scaled-fe_year"])
 def test_c_draws_equal_the_numba_draws(lccp, case):
-    kernel, panel_name, kwargs, _ = KERNEL_CASES[case]
-    design = HierarchicalDiD(**{"random_effects": None, **kwargs}).prepare(
-        lccp if panel_name == "lccp" else _small())
-    assert (block_layout(design) is None) == (kernel == "dense")
+    kernel = KERNEL_CASES[case][0]
+    _, design = _design(case, lccp)
     rng = np.random.default_rng(5)
     n = 6
     sigma, rho = rng.uniform(0.01, 0.1, n), rng.uniform(-0.6, 0.9, n)
     lam_phi = rng.uniform(0.5, 50.0, (n, design.n_phi))
     lam_phi[2, 0] = -1e12  # a draw whose H is not positive definite: a NaN row on both
-    draws = {use: draw_phi_block(design, sigma, rho, 0.01, lam_phi,
-                                 np.random.default_rng(9), use_native=use)
-             for use in (True, False)}
+    if kernel == "scaled":
+        v = np.c_[np.ones(n), rng.uniform(0.2, 5.0, (n, design.scaled["n_classes"] - 1))]
+        draws = {use: draw_phi_scaled(design.scaled, sigma, rho, 0.01, lam_phi, v,
+                                      np.random.default_rng(9), use_native=use)
+                 for use in (True, False)}
+    else:
+        assert (block_layout(design) is None) == (kernel == "dense")
+        draws = {use: draw_phi_block(design, sigma, rho, 0.01, lam_phi,
+                                     np.random.default_rng(9), use_native=use)
+                 for use in (True, False)}
     assert np.isnan(draws[True][2]).all() and np.isnan(draws[False][2]).all()
     np.testing.assert_allclose(draws[True], draws[False], rtol=1e-9, atol=1e-12)
 
@@ -255,22 +293,25 @@ def test_c_draws_equal_the_numba_draws(lccp, case):
 @pytest.mark.filterwarnings("ignore:HierarchicalDiD ignores panel.cluster")
 @pytest.mark.filterwarnings("ignore:HierarchicalDiD. the sampler may not have converged")
 @needs_cc
-def test_c_and_numba_callbacks_sample_the_same_posterior(lccp, monkeypatch):
-    model_ = HierarchicalDiD(event_time=True, random_effects=None)
+@pytest.mark.parametrize("case", ["block-event_time", "scaled-grouped"])
+def test_c_and_numba_callbacks_sample_the_same_posterior(lccp, case, monkeypatch):
+    _, panel_name, kwargs, _, _ = KERNEL_CASES[case]
+    model_ = HierarchicalDiD(**{"random_effects": None, **kwargs})
+    panel = lccp if panel_name == "lccp" else _weighted()
     kw = dict(draws=1000, tune=600, chains=2, progress=False, sampler="nutpie")
     short = dict(kw, draws=60, tune=60)
-    one, two = (model_.fit(lccp, random_seed=3, **short) for _ in range(2))
+    one, two = (model_.fit(panel, random_seed=3, **short) for _ in range(2))
     # the C path repeats its draws with the seed
     np.testing.assert_array_equal(one.idata.posterior["effect"].values,
                                   two.idata.posterior["effect"].values)
-    c_fit = model_.fit(lccp, random_seed=1, **kw)
+    c_fit = model_.fit(panel, random_seed=1, **kw)
     monkeypatch.setattr("bayesdid.did.nutpie_density.native_callbacks", lambda: None)
     monkeypatch.setattr("bayesdid.did.block_marginal.native_draws", lambda: None)
-    numba_fit = model_.fit(lccp, random_seed=2, **kw)
-    for name in ("sigma", "rho"):
+    numba_fit = model_.fit(panel, random_seed=2, **kw)
+    for name in ("sigma", "rho", *(["unit_sd_ratio"] if case.startswith("scaled") else [])):
         x, y = c_fit.idata.posterior[name], numba_fit.idata.posterior[name]
-        assert abs(float(x.mean()) - float(y.mean())) < 4 * np.hypot(
-            float(azs.mcse(x)), float(azs.mcse(y))), name
+        diff = np.abs(x.mean(("chain", "draw")).values - y.mean(("chain", "draw")).values)
+        assert np.all(diff < 4 * np.hypot(np.asarray(azs.mcse(x)), np.asarray(azs.mcse(y)))), name
     a = c_fit.idata.posterior["effect"].sel(effect_id="att|overall")
     b = numba_fit.idata.posterior["effect"].sel(effect_id="att|overall")
     assert abs(float(a.mean()) - float(b.mean())) < 4 * np.hypot(float(azs.mcse(a)),

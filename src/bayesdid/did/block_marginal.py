@@ -69,11 +69,13 @@ from .marginal_likelihood_numba import (
     _loglik_and_scalar_grad,
     _weights,
     draw_phi_nb,
+    scaled_args,
+    scaled_draw_phi_nb,
 )
 
 __all__ = ["BlockLayout", "block_layout", "layout_cost", "layout_from_groups",
            "layout_arrays", "block_loglik_grad_nb", "block_draw_batch_nb", "draw_phi_block",
-           "MAX_GROUP", "MIN_P", "NATIVE_SOURCE", "native_draws"]
+           "draw_phi_scaled", "MAX_GROUP", "MIN_P", "NATIVE_SOURCE", "native_draws"]
 
 #: largest diagonal block considered for the tail (a bigger connected group of pooled
 #: columns joins the head); below it :func:`layout_cost` decides
@@ -409,19 +411,22 @@ def block_draw_batch_nb(basis, head, tail, starts, run_lengths, lam_a, sigma, rh
 
 @cache
 def native_draws():
-    """``(block, dense)``: ``bayesdid_block_draws`` and ``bayesdid_dense_draws`` of
-    :data:`NATIVE_SOURCE`, the C twins of :func:`block_draw_batch_nb` and
-    :func:`.marginal_likelihood_numba.conditional_factor_batch_nb`, or ``None`` where they
-    cannot be built."""
+    """``(block, dense, scaled)``: ``bayesdid_block_draws``, ``bayesdid_dense_draws`` and
+    ``bayesdid_scaled_draws`` of :data:`NATIVE_SOURCE`, the C twins of
+    :func:`block_draw_batch_nb`, :func:`.marginal_likelihood_numba.conditional_factor_batch_nb`
+    and :func:`.marginal_likelihood_numba.scaled_conditional_batch_nb`, or ``None`` where
+    they cannot be built."""
     lib = native.load(NATIVE_SOURCE)
     if lib is None:
         return None
-    block, dense = lib.handle.bayesdid_block_draws, lib.handle.bayesdid_dense_draws
+    h = lib.handle
+    block, dense, scaled = h.bayesdid_block_draws, h.bayesdid_dense_draws, h.bayesdid_scaled_draws
     i64, ptr, dbl = ctypes.c_int64, ctypes.c_void_p, ctypes.c_double
     block.argtypes = [i64] * 6 + [ptr] * 5 + [dbl, i64] + [ptr] * 5
     dense.argtypes = [i64] * 3 + [ptr] * 2 + [dbl, i64] + [ptr] * 5
-    block.restype = dense.restype = i64
-    return block, dense
+    scaled.argtypes = [i64] * 4 + [ptr] * 6 + [dbl, i64] + [ptr] * 6
+    block.restype = dense.restype = scaled.restype = i64
+    return block, dense, scaled
 
 
 def _contiguous(*arrays):
@@ -468,3 +473,29 @@ def draw_phi_block(design, sigma: np.ndarray, rho: np.ndarray, lam_a: float,
         basis, head, _, starts, rl = arrays
         return _draws_c(fns[0], (lam_phi.shape[1], len(head), len(starts) - 1, basis.shape[0],
                                  len(rl), basis.shape[1]), arrays, lam_a, hyper)
+
+
+def draw_phi_scaled(sc: dict, sigma: np.ndarray, rho: np.ndarray, lam_a: float,
+                    lam_phi: np.ndarray, v: np.ndarray, rng: np.random.Generator,
+                    use_native: bool = True) -> np.ndarray:
+    """Exact conditional draws of phi with per-unit precision scales (``sc``: the
+    ``design.scaled`` cross-products; ``v``: draws x classes precisions), in C where it
+    builds (and ``use_native``), else :func:`.marginal_likelihood_numba.scaled_draw_phi_nb`;
+    one standard normal (draws x p) array from ``rng`` either way (same seed, same draws)."""
+    fns = native_draws() if use_native else None
+    if fns is None:
+        with threadpool_limits(1):
+            return scaled_draw_phi_nb(sc, sigma, rho, lam_a, lam_phi, v, rng)
+    lam_phi = np.ascontiguousarray(lam_phi, dtype=float)
+    z = rng.standard_normal(lam_phi.shape)
+    basis, Q, G, T, w, cls, _ = scaled_args(sc)
+    v = np.ascontiguousarray(v, dtype=float)
+    hyper = _contiguous(sigma, rho) + [lam_phi, v, z]
+    out = np.empty(lam_phi.shape)
+    with threadpool_limits(1):
+        status = fns[2](lam_phi.shape[1], v.shape[1], len(T), int(len(Q) > 0),
+                        *(a.ctypes.data for a in (basis, Q, G, T, w, cls)), float(lam_a),
+                        lam_phi.shape[0], *(a.ctypes.data for a in (*hyper, out)))
+    if status != 0:
+        raise MemoryError("the C draws kernel could not allocate its workspace")
+    return out

@@ -31,8 +31,7 @@ from .hierarchical_model import (
     UNIT_SD_RATIO,
 )
 from .auto_random_effects import AUTO, fit_auto
-from .block_marginal import draw_phi_block
-from .marginal_likelihood_numba import scaled_draw_phi_nb
+from .block_marginal import draw_phi_block, draw_phi_scaled
 from .ppc import residual_checks, warn_misfit
 from .robust_posterior import (
     MIN_TREATED_CLUSTERS,
@@ -504,8 +503,8 @@ class HierarchicalDiD(BayesianModel):
             phi = draw_phi_block(design, sigma, rho, unit_precision(design), lam_phi, rng)
         elif phi is None:
             v = self._class_precision_draws(flat, design)
-            phi = scaled_draw_phi_nb(design.scaled, sigma, rho, unit_precision(design),
-                                     lam_phi, v, rng)
+            phi = draw_phi_scaled(design.scaled, sigma, rho, unit_precision(design),
+                                  lam_phi, v, rng)
         # stack() orders samples chain-major, matching reshape(chain, draw)
         tau = phi @ design.cell_loadings.T
         return tau, phi, robust

@@ -1,11 +1,13 @@
-/* The marginal HierarchicalDiD log-density on its dense and block-arrow kernels, as nutpie
- * C callbacks, and the exact conditional draws of the coefficients after NUTS: the same
- * arithmetic as the numba path
+/* The marginal HierarchicalDiD log-density on its dense, block-arrow and per-unit scaled
+ * kernels, as nutpie C callbacks, and the exact conditional draws of the coefficients after
+ * NUTS: the same arithmetic as the numba path
  *   did/nutpie_density.py            _hyper_prior, *_logp_grad, _chain_rule, _store
  *   did/block_marginal.py            _merged_weights, _factor, block_loglik_grad_nb,
  *                                    block_draw_batch_nb
  *   did/marginal_likelihood_numba.py _weights, _loglik_and_scalar_grad,
- *                                    marginal_loglik_grad_nb, conditional_factor_batch_nb
+ *                                    marginal_loglik_grad_nb, conditional_factor_batch_nb,
+ *                                    _conditional_draw, _scaled_S, scaled_loglik_grad_nb,
+ *                                    scaled_conditional_batch_nb
  *   bayes/small_linalg.py            small_spd_inverse
  * on the float64 buffer of did/nutpie_density.pack_user_data (header slots listed there).
  * Compiled by bayes/native.py with the system C compiler (well under a second, against
@@ -417,22 +419,215 @@ static size_t dense_workspace_size(const Layout *L) {
            + 2 * (size_t)L->p + L->K + 16;
 }
 
+/* ---------------------------------------------------------------- per-unit precision scales
+ * The scaled kernel (pack_user_data with header slot 11 > 0: panel weights, unit_variance):
+ * after the dense basis (4 rows per variance class) come the projection groups' cross-
+ * products, Q (9 rows per group) when grouped (slot 12) or G (3 x (p+1) per unit) when not,
+ * then T, w, cls and count per group (slot 10 groups, slot 11 classes). */
+typedef struct {
+    int p, m1, n_classes, J, grouped;
+    double lam_a;
+    const double *basis, *Q, *G, *T, *w, *count;
+    int *cls;
+} Scaled;
+
+/* the scaled layout's arrays in the buffer (cls: J ints, filled here) */
+static void read_scaled(const double *buf, const Layout *L, Scaled *Z, int *cls) {
+    Z->p = L->p; Z->m1 = L->p + 1; Z->n_classes = (int)buf[11]; Z->J = L->nL;
+    Z->grouped = buf[12] > 0; Z->lam_a = L->lam_a; Z->basis = L->basis;
+    size_t n2 = (size_t)Z->m1 * Z->m1, at = HEADER + L->p + (size_t)L->R * L->p
+                + (size_t)L->K * n2;
+    Z->Q = buf + at; at += Z->grouped ? 9 * (size_t)Z->J * n2 : 0;
+    Z->G = buf + at; at += Z->grouped ? 0 : 3 * (size_t)Z->J * Z->m1;
+    Z->T = buf + at; Z->w = Z->T + Z->J;
+    const double *c = Z->w + Z->J;
+    Z->count = c + Z->J;
+    for (int i = 0; i < Z->J; i++) cls[i] = (int)c[i];
+    Z->cls = cls;
+}
+
+/* marginal_likelihood_numba._scaled_S: S ((p+1)^2) for the class precisions v, and per
+ * group u, D, den = u D + lam_a s, kappa; g (J x (p+1)) when per unit. work: n2 + 9 J + 4 K
+ * + J (p+1) doubles */
+static void scaled_S(const Scaled *Z, double s, double rho, const double *v, double *S,
+                     double *g, double *u, double *D, double *den, double *kappa,
+                     double *work) {
+    int K = Z->n_classes, J = Z->J, m1 = Z->m1, n2 = m1 * m1;
+    double a[4] = {1.0, -rho, rho * rho, 1 - rho * rho};
+    double c[3] = {1 - rho * rho, 1 - rho, -rho * (1 - rho)};
+    double *tmp = work, *wq = tmp + n2, *wk = wq + 9 * J, *gk = wk + 4 * K;
+    for (int k = 0; k < K; k++)
+        for (int j = 0; j < 4; j++) wk[4 * k + j] = v[k] * a[j];
+    gemv_basis('N', Z->basis, 4 * K, n2, wk, S);
+    for (int i = 0; i < J; i++) {
+        u[i] = Z->w[i] * v[Z->cls[i]];
+        D[i] = (1 - rho * rho) + (Z->T[i] - 1) * (1 - rho) * (1 - rho);
+        den[i] = u[i] * D[i] + Z->lam_a * s;
+        kappa[i] = u[i] * u[i] / den[i];
+    }
+    if (isinf(Z->lam_a)) return;
+    if (Z->grouped) {
+        for (int i = 0; i < J; i++)
+            for (int x = 0; x < 3; x++)
+                for (int y = 0; y < 3; y++) wq[9 * i + 3 * x + y] = -kappa[i] * c[x] * c[y];
+        gemv_basis('N', Z->Q, 9 * J, n2, wq, tmp);
+        for (int i = 0; i < n2; i++) S[i] += tmp[i];
+        return;
+    }
+    for (int i = 0; i < J; i++) {
+        const double *Gi = Z->G + (size_t)i * 3 * m1;
+        for (int x = 0; x < m1; x++) {
+            g[i * m1 + x] = c[0] * Gi[x] + c[1] * Gi[m1 + x] + c[2] * Gi[2 * m1 + x];
+            gk[i * m1 + x] = kappa[i] * g[i * m1 + x];
+        }
+    }
+    gemm_rm('T', 'N', m1, m1, J, gk, m1, g, m1, tmp, m1); /* sum_i kappa_i g_i g_i' */
+    for (int i = 0; i < n2; i++) S[i] -= tmp[i];
+}
+
+static size_t scaled_work_size(const Scaled *Z) {
+    size_t n2 = (size_t)Z->m1 * Z->m1, J = Z->J;
+    return n2 + 9 * J + 4 * (size_t)Z->n_classes + J * Z->m1;
+}
+
+/* marginal_likelihood_numba.scaled_loglik_grad_nb: (logp, d/dsigma, d/drho, d/dlam_phi,
+ * d/dv) with per-unit precision scales. Returns 0 (logp -inf) outside the support. */
+static int scaled_loglik_grad(const Scaled *Z, double n_obs, double sigma, double rho,
+                              const double *lam_phi, const double *v, double *logp,
+                              double *g_sigma, double *g_rho, double *g_lam, double *g_v,
+                              double *ws) {
+    int p = Z->p, m1 = Z->m1, K = Z->n_classes, J = Z->J, n2 = m1 * m1;
+    double lam_a = Z->lam_a, s = sigma * sigma;
+    memset(g_lam, 0, sizeof(double) * p);
+    memset(g_v, 0, sizeof(double) * K);
+    *logp = -INFINITY; *g_sigma = 0.0; *g_rho = 0.0;
+    if (!(fabs(rho) < 1.0 && s > 0.0 && s < INFINITY)) return 0;
+    for (int i = 0; i < p; i++) if (!isfinite(lam_phi[i])) return 0;
+    for (int k = 0; k < K; k++) if (!(v[k] > 0.0 && isfinite(v[k]))) return 0;
+    double *S = ws; ws += n2;
+    double *V = ws; ws += n2;
+    double *g = ws; ws += (size_t)J * m1;
+    double *gV = ws; ws += (size_t)J * m1;
+    double *u = ws; ws += J;
+    double *D = ws; ws += J;
+    double *den = ws; ws += J;
+    double *kappa = ws; ws += J;
+    double *qf = ws; ws += J;
+    double *r = ws; ws += J;
+    double *trQ = ws; ws += 9 * (size_t)J;
+    double *P = ws; ws += (size_t)p * p;
+    double *b = ws; ws += p;
+    double *mean = ws; ws += p;
+    double *tr_all = ws; ws += 4 * (size_t)K;
+    double *tr_v = ws; ws += K;
+    double *work = ws;
+    scaled_S(Z, s, rho, v, S, g, u, D, den, kappa, work);
+    for (int i = 0; i < p; i++) {
+        for (int j = 0; j < p; j++) P[i * p + j] = S[i * m1 + j] / s;
+        P[i * p + i] += lam_phi[i];
+        b[i] = S[i * m1 + p] / s;
+    }
+    double half_logdet = 0.0;
+    if (!spd_factor_inverse(P, p, &half_logdet, 1)) return 0;
+    for (int i = 0; i < p; i++) mean[i] = dot(P + (size_t)i * p, b, p);
+    int no_unit = isinf(lam_a);
+    double n_units = 0.0, unit_terms = 0.0, t_log_u = 0.0, log_lam = 0.0;
+    for (int i = 0; i < J; i++) {
+        n_units += Z->count[i];
+        t_log_u += 0.5 * Z->count[i] * Z->T[i] * log(u[i]);
+        if (!no_unit) unit_terms += 0.5 * Z->count[i] * (log(lam_a) - log(u[i] * D[i] / s + lam_a));
+    }
+    for (int i = 0; i < p; i++) log_lam += log(lam_phi[i]);
+    *logp = (-0.5 * n_obs * (LOG_2PI + log(s)) + t_log_u + 0.5 * n_units * log(1 - rho * rho)
+             + unit_terms + 0.5 * log_lam - half_logdet - 0.5 * S[p * m1 + p] / s
+             + 0.5 * dot(b, mean, p));
+    for (int i = 0; i < p; i++) {
+        for (int j = 0; j < p; j++) V[i * m1 + j] = P[i * p + j] + mean[i] * mean[j];
+        V[i * m1 + p] = -mean[i];
+        V[p * m1 + i] = -mean[i];
+    }
+    V[p * m1 + p] = 1.0;
+    gemv_basis('T', Z->basis, 4 * K, n2, V, tr_all); /* tr(V A_j), every class and part */
+    double a[4] = {1.0, -rho, rho * rho, 1 - rho * rho};
+    double da[4] = {0.0, -1.0, 2 * rho, -2 * rho};
+    double tr_S = dot(V, S, n2), tr_rho = 0.0, tr_s = 0.0;
+    for (int k = 0; k < K; k++) {
+        tr_v[k] = 0.0;
+        for (int j = 0; j < 4; j++) {
+            tr_v[k] += a[j] * tr_all[4 * k + j];
+            tr_rho += v[k] * da[j] * tr_all[4 * k + j];
+        }
+    }
+    double g_s_unit = 0.0, g_rho_unit = 0.0;
+    if (!no_unit) {
+        double c[3] = {1 - rho * rho, 1 - rho, -rho * (1 - rho)};
+        double dc[3] = {-2 * rho, -1.0, -(1 - 2 * rho)};
+        for (int i = 0; i < J; i++) qf[i] = r[i] = 0.0;
+        if (Z->grouped) { /* per group, from tr(V Q_j(a, b)) */
+            gemv_basis('T', Z->Q, 9 * J, n2, V, trQ);
+            for (int i = 0; i < J; i++)
+                for (int x = 0; x < 3; x++)
+                    for (int y = 0; y < 3; y++) {
+                        qf[i] += c[x] * c[y] * trQ[9 * i + 3 * x + y];
+                        r[i] += dc[x] * c[y] * trQ[9 * i + 3 * x + y];
+                    }
+        } else {
+            gemm_rm('N', 'N', J, m1, m1, g, m1, V, m1, gV, m1);
+            for (int i = 0; i < J; i++) {
+                const double *Gi = Z->G + (size_t)i * 3 * m1;
+                for (int x = 0; x < m1; x++) {
+                    qf[i] += gV[i * m1 + x] * g[i * m1 + x];
+                    r[i] += gV[i * m1 + x] * (dc[0] * Gi[x] + dc[1] * Gi[m1 + x]
+                                              + dc[2] * Gi[2 * m1 + x]);
+                }
+            }
+        }
+        for (int i = 0; i < J; i++) {
+            double dDi = -2 * rho - 2 * (Z->T[i] - 1) * (1 - rho), d2 = den[i] * den[i];
+            tr_s += u[i] * u[i] * lam_a / d2 * qf[i];
+            tr_rho -= -(u[i] * u[i] * u[i]) * dDi / d2 * qf[i] + 2 * kappa[i] * r[i];
+            tr_v[Z->cls[i]] -= u[i] * (u[i] * D[i] + 2 * lam_a * s) / d2 * Z->w[i] * qf[i];
+            g_s_unit += 0.5 * Z->count[i] * u[i] * D[i] / (s * den[i]);
+            g_rho_unit -= 0.5 * Z->count[i] * u[i] * dDi / den[i];
+            g_v[Z->cls[i]] -= 0.5 * Z->count[i] * Z->w[i] * D[i] / den[i];
+        }
+    }
+    for (int i = 0; i < J; i++) g_v[Z->cls[i]] += 0.5 * Z->count[i] * Z->T[i] / v[Z->cls[i]];
+    for (int k = 0; k < K; k++) g_v[k] -= 0.5 * tr_v[k] / s;
+    double g_s = -0.5 * n_obs / s + g_s_unit - 0.5 * tr_s / s + 0.5 * tr_S / (s * s);
+    *g_sigma = g_s * 2 * sigma;
+    *g_rho = -n_units * rho / (1 - rho * rho) + g_rho_unit - 0.5 * tr_rho / s;
+    for (int j = 0; j < p; j++)
+        g_lam[j] = 0.5 / lam_phi[j] - 0.5 * P[j * p + j] - 0.5 * mean[j] * mean[j];
+    return 1;
+}
+
+static size_t scaled_workspace_size(const Scaled *Z) {
+    size_t n2 = (size_t)Z->m1 * Z->m1, J = Z->J, p = Z->p;
+    return 2 * n2 + 2 * J * Z->m1 + 6 * J + 9 * J + p * p + 2 * p + 5 * (size_t)Z->n_classes
+           + scaled_work_size(Z) + 16;
+}
+
 /* nutpie's logp callback on the kernel the buffer is packed for (block-arrow if header
  * slot 13 > 0, else dense): x = [log sigma, (logit rho'), log sd_1, ...]; status 0 ok,
  * 3 gradient not finite, 4 value not finite, 5 out of memory. */
 static int64_t logp_callback(uint64_t dim, const double *x, double *out, double *logp_out,
                              const double *buf) {
     Layout L;
-    int block = buf[13] > 0;
-    int n_idx = block ? (int)buf[8] + (int)buf[15] + 1 : 1;
+    Scaled Z;
+    int block = buf[13] > 0, scaled = buf[11] > 0;
+    int n_idx = block ? (int)buf[8] + (int)buf[15] + 1 : scaled ? (int)buf[10] : 1;
     int *idx = malloc(sizeof(int) * n_idx);
     if (!idx) return 5;
     read_layout(buf, &L, idx);
-    int R = L.R, p = L.p;
-    size_t n_ws = block ? workspace_size(&L) : dense_workspace_size(&L);
-    double *lam_phi = malloc(sizeof(double) * (p + R + p + n_ws));
+    if (scaled) read_scaled(buf, &L, &Z, idx);
+    int R = L.R, p = L.p, n_classes = scaled ? Z.n_classes : 0;
+    size_t n_ws = block ? workspace_size(&L)
+                  : scaled ? scaled_workspace_size(&Z) : dense_workspace_size(&L);
+    double *lam_phi = malloc(sizeof(double) * (p + R + p + 2 * n_classes + n_ws));
     if (!lam_phi) { free(idx); return 5; }
-    double *sds = lam_phi + p, *g_lam = sds + R, *ws = g_lam + p;
+    double *sds = lam_phi + p, *g_lam = sds + R, *v = g_lam + p, *g_v = v + n_classes;
+    double *ws = g_v + n_classes;
     double *grad = out;
     for (uint64_t i = 0; i < dim; i++) grad[i] = 0.0;
 
@@ -462,10 +657,25 @@ static int64_t logp_callback(uint64_t dim, const double *x, double *out, double 
     }
 
     double ll, g_sig, g_rho;
-    if (block)
+    if (block) {
         block_loglik_grad(&L, sigma, rho, lam_phi, &ll, &g_sig, &g_rho, g_lam, ws);
-    else
+    } else if (scaled) {
+        /* nutpie_density.scaled_logp_grad: unit_sd_ratio ~ LogNormal(0, 1) on the log
+         * scale (Normal(0, 1) with the log Jacobian); class precision v_j = ratio_j^-2 */
+        int j0 = k + R;
+        v[0] = 1.0;
+        for (int j = 1; j < n_classes; j++) {
+            double xj = x[j0 + j - 1];
+            v[j] = exp(-2.0 * xj);
+            logp += -0.5 * xj * xj - 0.5 * LOG_2PI;
+        }
+        scaled_loglik_grad(&Z, L.n_obs, sigma, rho, lam_phi, v, &ll, &g_sig, &g_rho, g_lam,
+                           g_v, ws);
+        for (int j = 1; j < n_classes; j++)
+            grad[j0 + j - 1] = -x[j0 + j - 1] - 2.0 * v[j] * g_v[j];
+    } else {
         dense_loglik_grad(&L, sigma, rho, lam_phi, &ll, &g_sig, &g_rho, g_lam, ws);
+    }
 
     /* _chain_rule */
     logp += ll;
@@ -486,7 +696,7 @@ static int64_t logp_callback(uint64_t dim, const double *x, double *out, double 
     return 0;
 }
 
-/* the nutpie callback of both kernels: the buffer says which (header slot 13) */
+/* the nutpie callback of every kernel: the buffer says which (header slots 11 and 13) */
 int64_t bayesdid_logp(uint64_t dim, const double *x, double *out, double *logp_out,
                       const void *user_data) {
     return logp_callback(dim, x, out, logp_out, (const double *)user_data);
@@ -580,9 +790,31 @@ int64_t bayesdid_block_draws(int64_t p, int64_t pa, int64_t n_groups, int64_t K,
     return 0;
 }
 
+/* marginal_likelihood_numba._conditional_draw: one exact draw of phi from the cross-products
+ * S ((p+1)^2, last column X'y): H = S_pp / s + diag(lam), phi = H^-1 b + U^-1 z with U'U = H
+ * (U and y: p^2 and p doubles of scratch). Returns 0 if H is not positive definite. */
+static int draw_from_S(const double *S, int p, double s, const double *lam, const double *z,
+                       double *U, double *y, double *out) {
+    int m1 = p + 1;
+    double half = 0.0;
+    for (int i = 0; i < p; i++) {
+        for (int j = 0; j < p; j++) U[i * p + j] = S[i * m1 + j] / s;
+        U[i * p + i] += lam[i];
+    }
+    if (!spd_factor_inverse(U, p, &half, 0)) return 0;
+    for (int i = 0; i < p; i++) { /* U'y = b, then U phi = y + z */
+        double acc = S[i * m1 + p] / s;
+        for (int k = 0; k < i; k++) acc -= U[k * p + i] * y[k];
+        y[i] = acc / U[i * p + i];
+    }
+    for (int i = 0; i < p; i++) y[i] += z[i];
+    upper_solve(U, p, y, out);
+    return 1;
+}
+
 /* marginal_likelihood_numba.conditional_factor_batch_nb: exact draws of phi on the dense
- * basis, phi = H^-1 b + U^-1 z with U'U = H (rows of out: n_draws x p; NaN where H is not
- * positive definite). Returns 0, or 5 if out of memory. */
+ * basis (rows of out: n_draws x p; NaN where H is not positive definite). Returns 0, or 5
+ * if out of memory. */
 int64_t bayesdid_dense_draws(int64_t p, int64_t K, int64_t nL, const double *basis,
                              const double *run_lengths, double lam_a, int64_t n_draws,
                              const double *sigma, const double *rho, const double *lam_phi,
@@ -592,27 +824,46 @@ int64_t bayesdid_dense_draws(int64_t p, int64_t K, int64_t nL, const double *bas
     if (!ws) return 5;
     double *w = ws, *D = w + 3 * K, *dD = D + nL, *S = dD + nL, *U = S + m1 * m1, *y = U + p * p;
     for (int64_t d = 0; d < n_draws; d++) {
-        const double *lam = lam_phi + d * p, *zd = z + d * p;
-        double *od = out + d * p;
-        double s = sigma[d] * sigma[d], half = 0.0;
+        double s = sigma[d] * sigma[d];
         weights(run_lengths, (int)nL, lam_a, s, rho[d], 0, w, D, dD);
         gemv_basis('N', basis, (int)K, (int)(m1 * m1), w, S);
-        for (int i = 0; i < p; i++) {
-            for (int j = 0; j < p; j++) U[i * p + j] = S[i * m1 + j] / s;
-            U[i * p + i] += lam[i];
-        }
-        if (!spd_factor_inverse(U, (int)p, &half, 0)) {
-            for (int i = 0; i < p; i++) od[i] = NAN;
-            continue;
-        }
-        for (int i = 0; i < p; i++) { /* U'y = b, then U phi = y + z */
-            double acc = S[i * m1 + p] / s;
-            for (int k = 0; k < i; k++) acc -= U[k * p + i] * y[k];
-            y[i] = acc / U[i * p + i];
-        }
-        for (int i = 0; i < p; i++) y[i] += zd[i];
-        upper_solve(U, (int)p, y, od);
+        if (!draw_from_S(S, (int)p, s, lam_phi + d * p, z + d * p, U, y, out + d * p))
+            for (int i = 0; i < p; i++) out[d * p + i] = NAN;
     }
     free(ws);
+    return 0;
+}
+
+/* marginal_likelihood_numba.scaled_conditional_batch_nb: exact draws of phi with per-unit
+ * precision scales, v (n_draws x n_classes) the class precisions of each draw; the arrays
+ * are those of marginal_likelihood_numba.scaled_args (Q: 9 J rows when grouped, else G).
+ * Returns 0, or 5 if out of memory. */
+int64_t bayesdid_scaled_draws(int64_t p, int64_t n_classes, int64_t J, int64_t grouped,
+                              const double *basis, const double *Q, const double *G,
+                              const double *T, const double *w, const int64_t *cls,
+                              double lam_a, int64_t n_draws, const double *sigma,
+                              const double *rho, const double *lam_phi, const double *v,
+                              const double *z, double *out) {
+    Scaled Z;
+    Z.p = (int)p; Z.m1 = (int)p + 1; Z.n_classes = (int)n_classes; Z.J = (int)J;
+    Z.grouped = grouped != 0; Z.lam_a = lam_a; Z.basis = basis; Z.Q = Q; Z.G = G;
+    Z.T = T; Z.w = w; Z.count = NULL;
+    size_t m1 = Z.m1, n2 = m1 * m1;
+    int *icls = malloc(sizeof(int) * (J > 0 ? J : 1));
+    double *ws = malloc(sizeof(double) * (n2 + J * m1 + 4 * J + p * p + p
+                                          + scaled_work_size(&Z) + 16));
+    if (!icls || !ws) { free(icls); free(ws); return 5; }
+    for (int64_t i = 0; i < J; i++) icls[i] = (int)cls[i];
+    Z.cls = icls;
+    double *S = ws, *g = S + n2, *u = g + J * m1, *D = u + J, *den = D + J, *kappa = den + J;
+    double *U = kappa + J, *y = U + p * p, *work = y + p;
+    for (int64_t d = 0; d < n_draws; d++) {
+        double s = sigma[d] * sigma[d];
+        scaled_S(&Z, s, rho[d], v + d * n_classes, S, g, u, D, den, kappa, work);
+        if (!draw_from_S(S, (int)p, s, lam_phi + d * p, z + d * p, U, y, out + d * p))
+            for (int i = 0; i < p; i++) out[d * p + i] = NAN;
+    }
+    free(ws);
+    free(icls);
     return 0;
 }

@@ -8,8 +8,7 @@ marginal likelihood of :mod:`.marginal_likelihood_numba`. Here that log-density,
 transforms (log for sigma and the sds, interval for rho) and their Jacobians, is a numba C
 callback cached on disk (``cache=True``), one per likelihood kernel (:data:`KERNELS`: dense,
 block-arrow, per-unit scaled), each compiled only when a fit first needs it (nothing
-compiles at import). The block-arrow and dense kernels (the ones large panels, the demo
-and small panels sample on) also exist in C (``marginal_density.c``,
+compiles at import). All three also exist in C (``marginal_density.c``,
 :func:`native_callbacks`): built by the system compiler in under a second where numba takes
 5-16 s per kernel, they are what fits use when they build, and the numba callbacks are the
 fallback (tests hold the two to 1e-10). Every
@@ -302,9 +301,9 @@ def _expand_cfunc(dim, expanded, x_, out_, user_data_):
 EXPAND = _expand_cfunc
 
 
-#: the kernels that also exist in C (:data:`NATIVE_SOURCE`; one callback serves both: the
-#: buffer says which)
-NATIVE_KERNELS = ("block", "dense")
+#: the kernels that also exist in C (:data:`NATIVE_SOURCE`; one callback serves them all:
+#: the buffer says which)
+NATIVE_KERNELS = ("block", "dense", "scaled")
 
 
 @cache
