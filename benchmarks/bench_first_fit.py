@@ -1,7 +1,8 @@
 """The first HierarchicalDiD fit in a fresh process with empty caches (a new machine), with
 the DID kernels in C (default) and with numba (``BAYESDID_NATIVE=0``), then the same fit
-warm: the shapes of ``bench_compiled.py`` (a 20-unit 2-period DiD and castle 50 x 11 with
-event time: dense kernel) and the LCCP event study (278 x 19: block-arrow kernel).
+warm: the shapes of ``bench_compiled.py`` (a 20-unit 2-period DiD: dense kernel; castle
+50 x 11 with event time and its population weights: the per-unit scaled kernel) and the LCCP
+event study (278 x 19: block-arrow kernel).
 4 chains x 1000 draws after 1000 tuning. Each run is a subprocess; printed: wall seconds of
 the whole fit (model build, compile, NUTS, draws) and C / numba.
 

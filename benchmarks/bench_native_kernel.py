@@ -1,8 +1,9 @@
-"""The block-arrow DID kernel in C (``did/marginal_density.c``) against its numba twin, like
-for like in one process: the same model, data, seed and work, only the callback differs.
+"""The DID kernels in C (``did/marginal_density.c``) against their numba twins, like for like
+in one process: the same model, data, seed and work, only the callback differs.
 
 For the LCCP-shaped panel (278 x 19; event time, and with six leads) and region x year
-effects, printed:
+effects (block-arrow kernel), and castle (50 x 11, event time, population weights: the
+per-unit scaled kernel), printed:
 
 * microseconds per log-density + gradient call, as nutpie calls it (through the C
   pointer; best of 7 alternating repeats, OpenBLAS one thread);
@@ -33,31 +34,36 @@ from threadpoolctl import threadpool_limits
 from bayesdid import Panel
 from bayesdid.bayes.native import DOUBLE_P, LOGP_PROTOTYPE
 from bayesdid.bayes.nutpie_compiled import LOGP_SIG, lazy_cfunc, sample_compiled
-from bayesdid.datasets import simulate_staggered
-from bayesdid.did.block_marginal import draw_phi_block
+from bayesdid.datasets import info, load, simulate_staggered
+from bayesdid.did.block_marginal import draw_phi_block, draw_phi_scaled
 from bayesdid.did.hierarchical import HierarchicalDiD
 from bayesdid.did.hierarchical_model import prior_precision_draws, unit_precision
 from bayesdid.did.nutpie_density import (
     KERNELS,
     compile_did_nutpie,
+    kernel_of,
     native_callbacks,
     pack_user_data,
 )
 
 _P, _LOGP = DOUBLE_P, LOGP_PROTOTYPE
-DESIGNS = {"event time": dict(event_time=True), "leads=6": dict(leads=6),
-           "region^year": dict(random_effects="region^year")}
+#: name -> (panel, model options)
+DESIGNS = {"event time": ("lccp", dict(event_time=True)), "leads=6": ("lccp", dict(leads=6)),
+           "region^year": ("lccp", dict(random_effects="region^year")),
+           "castle (scaled)": ("castle", dict(event_time=True))}
 
 
 def per_call_us(design, priors) -> tuple[float, float]:
     buf = pack_user_data(design, priors, True)
-    n = 2 + len(design.random_blocks)
+    kernel = kernel_of(buf)
+    n_classes = design.scaled["n_classes"] if design.scaled is not None else 1
+    n = 2 + len(design.random_blocks) + n_classes - 1
     x = np.r_[np.log(0.35), 1.1, np.full(n - 2, np.log(0.04))]
     out, logp = np.empty(n), np.empty(1)
     args = (n, x.ctypes.data_as(_P), out.ctypes.data_as(_P), logp.ctypes.data_as(_P),
             buf.ctypes.data_as(ctypes.c_void_p))
-    fns = [_LOGP(native_callbacks()["block"][0].address),
-           _LOGP(lazy_cfunc(KERNELS["block"], LOGP_SIG).address)]
+    fns = [_LOGP(native_callbacks()[kernel][0].address),
+           _LOGP(lazy_cfunc(KERNELS[kernel], LOGP_SIG).address)]
     best = [np.inf, np.inf]
     with threadpool_limits(1):
         for _ in range(7):
@@ -82,8 +88,14 @@ def fit(model_, design, use_native: bool, draws: int, tune: int) -> dict:
     lam = prior_precision_draws(design, model_.priors, {b.name: flat[f"sd_{b.name}"].values
                                                         for b in design.random_blocks})
     t0 = time.perf_counter()
-    draw_phi_block(design, flat["sigma"].values, flat["rho"].values, unit_precision(design),
-                   lam, np.random.default_rng(0), use_native=use_native)
+    if design.scaled is None:
+        draw_phi_block(design, flat["sigma"].values, flat["rho"].values,
+                       unit_precision(design), lam, np.random.default_rng(0),
+                       use_native=use_native)
+    else:
+        draw_phi_scaled(design.scaled, flat["sigma"].values, flat["rho"].values,
+                        unit_precision(design), lam, model_._class_precision_draws(flat, design),
+                        np.random.default_rng(0), use_native=use_native)
     import arviz_stats as azs
 
     return {"wall": wall, "nuts": float(idata.posterior.attrs["sampling_time"]),
@@ -118,13 +130,14 @@ def main() -> None:
     print(f"build from an empty cache: C {c_build:.2f} s wall, numba {nb_build:.2f} s CPU "
           f"({nb_build / c_build:.0f}x)\n")
     sim = simulate_staggered(random_seed=0)
-    panel = Panel.from_frame(sim.data, **sim.panel_kwargs)
+    panels = {"lccp": Panel.from_frame(sim.data, **sim.panel_kwargs),
+              "castle": Panel.from_frame(load("castle"), **info("castle")["panel_kwargs"])}
     print("| design | p | us per call C | numba | C / numba | wall s C | numba | C / numba "
           "| NUTS s C | numba | draws s C | numba | ESS(sigma)/s C | numba |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name, kw in DESIGNS.items():
+    for name, (panel, kw) in DESIGNS.items():
         model_ = HierarchicalDiD(**{"random_effects": None, **kw})
-        design = model_.prepare(panel)
+        design = model_.prepare(panels[panel])
         c_us, nb_us = per_call_us(design, model_.priors)
         fit(model_, design, True, 20, 20)  # warm both paths
         fit(model_, design, False, 20, 20)
