@@ -192,9 +192,10 @@ def main() -> None:
             for title, stat in (("best of each (wall)", best), ("median of each", med)):
                 print(f"\n{title}:")
                 for label, (c, w) in stat.items():
-                    print(f"{label}: first run {c['wall']:.1f} s, warm {w['wall']:.1f} s; cold / "
-                          f"warm: wall {c['wall'] / w['wall']:.2f}x, CPU {c['cpu'] / w['cpu']:.2f}x;"
-                          f" the first run's extra CPU: {c['cpu'] - w['cpu']:.1f} s")
+                    print(f"{label}: first run {c['wall']:.1f} s, warm {w['wall']:.1f} s; "
+                          f"cold / warm: wall {c['wall'] / w['wall']:.2f}x, "
+                          f"CPU {c['cpu'] / w['cpu']:.2f}x; the first run's extra CPU: "
+                          f"{c['cpu'] - w['cpu']:.1f} s")
                 (cc, wc) = stat["C"]
                 for base in ("C, stop 24", "numba"):
                     cb, wb = stat[base]

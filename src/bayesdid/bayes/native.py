@@ -1,9 +1,10 @@
 """C kernels built with the system C compiler on first use and cached by content hash.
 
 numba takes 8-13 s to compile the DID's block-arrow log-density (most of a fresh install's
-first ``bayesdid demo``); ``cc -O3`` builds the same kernels, written in C
-(``did/marginal_density.c``), in well under a second. The shared library is cached under :func:`cache_dir`, named by a hash of the
-source, the compile command and the platform, so an edited source or another compiler
+first ``bayesdid demo``) and 5-8 s for each of its other kernels; ``cc -O3`` builds the same
+kernels, written in C (``did/marginal_density.c``), in well under a second. The shared
+library is cached under :func:`cache_dir`, named by a hash of the source, the compile
+command and the platform, so an edited source or another compiler
 builds anew and nothing goes stale (numba's own cache is keyed to file times). Without a
 working compiler, or with ``BAYESDID_NATIVE=0``, :func:`load` returns ``None`` and callers
 keep their numba kernel: same posterior, slower first fit. :func:`prebuild` starts a build
@@ -39,8 +40,9 @@ __all__ = ["DID_SOURCE", "DOUBLE_P", "EXPAND_PROTOTYPE", "LAPACK_ROUTINES", "LOG
 
 _LOG = logging.getLogger(__name__)
 _PACKAGE = Path(__file__).resolve().parents[1]
-#: the DID's dense and block-arrow kernels (the C twin of ``did/block_marginal.py`` and
-#: ``did/nutpie_density.py``), relative to the package
+#: the DID's dense, block-arrow and per-unit scaled kernels (the C twin of
+#: ``did/nutpie_density.py``, ``did/block_marginal.py`` and
+#: ``did/marginal_likelihood_numba.py``), relative to the package
 DID_SOURCE = "did/marginal_density.c"
 #: flags for every kernel: no -march=native, so a cache shared between machines stays valid
 CFLAGS = ("-O3", "-std=c99", "-fPIC", "-shared", "-fno-math-errno")

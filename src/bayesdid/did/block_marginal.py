@@ -419,8 +419,8 @@ def native_draws():
     lib = native.load(NATIVE_SOURCE)
     if lib is None:
         return None
-    h = lib.handle
-    block, dense, scaled = h.bayesdid_block_draws, h.bayesdid_dense_draws, h.bayesdid_scaled_draws
+    block, dense, scaled = (getattr(lib.handle, f"bayesdid_{kind}_draws")
+                            for kind in ("block", "dense", "scaled"))
     i64, ptr, dbl = ctypes.c_int64, ctypes.c_void_p, ctypes.c_double
     block.argtypes = [i64] * 6 + [ptr] * 5 + [dbl, i64] + [ptr] * 5
     dense.argtypes = [i64] * 3 + [ptr] * 2 + [dbl, i64] + [ptr] * 5
