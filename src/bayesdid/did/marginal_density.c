@@ -371,6 +371,31 @@ static int block_loglik_grad(const Layout *L, double sigma, double rho, const do
                         dot(w + 2 * K, u, K), logp, g_sigma, g_rho);
 }
 
+/* From the cross-products S ((p+1)^2, last column X'y): P = H^-1 with H = S_pp / s +
+ * diag(lam_phi), b = S_py / s, mean = P b, V = [[P + mean mean', -mean], [-mean', 1]] and
+ * d/dlam_phi of the log-likelihood's lam_phi terms; adds 1/2 log|H| to *half_logdet. The
+ * step the dense and scaled kernels share. Returns 0 if H is not positive definite. */
+static int conditional_moments(const double *S, int p, double s, const double *lam_phi,
+                               double *P, double *b, double *mean, double *V, double *g_lam,
+                               double *half_logdet) {
+    int m1 = p + 1;
+    for (int i = 0; i < p; i++) {
+        for (int j = 0; j < p; j++) P[i * p + j] = S[i * m1 + j] / s;
+        P[i * p + i] += lam_phi[i];
+        b[i] = S[i * m1 + p] / s;
+    }
+    if (!spd_factor_inverse(P, p, half_logdet, 1)) return 0;
+    for (int i = 0; i < p; i++) mean[i] = dot(P + (size_t)i * p, b, p);
+    for (int i = 0; i < p; i++) {
+        for (int j = 0; j < p; j++) V[i * m1 + j] = P[i * p + j] + mean[i] * mean[j];
+        V[i * m1 + p] = -mean[i];
+        V[p * m1 + i] = -mean[i];
+        g_lam[i] = 0.5 / lam_phi[i] - 0.5 * P[i * p + i] - 0.5 * mean[i] * mean[i];
+    }
+    V[p * m1 + p] = 1.0;
+    return 1;
+}
+
 /* marginal_likelihood_numba.marginal_loglik_grad_nb: the same on the dense (p+1)^2 basis */
 static int dense_loglik_grad(const Layout *L, double sigma, double rho, const double *lam_phi,
                              double *logp, double *g_sigma, double *g_rho, double *g_lam,
@@ -392,21 +417,8 @@ static int dense_loglik_grad(const Layout *L, double sigma, double rho, const do
     double *u = ws;
     weights(L->run_lengths, nL, L->lam_a, s, rho, 0, w, D, dD);
     gemv_basis('N', L->basis, K, m1 * m1, w, S);
-    for (int i = 0; i < p; i++) {
-        for (int j = 0; j < p; j++) P[i * p + j] = S[i * m1 + j] / s;
-        P[i * p + i] += lam_phi[i];
-        b[i] = S[i * m1 + p] / s;
-    }
     double half_logdet = 0.0;
-    if (!spd_factor_inverse(P, p, &half_logdet, 1)) return 0;
-    for (int i = 0; i < p; i++) mean[i] = dot(P + (size_t)i * p, b, p);
-    for (int i = 0; i < p; i++) {
-        for (int j = 0; j < p; j++) V[i * m1 + j] = P[i * p + j] + mean[i] * mean[j];
-        V[i * m1 + p] = -mean[i];
-        V[p * m1 + i] = -mean[i];
-        g_lam[i] = 0.5 / lam_phi[i] - 0.5 * P[i * p + i] - 0.5 * mean[i] * mean[i];
-    }
-    V[p * m1 + p] = 1.0;
+    if (!conditional_moments(S, p, s, lam_phi, P, b, mean, V, g_lam, &half_logdet)) return 0;
     gemv_basis('T', L->basis, K, m1 * m1, V, u);
     return scalar_terms(L, s, sigma, rho, lam_phi, D, dD, half_logdet, S[p * m1 + p],
                         dot(b, mean, p), dot(w, u, K), dot(w + K, u, K), dot(w + 2 * K, u, K),
@@ -522,14 +534,8 @@ static int scaled_loglik_grad(const Scaled *Z, double n_obs, double sigma, doubl
     double *tr_v = ws; ws += K;
     double *work = ws;
     scaled_S(Z, s, rho, v, S, g, u, D, den, kappa, work);
-    for (int i = 0; i < p; i++) {
-        for (int j = 0; j < p; j++) P[i * p + j] = S[i * m1 + j] / s;
-        P[i * p + i] += lam_phi[i];
-        b[i] = S[i * m1 + p] / s;
-    }
     double half_logdet = 0.0;
-    if (!spd_factor_inverse(P, p, &half_logdet, 1)) return 0;
-    for (int i = 0; i < p; i++) mean[i] = dot(P + (size_t)i * p, b, p);
+    if (!conditional_moments(S, p, s, lam_phi, P, b, mean, V, g_lam, &half_logdet)) return 0;
     int no_unit = isinf(lam_a);
     double n_units = 0.0, unit_terms = 0.0, t_log_u = 0.0, log_lam = 0.0;
     for (int i = 0; i < J; i++) {
@@ -541,12 +547,6 @@ static int scaled_loglik_grad(const Scaled *Z, double n_obs, double sigma, doubl
     *logp = (-0.5 * n_obs * (LOG_2PI + log(s)) + t_log_u + 0.5 * n_units * log(1 - rho * rho)
              + unit_terms + 0.5 * log_lam - half_logdet - 0.5 * S[p * m1 + p] / s
              + 0.5 * dot(b, mean, p));
-    for (int i = 0; i < p; i++) {
-        for (int j = 0; j < p; j++) V[i * m1 + j] = P[i * p + j] + mean[i] * mean[j];
-        V[i * m1 + p] = -mean[i];
-        V[p * m1 + i] = -mean[i];
-    }
-    V[p * m1 + p] = 1.0;
     gemv_basis('T', Z->basis, 4 * K, n2, V, tr_all); /* tr(V A_j), every class and part */
     double a[4] = {1.0, -rho, rho * rho, 1 - rho * rho};
     double da[4] = {0.0, -1.0, 2 * rho, -2 * rho};
@@ -597,8 +597,6 @@ static int scaled_loglik_grad(const Scaled *Z, double n_obs, double sigma, doubl
     double g_s = -0.5 * n_obs / s + g_s_unit - 0.5 * tr_s / s + 0.5 * tr_S / (s * s);
     *g_sigma = g_s * 2 * sigma;
     *g_rho = -n_units * rho / (1 - rho * rho) + g_rho_unit - 0.5 * tr_rho / s;
-    for (int j = 0; j < p; j++)
-        g_lam[j] = 0.5 / lam_phi[j] - 0.5 * P[j * p + j] - 0.5 * mean[j] * mean[j];
     return 1;
 }
 
