@@ -112,7 +112,7 @@ def test_prebuild_builds_in_the_background_and_load_waits_for_it(tmp_path, monke
     src.write_text("int bayesdid_k(void) { return 3; }\n")
     native.prebuild(str(src))
     thread = native._PENDING[str(src)]
-    assert thread.is_alive() or not thread.daemon  # started; the interpreter waits for it
+    assert thread.ident is not None and not thread.daemon  # started; exit waits for it
     native.prebuild(str(src))  # a second call while it runs starts nothing more
     assert native._PENDING[str(src)] is thread
     lib = native.load.__wrapped__(str(src))  # joins the build, then loads its library
