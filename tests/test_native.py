@@ -145,7 +145,6 @@ def test_prebuild_opt_out_and_failed_builds_leave_load_to_report(tmp_path, monke
 
 @pytest.mark.unit
 def test_a_study_with_a_bayesian_did_step_prebuilds_the_kernel(tmp_path, monkeypatch):
-
     from bayesdid.study import loads_study, run_study
     from bayesdid.study.steps import STEPS
 
@@ -177,16 +176,19 @@ name = "twfe_again"
     assert calls == [[]]  # once, before the results folder existed
 
 
+def _small_sim():
+    return simulate_staggered(n_units=30, years=(2005, 2013), batches={2008: 6, 2010: 6},
+                              n_covariates=1, random_seed=4)
+
+
 def _small() -> Panel:
-    sim = simulate_staggered(n_units=30, years=(2005, 2013), batches={2008: 6, 2010: 6},
-                             n_covariates=1, random_seed=4)
+    sim = _small_sim()
     return Panel.from_frame(sim.data, **sim.panel_kwargs)
 
 
 def _weighted() -> Panel:
     """The small panel with a log-normal population weight per city (continuous weights)."""
-    sim = simulate_staggered(n_units=30, years=(2005, 2013), batches={2008: 6, 2010: 6},
-                             n_covariates=1, random_seed=4)
+    sim = _small_sim()
     df = sim.data.copy()
     cities = df["city"].unique()
     pop = np.exp(np.random.default_rng(3).normal(0.0, 0.8, len(cities)))
