@@ -62,7 +62,7 @@ def per_call_us(design, priors) -> tuple[float, float]:
     out, logp = np.empty(n), np.empty(1)
     args = (n, x.ctypes.data_as(_P), out.ctypes.data_as(_P), logp.ctypes.data_as(_P),
             buf.ctypes.data_as(ctypes.c_void_p))
-    fns = [_LOGP(native_callbacks()[kernel][0].address),
+    fns = [_LOGP(native_callbacks()[0].address),
            _LOGP(lazy_cfunc(KERNELS[kernel], LOGP_SIG).address)]
     best = [np.inf, np.inf]
     with threadpool_limits(1):

@@ -63,6 +63,13 @@ def _call(address: int, x: np.ndarray, buf: np.ndarray):
     return status, logp[0], out
 
 
+def _kernel_source(tmp_path, value: int):
+    """A one-function C source, ``int bayesdid_k(void)`` returning ``value``."""
+    src = tmp_path / "k.c"
+    src.write_text(f"int bayesdid_k(void) {{ return {value}; }}\n")
+    return src
+
+
 @pytest.fixture(scope="module")
 def lccp():
     return _lccp()
@@ -72,8 +79,7 @@ def lccp():
 @needs_cc
 def test_builds_once_per_source_and_rebuilds_when_it_changes(tmp_path, monkeypatch):
     monkeypatch.setenv("BAYESDID_CACHE_DIR", str(tmp_path / "cache"))
-    src = tmp_path / "k.c"
-    src.write_text("int bayesdid_k(void) { return 1; }\n")
+    src = _kernel_source(tmp_path, 1)
     lib = native.load.__wrapped__(str(src))
     assert lib is not None and lib.handle.bayesdid_k() == 1
     built = sorted((tmp_path / "cache").glob("k-*.so"))
@@ -81,7 +87,7 @@ def test_builds_once_per_source_and_rebuilds_when_it_changes(tmp_path, monkeypat
     mtime = built[0].stat().st_mtime_ns
     assert native.load.__wrapped__(str(src)).path == built[0]  # reused, not rebuilt
     assert built[0].stat().st_mtime_ns == mtime
-    src.write_text("int bayesdid_k(void) { return 2; }\n")
+    _kernel_source(tmp_path, 2)  # the same file, edited
     lib2 = native.load.__wrapped__(str(src))
     assert lib2.path != built[0] and lib2.handle.bayesdid_k() == 2
     assert not list((tmp_path / "cache").glob("*.so.tmp*"))
@@ -90,8 +96,7 @@ def test_builds_once_per_source_and_rebuilds_when_it_changes(tmp_path, monkeypat
 @pytest.mark.unit
 def test_no_compiler_or_opt_out_gives_none(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("BAYESDID_CACHE_DIR", str(tmp_path))
-    src = tmp_path / "k.c"
-    src.write_text("int bayesdid_k(void) { return 1; }\n")
+    src = _kernel_source(tmp_path, 1)
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
     with caplog.at_level("INFO", logger="bayesdid.bayes.native"):
         assert native.load.__wrapped__(str(src)) is None
@@ -108,8 +113,7 @@ def test_no_compiler_or_opt_out_gives_none(tmp_path, monkeypatch, caplog):
 @needs_cc
 def test_prebuild_builds_in_the_background_and_load_waits_for_it(tmp_path, monkeypatch):
     monkeypatch.setenv("BAYESDID_CACHE_DIR", str(tmp_path / "cache"))
-    src = tmp_path / "k.c"
-    src.write_text("int bayesdid_k(void) { return 3; }\n")
+    src = _kernel_source(tmp_path, 3)
     native.prebuild(str(src))
     thread = native._PENDING[str(src)]
     assert thread.ident is not None and not thread.daemon  # started; exit waits for it
@@ -127,8 +131,7 @@ def test_prebuild_builds_in_the_background_and_load_waits_for_it(tmp_path, monke
 def test_prebuild_opt_out_and_failed_builds_leave_load_to_report(tmp_path, monkeypatch,
                                                                  caplog):
     monkeypatch.setenv("BAYESDID_CACHE_DIR", str(tmp_path))
-    src = tmp_path / "k.c"
-    src.write_text("int bayesdid_k(void) { return 1; }\n")
+    src = _kernel_source(tmp_path, 1)
     monkeypatch.setenv("BAYESDID_NATIVE", "0")
     native.prebuild(str(src))
     assert str(src) not in native._PENDING
@@ -235,7 +238,7 @@ def test_c_kernel_equals_the_numba_kernel(lccp, case, has_rho):
     model_, design = _design(case, lccp, errors="ar1" if has_rho else "iid")
     buf = pack_user_data(design, model_.priors, has_rho, block=block)
     assert kernel_of(buf) == kernel
-    logp, expand = native_callbacks()[kernel]
+    logp, expand = native_callbacks()
     numba_expand = lazy_cfunc(EXPAND, EXPAND_SIG)
     n_classes = design.scaled["n_classes"] if design.scaled is not None else 1
     n_dim = 1 + has_rho + len(design.random_blocks) + n_classes - 1

@@ -435,7 +435,8 @@ def _contiguous(*arrays):
 
 
 def _draws_c(fn, leading: tuple, arrays: list, lam_a: float, hyper: list) -> np.ndarray:
-    """Call a C draws kernel: ``fn(*leading, *arrays, lam_a, n_draws, *hyper, out)``."""
+    """Call a C draws kernel: ``fn(*leading, *arrays, lam_a, n_draws, *hyper, out)``
+    (``hyper[2]`` is lam_phi: draws x p, the shape of the output)."""
     out = np.empty(hyper[2].shape)
     status = fn(*leading, *(a.ctypes.data for a in arrays), float(lam_a), hyper[2].shape[0],
                 *(a.ctypes.data for a in (*hyper, out)))
@@ -488,14 +489,10 @@ def draw_phi_scaled(sc: dict, sigma: np.ndarray, rho: np.ndarray, lam_a: float,
             return scaled_draw_phi_nb(sc, sigma, rho, lam_a, lam_phi, v, rng)
     lam_phi = np.ascontiguousarray(lam_phi, dtype=float)
     z = rng.standard_normal(lam_phi.shape)
-    basis, Q, G, T, w, cls, _ = scaled_args(sc)
+    arrays = list(scaled_args(sc)[:6])  # basis, Q, G, T, w, cls
     v = np.ascontiguousarray(v, dtype=float)
     hyper = _contiguous(sigma, rho) + [lam_phi, v, z]
-    out = np.empty(lam_phi.shape)
+    _, Q, _, T, _, _ = arrays
     with threadpool_limits(1):
-        status = fns[2](lam_phi.shape[1], v.shape[1], len(T), int(len(Q) > 0),
-                        *(a.ctypes.data for a in (basis, Q, G, T, w, cls)), float(lam_a),
-                        lam_phi.shape[0], *(a.ctypes.data for a in (*hyper, out)))
-    if status != 0:
-        raise MemoryError("the C draws kernel could not allocate its workspace")
-    return out
+        return _draws_c(fns[2], (lam_phi.shape[1], v.shape[1], len(T), int(len(Q) > 0)),
+                        arrays, lam_a, hyper)

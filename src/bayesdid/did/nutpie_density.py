@@ -301,30 +301,23 @@ def _expand_cfunc(dim, expanded, x_, out_, user_data_):
 EXPAND = _expand_cfunc
 
 
-#: the kernels that also exist in C (:data:`NATIVE_SOURCE`; one callback serves them all:
-#: the buffer says which)
-NATIVE_KERNELS = ("block", "dense", "scaled")
-
-
 @cache
 def native_callbacks():
-    """``{kernel: (logp, expand)}``: the C callbacks built from :data:`NATIVE_SOURCE` for
-    :data:`NATIVE_KERNELS` (objects with the ``address`` nutpie calls), or ``None`` where
-    it cannot be built (see :func:`bayesdid.bayes.native.load`): then the numba callbacks
-    of :data:`KERNELS` serve."""
+    """``(logp, expand)``: the C callbacks built from :data:`NATIVE_SOURCE` (objects with the
+    ``address`` nutpie calls; one logp serves every kernel of :data:`KERNELS`: the buffer
+    says which), or ``None`` where they cannot be built (see
+    :func:`bayesdid.bayes.native.load`): then the numba callbacks of :data:`KERNELS` serve."""
     lib = native.load(NATIVE_SOURCE)
     if lib is None:
         return None
-    callbacks = lib.symbol("bayesdid_logp"), lib.symbol("bayesdid_expand")
-    return dict.fromkeys(NATIVE_KERNELS, callbacks)
+    return lib.symbol("bayesdid_logp"), lib.symbol("bayesdid_expand")
 
 
 def callbacks_for(kernel: str, use_native: bool = True):
-    """The (logp, expand) callbacks a fit on ``kernel`` samples with: the C ones where the
-    kernel has them and they build (and ``use_native``), else numba's, compiled on first
-    use."""
-    if use_native and (built := native_callbacks()) is not None and kernel in built:
-        return built[kernel]
+    """The (logp, expand) callbacks a fit on ``kernel`` samples with: the C ones where they
+    build (and ``use_native``), else numba's, compiled on first use."""
+    if use_native and (built := native_callbacks()) is not None:
+        return built
     return lazy_cfunc(KERNELS[kernel], LOGP_SIG), lazy_cfunc(EXPAND, EXPAND_SIG)
 
 
@@ -392,7 +385,7 @@ def sample_did_nutpie(model: pm.Model, design, priors, errors: str, *, draws: in
         progress=progress, target_accept=target_accept)
 
 
-__all__ = ["EXPAND", "KERNELS", "NATIVE_KERNELS", "NATIVE_SOURCE", "UnsupportedModel",
+__all__ = ["EXPAND", "KERNELS", "NATIVE_SOURCE", "UnsupportedModel",
            "block_logp_grad", "callbacks_for", "compile_did_nutpie", "dense_logp_grad", "did_logp_grad",
            "kernel_of", "native_callbacks", "pack_user_data", "sample_did_nutpie",
            "scaled_logp_grad"]
